@@ -1,0 +1,5 @@
+"""Allow ``python -m probe``."""
+
+from probe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Address helpers shared by the probe, the control server and the analysis (pure, no I/O).
+
+``is_bogon`` follows OONI netxlite's bogon list (reference/ooni-format.md 10.4). Ranges declared
+public through ``Config.public_ranges`` (the lab's 198.18.0.0/15) are never bogons.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from functools import lru_cache
+
+_BOGONS_V4 = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "255.255.255.255/32",
+    )
+)
+_BOGONS_V6 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::/128",
+        "::1/128",
+        "::ffff:0:0/96",
+        "::/96",
+        "100::/64",
+        "2001:10::/28",
+        "2001:db8::/32",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
+
+
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address in ``text`` (brackets and zone ids tolerated), or None."""
+    text = text.strip().strip("[]").split("%", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _bogon_cached(ip: str, public: tuple[str, ...]) -> bool:
+    addr = parse_ip(ip)
+    if addr is None:
+        return False
+    for net in public:
+        if addr in ipaddress.ip_network(net):
+            return False
+    if isinstance(addr, ipaddress.IPv4Address):
+        return any(addr in n for n in _BOGONS_V4)
+    if addr.ipv4_mapped is not None:
+        return _bogon_cached(str(addr.ipv4_mapped), public)
+    if addr.sixtofour is not None:
+        return _bogon_cached(str(addr.sixtofour), public)
+    return any(addr in n for n in _BOGONS_V6)
+
+
+def is_bogon(ip: str, public_ranges: Iterable[object] = ()) -> bool:
+    """True for special-purpose addresses a public name should never resolve to.
+
+    Returns False for text that is not an IP address.
+    """
+    return _bogon_cached(ip, tuple(sorted(str(r) for r in public_ranges)))
+
+
+def is_loopback(ip: str) -> bool:
+    addr = parse_ip(ip)
+    return addr is not None and addr.is_loopback
+
+
+def split_endpoint(endpoint: str) -> tuple[str, int]:
+    """``"1.2.3.4:443"`` / ``"[::1]:443"`` -> (ip, port). Raises ValueError."""
+    if endpoint.startswith("["):
+        host, _, port = endpoint[1:].partition("]:")
+    else:
+        host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"not an endpoint: {endpoint!r}")
+    return host, int(port)
+
+
+def join_endpoint(ip: str, port: int) -> str:
+    """(ip, port) -> ``"ip:port"``, with brackets for IPv6 (OONI's ``address`` format)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
