@@ -1,15 +1,166 @@
-"""`probe helper` (being built; see docs/ARCHITECTURE.md)."""
+"""`probe helper serve`: run a control vantage (a Web Connectivity test helper) on this host.
+
+The server answers OONI's TH protocol (see :mod:`probe.control.server`). It is meant to be
+exposed to the internet: it refuses special-purpose addresses (also after DNS and on every
+redirect), limits request size, endpoints, per-client rate and requests in flight.
+``--lab-allow-ranges`` is the explicit switch that lets it measure lab or loopback ranges.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
 
-HELP = "helper"
+HELP = "run a control vantage (Web Connectivity test helper) that probes can query"
+
+_LISTEN = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
+_RATE = re.compile(r"(\d+(?:\.\d+)?)(?:/(s|sec|min|m|h|hour))?\Z")
+_PER_MINUTE = {None: 1.0, "s": 60.0, "sec": 60.0, "min": 1.0, "m": 1.0, "h": 1 / 60, "hour": 1 / 60}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults(func=run)
+    sub = parser.add_subparsers(dest="helper_command", metavar="ACTION")
+    serve = sub.add_parser("serve", help="serve the TH protocol over HTTP(S)", description=HELP)
+    serve.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="address to bind (default 127.0.0.1:8080; [::]:PORT for IPv6)",
+    )
+    serve.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS: certificate")
+    serve.add_argument("--tls-key", type=Path, metavar="PEM", help="serve HTTPS: private key")
+    serve.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PEM",
+        help="trust this extra CA bundle when measuring (the lab's CA)",
+    )
+    serve.add_argument(
+        "--lab-allow-ranges",
+        default="",
+        metavar="CIDR,...",
+        help="LAB ONLY: special-purpose ranges the helper may contact "
+        "(e.g. 198.18.0.0/15); never use on a public server",
+    )
+    serve.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=32,
+        metavar="N",
+        help="requests measured at once; more get 503 (default 32)",
+    )
+    serve.add_argument(
+        "--rate-limit",
+        default="60/min",
+        metavar="N/min",
+        help="requests per client (IPv4 address, IPv6 /64); N/s, N/min or "
+        "N/h; 0 disables (default 60/min)",
+    )
+    serve.add_argument(
+        "--max-body",
+        type=int,
+        default=64 * 1024,
+        metavar="BYTES",
+        help="largest request body (default 65536)",
+    )
+    serve.add_argument(
+        "--max-endpoints",
+        type=int,
+        default=32,
+        metavar="N",
+        help="most ip:port items per request (default 32)",
+    )
+    serve.set_defaults(func=run)
+    parser.set_defaults(func=_usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> Any:
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return usage
+
+
+def parse_rate(text: str) -> float:
+    """``"60/min"`` -> 60.0 requests per minute; raises ValueError."""
+    match = _RATE.match(text.strip())
+    if match is None:
+        raise ValueError(f"bad --rate-limit {text!r} (want N/s, N/min or N/h)")
+    return float(match.group(1)) * _PER_MINUTE[match.group(2)]
+
+
+def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
+    """(ControlApp, hypercorn Config) from parsed options; raises ValueError for bad ones.
+
+    ``log`` receives one dict per request (default: a JSON line on stderr).
+    """
+    from probe.config import parse_ranges
+    from probe.control.limits import ServerLimits
+    from probe.control.measure import MeasureSettings, measure
+    from probe.control.safety import AddressPolicy
+    from probe.control.server import ControlApp, hypercorn_config, json_log_to_stderr
+    from probe.stages.tls import make_ssl_context
+
+    match = _LISTEN.match(args.listen)
+    if match is None or not 0 <= int(match.group(1)) < 65536:
+        raise ValueError(f"bad --listen {args.listen!r} (want HOST:PORT)")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    for path in (args.tls_cert, args.tls_key, args.ca_file):
+        if path is not None and not path.is_file():
+            raise ValueError(f"no such file: {path}")
+    if args.max_concurrency < 1 or args.max_body < 256 or args.max_endpoints < 1:
+        raise ValueError("--max-concurrency, --max-endpoints must be >= 1, --max-body >= 256")
+    limits = ServerLimits(
+        max_body=args.max_body,
+        max_endpoints=args.max_endpoints,
+        max_concurrency=args.max_concurrency,
+        rate_per_minute=parse_rate(args.rate_limit),
+    )
+    settings = MeasureSettings(
+        policy=AddressPolicy.of(parse_ranges(args.lab_allow_ranges)),
+        ssl_context=make_ssl_context(ca_file=args.ca_file),
+        max_addresses=args.max_endpoints,
+    )
+
+    async def measure_target(target: Any) -> dict[str, Any]:
+        return await measure(target, settings=settings)
+
+    app = ControlApp(measure=measure_target, limits=limits, log=log or json_log_to_stderr)
+    config = hypercorn_config(
+        args.listen,
+        tls_cert=str(args.tls_cert) if args.tls_cert else None,
+        tls_key=str(args.tls_key) if args.tls_key else None,
+    )
+    return app, config
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    import trio
+
+    from probe.control.server import serve
+
+    try:
+        app, config = build(args)
+    except ValueError as exc:
+        print(f"probe helper: error: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(serve, app, config)
+            print(f"probe helper: serving on {' '.join(binds)}", file=sys.stderr, flush=True)
+
+    try:
+        trio.run(main)
+    except (OSError, ExceptionGroup) as exc:
+        errors = exc.subgroup(OSError) if isinstance(exc, ExceptionGroup) else exc
+        if errors is None:
+            raise
+        print(f"probe helper: error: cannot listen on {args.listen}: {errors}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,15 +1,361 @@
-"""`probe run` (being built; see docs/ARCHITECTURE.md)."""
+"""`probe run`: measure web targets (or an app's API hosts) and write OONI JSONL."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-HELP = "run"
+HELP = "measure targets stage by stage and write one OONI measurement per target (JSONL)"
+
+DEFAULT_LIST = Path("targets/default.txt")
+DEFAULT_CONTROL = "https://0.th.ooni.org/"
+
+
+def _config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "censorprobe" / "config.toml"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("targets")
+    src.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a URL to measure (repeatable)",
+    )
+    src.add_argument(
+        "--list",
+        "-l",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a target list: our format (targets/*.txt) or Citizen Lab CSV "
+        f"(repeatable; default {DEFAULT_LIST} when no --input/--app)",
+    )
+    src.add_argument("--category", metavar="CODE", help="only targets of this category code")
+    src.add_argument("--limit", type=int, metavar="N", help="measure at most N targets")
+    src.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="measure an app's API hosts: linkedin, whatsapp, telegram, signal, "
+        "facebook_messenger or all (repeatable)",
+    )
+    src.add_argument(
+        "--app-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="measure the app described by this app file (repeatable)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="output file (default results/<date>/<report_id>.jsonl)",
+    )
+    out.add_argument(
+        "--resume",
+        type=Path,
+        metavar="FILE",
+        help="append to FILE, measuring only the targets not yet in it",
+    )
+    out.add_argument(
+        "--no-progress", action="store_true", help="plain log lines even on a terminal"
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument(
+        "--concurrency",
+        "-c",
+        type=int,
+        default=20,
+        metavar="N",
+        help="targets measured at once (default 20)",
+    )
+    net.add_argument(
+        "--resolver",
+        metavar="IP[:PORT]",
+        help="resolver for the wire-level DNS query (default: the system's)",
+    )
+    net.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PEM",
+        help="trust this extra CA bundle (PEM) besides Mozilla's roots",
+    )
+    net.add_argument(
+        "--control",
+        metavar="URL",
+        help=f"control vantage (Web Connectivity test helper; default from "
+        f"{_config_path()} or {DEFAULT_CONTROL})",
+    )
+    net.add_argument("--no-control", action="store_true", help="measure without a control")
+    net.add_argument(
+        "--public-ranges",
+        metavar="CIDR,...",
+        help="treat these special-purpose ranges as public addresses (lab only)",
+    )
+    net.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"TOML config file (default {_config_path()} if it exists)",
+    )
+    t = parser.add_argument_group("timeouts (seconds)")
+    for name, what in (
+        ("dns", "DNS lookup"),
+        ("connect", "TCP connect"),
+        ("tls", "TLS handshake"),
+        ("http", "HTTP round trip"),
+        ("control", "control request"),
+        ("target", "whole target"),
+    ):
+        t.add_argument(f"--timeout-{name}", type=float, metavar="S", help=f"{what} timeout")
+    who = parser.add_argument_group("identity and privacy")
+    who.add_argument("--probe-asn", metavar="ASN", help="your network's ASN, e.g. AS12389")
+    who.add_argument("--probe-cc", metavar="CC", help="your country code, e.g. RU")
+    who.add_argument(
+        "--include-ip",
+        action="store_true",
+        help="publish your IP address (off by default: it is scrubbed everywhere)",
+    )
+    who.add_argument("--no-include-asn", action="store_true", help="withhold the ASN (AS0)")
+    who.add_argument("--no-include-cc", action="store_true", help="withhold the country (ZZ)")
     parser.set_defaults(func=run)
 
 
+class UsageError(Exception):
+    """A bad option or unusable input: one line, exit 2, before anything is measured."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    config: Any
+    sources: list[Any]
+    output: Path
+    resume: bool
+    total: int | None
+    apps: list[Any]
+
+
+def _fail(message: str) -> int:
+    print(f"probe run: error: {message}", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    try:
+        plan = _plan(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    return _execute(plan, args)
+
+
+def _load_config_file(args: argparse.Namespace) -> dict[str, Any]:
+    path = args.config or _config_path()
+    if args.config is None and not path.exists():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    from datetime import UTC, datetime
+
+    from probe.config import Config, Privacy, Timeouts, parse_ranges
+    from probe.netaddr import parse_ip
+
+    file_cfg = _load_config_file(args)
+    if args.concurrency < 1 or args.concurrency > 1000:
+        raise UsageError("--concurrency must be between 1 and 1000")
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be >= 0")
+    timeouts_kw: dict[str, float] = {}
+    for name in ("dns", "connect", "tls", "http", "control", "target"):
+        value = getattr(args, f"timeout_{name}")
+        if value is None:
+            value = file_cfg.get("timeouts", {}).get(name)
+        if value is not None:
+            if not isinstance(value, int | float) or value <= 0:
+                raise UsageError(f"--timeout-{name} must be a positive number of seconds")
+            timeouts_kw[name] = float(value)
+    resolver = args.resolver or file_cfg.get("resolver")
+    if resolver:
+        resolver = _parse_resolver(str(resolver), parse_ip)
+    ca_file = args.ca_file or (Path(file_cfg["ca_file"]) if "ca_file" in file_cfg else None)
+    if ca_file is not None:
+        _check_ca(ca_file)
+    control = None
+    if not args.no_control:
+        control = args.control or file_cfg.get("control_url") or DEFAULT_CONTROL
+        if not str(control).startswith(("http://", "https://")):
+            raise UsageError(f"--control must be an http(s) URL, got {control!r}")
+    asn = args.probe_asn or file_cfg.get("probe_asn") or "AS0"
+    asn = str(asn).upper()
+    if not asn.startswith("AS"):
+        asn = "AS" + asn
+    if not asn[2:].isdigit() or len(asn) > 12:
+        raise UsageError(f"--probe-asn must look like AS12389, got {args.probe_asn!r}")
+    cc = str(args.probe_cc or file_cfg.get("probe_cc") or "ZZ").upper()
+    if len(cc) != 2 or not cc.isalpha() or not cc.isascii():
+        raise UsageError(f"--probe-cc must be a two-letter country code, got {args.probe_cc!r}")
+    try:
+        ranges = parse_ranges(args.public_ranges or file_cfg.get("public_ranges", ""))
+    except ValueError as exc:
+        raise UsageError(f"--public-ranges: {exc}") from exc
+
+    config = Config(
+        timeouts=Timeouts(**timeouts_kw),
+        privacy=Privacy(
+            include_ip=args.include_ip,
+            include_asn=not args.no_include_asn,
+            include_cc=not args.no_include_cc,
+        ),
+        resolver=resolver,
+        ca_file=ca_file,
+        control_url=control,
+        probe_asn=asn,
+        probe_cc=cc,
+        public_ranges=ranges,
+        concurrency=args.concurrency,
+    )
+    apps = _plan_apps(args)
+    sources: list[Any] = []
+    if args.input:
+        sources.append(("urls", list(args.input)))
+    lists = list(args.list)
+    if not lists and not args.input and not apps:
+        lists = [DEFAULT_LIST]
+    for path in lists:
+        try:
+            with path.open("rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            raise UsageError(f"cannot read target list {path}: {exc.strerror or exc}") from exc
+        if path.is_dir():
+            raise UsageError(f"target list {path} is a directory")
+        sources.append(("list", path))
+
+    if args.resume is not None:
+        output: Path = args.resume
+        resume = True
+    else:
+        resume = False
+        output = args.output or Path("results") / datetime.now(UTC).strftime("%Y-%m-%d") / "x"
+    _check_writable(output)
+    total = None if apps else _count(sources, args.category, args.limit)
+    return Plan(
+        config=config, sources=sources, output=output, resume=resume, total=total, apps=apps
+    )
+
+
+def _plan_apps(args: argparse.Namespace) -> list[Any]:
+    if not args.app and not args.app_file:
+        return []
+    from probe.apps.spec import AppSpecError, load_app_file, load_builtin_apps
+
+    try:
+        apps = load_builtin_apps(args.app) if args.app else []
+        apps += [load_app_file(p) for p in args.app_file]
+    except AppSpecError as exc:
+        raise UsageError(str(exc)) from exc
+    return apps
+
+
+def _parse_resolver(text: str, parse_ip: Any) -> str:
+    host, port = text, "53"
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":") or "53"
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if parse_ip(host) is None or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--resolver must be IP[:PORT], got {text!r}")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_ca(path: Path) -> None:
+    import ssl
+
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except FileNotFoundError as exc:
+        raise UsageError(f"cannot read CA file {path}: no such file") from exc
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"CA file {path} is not a readable PEM bundle: {exc}") from exc
+
+
+def _check_writable(output: Path) -> None:
+    target = output if output.name != "x" else output.parent
+    probe_dir = target.parent if target is output else target
+    try:
+        probe_dir.mkdir(parents=True, exist_ok=True)
+        if target is output:
+            if output.is_dir():
+                raise UsageError(f"output {output} is a directory")
+            with output.open("a", encoding="utf-8"):
+                pass
+        elif not os.access(probe_dir, os.W_OK):
+            raise UsageError(f"cannot write to {probe_dir}")
+    except OSError as exc:
+        raise UsageError(f"cannot write output {output}: {exc.strerror or exc}") from exc
+
+
+def _iter_sources(sources: list[Any]) -> Any:
+    from probe.targets import read_list, read_urls
+
+    for kind, value in sources:
+        if kind == "urls":
+            yield from read_urls(value)
+        else:
+            yield from read_list(value)
+
+
+def _count(sources: list[Any], category: str | None, limit: int | None) -> int:
+    from probe.targets import Target, select
+
+    seen: set[str] = set()
+    for item in select(_iter_sources(sources), category=category, limit=None):
+        if isinstance(item, Target):
+            seen.add(item.url)
+            if limit is not None and len(seen) >= limit:
+                break
+    return len(seen)
+
+
+def _execute(plan: Plan, args: argparse.Namespace) -> int:
+    import trio
+
+    from probe.session import Session
+
+    session = Session.create(plan.config)
+    output = plan.output
+    if output.name == "x" and args.output is None and not plan.resume:
+        output = output.parent / f"{session.report_id}.jsonl"
+    try:
+        stats = trio.run(session.run, plan, output, args)
+    except KeyboardInterrupt:
+        print(f"probe run: aborted; whole lines kept in {output}", file=sys.stderr)
+        return 130
+    from probe.progress import print_summary
+
+    print_summary(stats, str(output))
+    return 130 if stats.interrupted else 0

@@ -1,0 +1,259 @@
+"""Blocking fingerprints: named patterns that identify blockpages and blockpage IPs (pure).
+
+Three on-disk formats are understood; nothing is loaded implicitly (callers pass a
+:class:`Fingerprints` to :func:`probe.analysis.analyze`):
+
+- OONI's ``fingerprints_{dns,http}.csv`` (ooni/blocking-fingerprints): one row per pattern with
+  ``location_found`` (``dns``, ``body``, ``header.<name>``) and ``pattern_type`` (``full``,
+  ``prefix``, ``contains``, ``regexp``). Scope ``fp`` marks a known false positive.
+- Censored Planet's JSONL signatures (``{"fingerprint", "pattern"}`` per line): Python regexes
+  compiled with ``re.DOTALL`` and searched in the reconstructed page (status line, headers, blank
+  line, body). Every signature of ``false_positive_signatures.json`` has scope ``fp``.
+- Our own JSON file (``probe/data/fingerprints/*.json``): ``{"version", "fingerprints": [...]}``
+  whose items carry the OONI columns under short names (see :func:`load_ours`).
+
+Matching: false positives are checked FIRST; any false-positive hit vetoes every blockpage hit on
+the same page (Censored Planet's rule). Scope ``prov`` (a platform obeying a takedown) is not
+network interference and never counts as a blockpage.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+#: scopes that identify interference; ``fp`` vetoes, ``prov`` is ignored
+BLOCKING_SCOPES = frozenset({"nat", "isp", "prod", "inst", "vbw", "injb", "unk"})
+_CP_SCOPES = {"a": "prod", "b": "nat", "c": "isp", "d": "inst", "e": "unk", "f": "vbw"}
+PATTERN_TYPES = frozenset({"full", "prefix", "contains", "regexp"})
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """One named pattern. ``location`` is ``dns``, ``body``, ``page`` or ``header.<name>``."""
+
+    fid: str
+    scope: str
+    location: str
+    pattern_type: str
+    pattern: str
+    countries: tuple[str, ...] = ()
+    source: str = ""
+    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_false_positive(self) -> bool:
+        return self.scope == "fp"
+
+    def matches(self, text: str) -> bool:
+        if self.pattern_type == "full":
+            return text == self.pattern
+        if self.pattern_type == "prefix":
+            return text.startswith(self.pattern)
+        if self.pattern_type == "contains":
+            return self.pattern in text
+        return self.regex is not None and self.regex.search(text) is not None
+
+
+def make_fingerprint(
+    fid: str,
+    scope: str,
+    location: str,
+    pattern_type: str,
+    pattern: str,
+    *,
+    countries: Iterable[str] = (),
+    source: str = "",
+) -> Fingerprint | None:
+    """A validated :class:`Fingerprint`, or None if the row is unusable (bad regex, type...)."""
+    if pattern_type not in PATTERN_TYPES or not pattern or not fid:
+        return None
+    regex = None
+    if pattern_type == "regexp":
+        try:
+            regex = re.compile(pattern, re.DOTALL)
+        except (re.error, RecursionError, OverflowError):
+            return None
+    loc = location.strip().lower()
+    if loc != "dns" and loc != "body" and loc != "page" and not loc.startswith("header."):
+        return None
+    ccs = tuple(c.strip().upper() for c in countries if c.strip())
+    return Fingerprint(fid, scope.strip().lower(), loc, pattern_type, pattern, ccs, source, regex)
+
+
+@dataclass(frozen=True, slots=True)
+class PageMatch:
+    """Result of matching one HTTP response: the blockpage hit, and the false-positive veto."""
+
+    blockpage: Fingerprint | None
+    false_positive: Fingerprint | None
+
+
+class Fingerprints:
+    """An immutable, indexed set of fingerprints with a version string."""
+
+    def __init__(self, items: Iterable[Fingerprint], *, version: str) -> None:
+        self.version = version
+        self.items: tuple[Fingerprint, ...] = tuple(items)
+        dns: dict[str, list[Fingerprint]] = {}
+        for fp in self.items:
+            if fp.location == "dns" and fp.pattern_type == "full":
+                dns.setdefault(fp.pattern, []).append(fp)
+        self._dns = {k: tuple(v) for k, v in dns.items()}
+        self._http_fp = tuple(f for f in self.items if f.location != "dns" and f.is_false_positive)
+        self._http_block = tuple(
+            f for f in self.items if f.location != "dns" and f.scope in BLOCKING_SCOPES
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def merged(self, other: Fingerprints) -> Fingerprints:
+        return Fingerprints(self.items + other.items, version=f"{self.version}+{other.version}")
+
+    def match_dns(self, ip: str, *, probe_cc: str = "ZZ") -> Fingerprint | None:
+        """The blockpage-IP fingerprint for ``ip`` expected in ``probe_cc`` (or global), if any."""
+        for fp in self._dns.get(ip, ()):
+            if fp.scope not in BLOCKING_SCOPES:
+                continue
+            cc = probe_cc.upper()
+            if not fp.countries or "ZZ" in fp.countries or cc == "ZZ" or cc in fp.countries:
+                return fp
+        return None
+
+    def match_http(
+        self, *, status: int, reason: str = "", headers: Sequence[tuple[str, str]], body: str
+    ) -> PageMatch:
+        """Match one response; false positives first, and a false-positive hit vetoes."""
+        page = reconstruct_page(status, reason, headers, body)
+        hdrs: dict[str, list[str]] = {}
+        for name, value in headers:
+            hdrs.setdefault(name.lower(), []).append(value)
+        for fp in self._http_fp:
+            if _hit(fp, body=body, page=page, headers=hdrs):
+                return PageMatch(None, fp)
+        for fp in self._http_block:
+            if _hit(fp, body=body, page=page, headers=hdrs):
+                return PageMatch(fp, None)
+        return PageMatch(None, None)
+
+
+def _hit(fp: Fingerprint, *, body: str, page: str, headers: dict[str, list[str]]) -> bool:
+    if fp.location == "body":
+        return fp.matches(body)
+    if fp.location == "page":
+        return fp.matches(page)
+    return any(fp.matches(v) for v in headers.get(fp.location[len("header.") :], ()))
+
+
+def reconstruct_page(
+    status: int, reason: str, headers: Sequence[tuple[str, str]], body: str
+) -> str:
+    """Status line + ``Name: value`` lines + blank line + body (Censored Planet's page text)."""
+    lines = [f"HTTP/1.1 {status} {reason}".rstrip()]
+    lines.extend(f"{k}: {v}" for k, v in headers)
+    return "\r\n".join(lines) + "\r\n\r\n" + body
+
+
+# --------------------------------------------------------------------------------------- loaders
+
+
+def parse_ooni_csv(text: str, *, source: str = "ooni") -> list[Fingerprint]:
+    """Rows of OONI's CSV (quoted multi-line fields allowed); unusable rows are skipped."""
+    out = []
+    for row in csv.DictReader(io.StringIO(text)):
+        fp = make_fingerprint(
+            (row.get("name") or "").strip(),
+            row.get("scope") or "",
+            row.get("location_found") or "",
+            (row.get("pattern_type") or "").strip(),
+            row.get("pattern") or "",
+            countries=(row.get("expected_countries") or "").split(","),
+            source=source,
+        )
+        if fp is not None:
+            out.append(fp)
+    return out
+
+
+def parse_censoredplanet_jsonl(
+    text: str, *, false_positive: bool, source: str = "censoredplanet"
+) -> list[Fingerprint]:
+    """Censored Planet signatures (one JSON object per line, blank lines allowed)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        fid, pattern = str(obj.get("fingerprint", "")), str(obj.get("pattern", ""))
+        scope = "fp" if false_positive else _CP_SCOPES.get(fid[:1], "unk")
+        fp = make_fingerprint(f"cp:{fid}", scope, "page", "regexp", pattern, source=source)
+        if fp is not None:
+            out.append(fp)
+    return out
+
+
+def parse_ours(text: str) -> Fingerprints:
+    """Our JSON format: ``{"version": str, "fingerprints": [{"id", "scope", "location",
+    "type", "pattern", "countries": [...]}, ...]}``."""
+    data = json.loads(text)
+    items = []
+    for obj in data.get("fingerprints", []):
+        fp = make_fingerprint(
+            str(obj.get("id", "")),
+            str(obj.get("scope", "")),
+            str(obj.get("location", "")),
+            str(obj.get("type", "")),
+            str(obj.get("pattern", "")),
+            countries=[str(c) for c in obj.get("countries", [])],
+            source="censorprobe",
+        )
+        if fp is not None:
+            items.append(fp)
+    return Fingerprints(items, version=f"censorprobe-{data.get('version', '?')}")
+
+
+#: file names inside a fingerprints directory (what ``probe fingerprints update`` writes)
+OONI_DNS_FILE = "fingerprints_dns.csv"
+OONI_HTTP_FILE = "fingerprints_http.csv"
+CP_BLOCKPAGE_FILE = "censoredplanet/blockpage_signatures.json"
+CP_FALSE_POSITIVE_FILE = "censoredplanet/false_positive_signatures.json"
+
+
+def load_directory(path: Path) -> Fingerprints:
+    """Every known fingerprint file present in ``path`` (OONI CSVs, Censored Planet JSONL)."""
+    items: list[Fingerprint] = []
+    found = []
+    for name in (OONI_DNS_FILE, OONI_HTTP_FILE):
+        f = path / name
+        if f.is_file():
+            items += parse_ooni_csv(f.read_text(encoding="utf-8"))
+            found.append(name)
+    for name, is_fp in ((CP_FALSE_POSITIVE_FILE, True), (CP_BLOCKPAGE_FILE, False)):
+        f = path / name
+        if f.is_file():
+            items += parse_censoredplanet_jsonl(f.read_text(encoding="utf-8"), false_positive=is_fp)
+            found.append(name)
+    return Fingerprints(items, version=f"dir:{path.name}:{len(found)}files")
+
+
+def builtin() -> Fingerprints:
+    """Our own fingerprints shipped as package data (``probe/data/fingerprints/*.json``)."""
+    merged = Fingerprints((), version="builtin")
+    folder = resources.files("probe") / "data" / "fingerprints"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            merged = merged.merged(parse_ours(entry.read_text(encoding="utf-8")))
+    return merged

@@ -1,0 +1,499 @@
+"""Measurement dict -> flat observations (pure, total).
+
+Like ooni/data's observation tables and probe-cli's minipipeline: one row per DNS lookup, per
+TCP/TLS endpoint (keyed by transaction id) and per HTTP round trip, each with the matching control
+(test helper) facts beside it. Rules in :mod:`probe.analysis.rules` only look at these rows.
+
+"Main flow" = what a classic Web Connectivity run would do: when the measurement uses tags (LTE
+0.5, ours), depth-0 events tagged ``classic`` plus every later redirect hop; events tagged
+``x_diag=...`` (our diagnostics) are never main flow. Untagged data (v0.4, MK) is all main flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from probe.analysis.values import (
+    as_dict,
+    as_float,
+    as_int,
+    as_list,
+    as_str,
+    decode_body,
+    depth_of,
+    failure_of,
+    maybe_binary,
+    maybe_binary_text,
+    tag_value,
+    tags_of,
+)
+from probe.netaddr import join_endpoint, parse_ip
+
+WEB = "web_connectivity"
+SYSTEM_ENGINES = frozenset({"getaddrinfo", "system", "golang_net_resolver", "go", "unknown", ""})
+
+
+@dataclass(frozen=True, slots=True)
+class DNSObs:
+    ref: str
+    hostname: str
+    engine: str
+    query_type: str
+    depth: int
+    main: bool
+    failure: str | None
+    addrs: tuple[str, ...]
+    asns: tuple[int, ...]
+
+    @property
+    def system(self) -> bool:
+        return self.engine in SYSTEM_ENGINES
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointObs:
+    """One TCP connect and the TLS handshake on it (same transaction id), with control facts."""
+
+    address: str
+    ip: str
+    port: int
+    depth: int
+    main: bool
+    diag: str | None
+    fetch: bool | None
+    transaction_id: int
+    tcp_ref: str | None
+    tcp_failure: str | None
+    tls_ref: str | None
+    tls_failure: str | None
+    tls_server_name: str | None
+    tls_no_verify: bool
+    ctrl_tcp_seen: bool
+    ctrl_tcp_failure: str | None
+    ctrl_tls_seen: bool
+    ctrl_tls_failure: str | None
+    ctrl_tls_server_name: str | None
+
+    @property
+    def tcp_ok(self) -> bool:
+        return self.tcp_ref is not None and self.tcp_failure is None
+
+    @property
+    def tls_ok(self) -> bool:
+        return self.tls_ref is not None and self.tls_failure is None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPObs:
+    ref: str
+    index: int
+    url: str
+    host: str
+    address: str
+    depth: int
+    main: bool
+    diag: str | None
+    transaction_id: int
+    failure: str | None
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: str
+    body_length: int
+    truncated: bool
+    t0: float | None
+    t: float | None
+    samples: tuple[tuple[float, int], ...]  # (t, cumulative bytes), sorted by t
+
+    def header(self, name: str) -> str | None:
+        low = name.lower()
+        for k, v in self.headers:
+            if k.lower() == low:
+                return v
+        return None
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status in (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlObs:
+    available: bool
+    failure: str | None
+    dns_failure: str | None
+    dns_addrs: tuple[str, ...]
+    dns_seen: bool
+    http_seen: bool
+    http_failure: str | None
+    http_status: int
+    http_body_length: int
+    http_headers: tuple[tuple[str, str], ...]
+    http_title: str
+    transfer: tuple[int, float, float] | None  # body_length, t_first_byte, t_done
+    ip_asn: Mapping[str, int]
+    ip_flags: Mapping[str, int]
+
+    @property
+    def http_ok(self) -> bool:
+        return (
+            self.available
+            and self.http_seen
+            and self.http_failure is None
+            and (self.http_status > 0)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateObs:
+    ref: str
+    hostname: str
+    query_type: str
+    addrs: tuple[str, ...]
+    first_ref: str | None
+    first_addrs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    usable: bool
+    url: str
+    scheme: str
+    host: str
+    port: int
+    host_is_ip: bool
+    probe_cc: str
+    dns: tuple[DNSObs, ...]
+    endpoints: tuple[EndpointObs, ...]
+    http: tuple[HTTPObs, ...]
+    control: ControlObs
+    duplicates: tuple[DuplicateObs, ...]
+    skipped: tuple[str, ...]
+    control_failure: str | None
+    #: ``test_keys.http_experiment_failure``: legacy (MK, 0.3) data has it without ``requests``
+    legacy_http_failure: str | None
+
+
+def _answers(q: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    addrs: list[str] = []
+    asns: list[int] = []
+    for a in as_list(q.get("answers")):
+        a = as_dict(a)
+        ip = as_str(a.get("ipv4")) or as_str(a.get("ipv6"))
+        if ip and parse_ip(ip) is not None and ip not in addrs:
+            addrs.append(ip)
+            asn = as_int(a.get("asn"))
+            if asn:
+                asns.append(asn)
+    return tuple(addrs), tuple(asns)
+
+
+def _control(tk: Mapping[str, Any]) -> tuple[ControlObs, Mapping[str, Any], Mapping[str, Any]]:
+    raw = tk.get("control")
+    ctrl = as_dict(raw)
+    cfail = failure_of(tk.get("control_failure"))
+    dns = as_dict(ctrl.get("dns"))
+    http = as_dict(ctrl.get("http_request"))
+    headers = tuple(
+        (str(k), v) for k, v in as_dict(http.get("headers")).items() if isinstance(v, str)
+    )
+    transfer = None
+    xt = as_dict(http.get("x_transfer"))
+    bl, tfb, td = (
+        as_int(xt.get("body_length")),
+        as_float(xt.get("t_first_byte")),
+        as_float(xt.get("t_done")),
+    )
+    if bl is not None and tfb is not None and td is not None:
+        transfer = (bl, tfb, td)
+    asn: dict[str, int] = {}
+    flags: dict[str, int] = {}
+    for ip, info in as_dict(ctrl.get("ip_info")).items():
+        info = as_dict(info)
+        asn[str(ip)] = as_int(info.get("asn")) or 0
+        flags[str(ip)] = as_int(info.get("flags")) or 0
+    available = bool(ctrl) and cfail is None
+    obs = ControlObs(
+        available=available,
+        failure=cfail,
+        dns_failure=failure_of(dns.get("failure")),
+        dns_addrs=tuple(a for a in as_list(dns.get("addrs")) if isinstance(a, str)),
+        dns_seen=available and bool(dns),
+        http_seen=available and bool(http),
+        http_failure=failure_of(http.get("failure")),
+        http_status=as_int(http.get("status_code")) or 0,
+        http_body_length=as_int(http.get("body_length")) or 0,
+        http_headers=headers,
+        http_title=as_str(http.get("title")) or "",
+        transfer=transfer,
+        ip_asn=asn,
+        ip_flags=flags,
+    )
+    return obs, as_dict(ctrl.get("tcp_connect")), as_dict(ctrl.get("tls_handshake"))
+
+
+def _is_main(tags: tuple[str, ...], tagged: bool) -> bool:
+    if tag_value(tags, "x_diag") is not None:
+        return False
+    return not tagged or "classic" in tags or depth_of(tags) > 0
+
+
+def _samples(tk: Mapping[str, Any]) -> dict[int, list[tuple[float, int]]]:
+    out: dict[int, list[tuple[float, int]]] = {}
+    for ev in as_list(tk.get("network_events")):
+        ev = as_dict(ev)
+        if ev.get("operation") != "bytes_received_cumulative":
+            continue
+        t, n, tid = (
+            as_float(ev.get("t")),
+            as_int(ev.get("num_bytes")),
+            as_int(ev.get("transaction_id")),
+        )
+        if t is not None and n is not None and tid is not None:
+            out.setdefault(tid, []).append((t, n))
+    return out
+
+
+def _headers(resp: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for item in as_list(resp.get("headers_list")):
+        item = as_list(item)
+        if len(item) == 2 and isinstance(item[0], str):
+            pairs.append((item[0], maybe_binary_text(item[1])))
+    if not pairs:
+        for k, v in as_dict(resp.get("headers")).items():
+            pairs.append((str(k), maybe_binary_text(v)))
+    return tuple(pairs)
+
+
+def observe(measurement: Mapping[str, Any]) -> Observations:
+    """Flatten one measurement. Never raises on malformed input (``usable`` says if it helps)."""
+    m = as_dict(measurement)
+    tk = as_dict(m.get("test_keys"))
+    control, ctcp, ctls = _control(tk)
+    url = as_str(m.get("input")) or as_str(as_dict(tk.get("x_control_request")).get("http_request"))
+    if not url:
+        reqs = as_list(tk.get("requests"))
+        oldest = as_dict(reqs[-1]) if reqs else {}
+        url = as_str(as_dict(oldest.get("request")).get("url")) or ""
+    scheme, host, port = _split_url(url)
+
+    events: list[Mapping[str, Any]] = []
+    for key in ("queries", "tcp_connect", "tls_handshakes", "requests"):
+        events += [as_dict(e) for e in as_list(tk.get(key))]
+    tagged = any("classic" in tags_of(e) for e in events)
+
+    dns = []
+    for i, q in enumerate(as_list(tk.get("queries"))):
+        q = as_dict(q)
+        tags = tags_of(q)
+        addrs, asns = _answers(q)
+        dns.append(
+            DNSObs(
+                ref=f"queries[{i}]",
+                hostname=as_str(q.get("hostname")) or "",
+                engine=as_str(q.get("engine")) or "",
+                query_type=as_str(q.get("query_type")) or "",
+                depth=depth_of(tags),
+                main=_is_main(tags, tagged),
+                failure=failure_of(q.get("failure")),
+                addrs=addrs,
+                asns=asns,
+            )
+        )
+
+    tls_by_key: dict[tuple[int, str], tuple[int, Mapping[str, Any]]] = {}
+    for i, h in enumerate(as_list(tk.get("tls_handshakes"))):
+        h = as_dict(h)
+        tls_key = (as_int(h.get("transaction_id")) or 0, as_str(h.get("address")) or "")
+        tls_by_key.setdefault(tls_key, (i, h))
+    endpoints = []
+    used_tls: set[tuple[int, str]] = set()
+    for i, c in enumerate(as_list(tk.get("tcp_connect"))):
+        c = as_dict(c)
+        ip, cport = as_str(c.get("ip")), as_int(c.get("port"))
+        if ip is None or cport is None or not 0 <= cport < 65536 or parse_ip(ip) is None:
+            continue
+        addr = join_endpoint(ip, cport)
+        tid = as_int(c.get("transaction_id")) or 0
+        status = as_dict(c.get("status"))
+        fail = failure_of(status.get("failure"))
+        if fail is None and status.get("success") is False:
+            fail = "unknown_failure: no failure string"
+        tls_i, tls = tls_by_key.get((tid, addr), (None, {}))
+        if tls_i is not None:
+            used_tls.add((tid, addr))
+        endpoints.append(
+            _endpoint(
+                addr,
+                ip,
+                port,
+                tid,
+                tags_of(c),
+                tagged,
+                f"tcp_connect[{i}]",
+                fail,
+                tls_i,
+                tls,
+                ctcp,
+                ctls,
+            )
+        )
+    for (tid, addr), (tls_i, tls) in tls_by_key.items():
+        if (tid, addr) in used_tls or not addr:
+            continue
+        try:
+            ip, tport = _split_endpoint(addr)
+        except ValueError:
+            continue
+        endpoints.append(
+            _endpoint(
+                addr, ip, tport, tid, tags_of(tls), tagged, None, None, tls_i, tls, ctcp, ctls
+            )
+        )
+
+    samples = _samples(tk)
+    http = []
+    for i, r in enumerate(as_list(tk.get("requests"))):
+        r = as_dict(r)
+        tags = tags_of(r)
+        req, resp = as_dict(r.get("request")), as_dict(r.get("response"))
+        rurl = as_str(req.get("url")) or ""
+        headers = _headers(resp)
+        ctype = next((v for k, v in headers if k.lower() == "content-type"), "")
+        raw = maybe_binary(resp.get("body"))
+        tid = as_int(r.get("transaction_id")) or 0
+        http.append(
+            HTTPObs(
+                ref=f"requests[{i}]",
+                index=i,
+                url=rurl,
+                host=_split_url(rurl)[1],
+                address=as_str(r.get("address")) or "",
+                depth=depth_of(tags),
+                main=_is_main(tags, tagged),
+                diag=tag_value(tags, "x_diag"),
+                transaction_id=tid,
+                failure=failure_of(r.get("failure")),
+                status=as_int(resp.get("code")) or 0,
+                headers=headers,
+                body=decode_body(raw, content_type=ctype),
+                body_length=len(raw),
+                truncated=resp.get("body_is_truncated") is True,
+                t0=as_float(r.get("t0")),
+                t=as_float(r.get("t")),
+                samples=tuple(sorted(samples.get(tid, []))) if tid else (),
+            )
+        )
+
+    dups = []
+    for i, d in enumerate(as_list(tk.get("x_dns_duplicate_responses"))):
+        d = as_dict(d)
+        addrs, _ = _answers(d)
+        hn, qt = as_str(d.get("hostname")) or "", as_str(d.get("query_type")) or ""
+        engine = as_str(d.get("engine")) or "udp"
+        first: DNSObs | None = None
+        for row in dns:
+            if row.engine == engine and row.hostname == hn and row.query_type == qt:
+                first = row
+                break
+        dups.append(
+            DuplicateObs(
+                ref=f"x_dns_duplicate_responses[{i}]",
+                hostname=hn,
+                query_type=qt,
+                addrs=addrs,
+                first_ref=first.ref if first else None,
+                first_addrs=first.addrs if first else (),
+            )
+        )
+
+    return Observations(
+        usable=bool(tk) and bool(host) and m.get("test_name", WEB) in (WEB, None),
+        url=url,
+        scheme=scheme,
+        host=host,
+        port=port,
+        host_is_ip=parse_ip(host) is not None,
+        probe_cc=(as_str(m.get("probe_cc")) or "ZZ").upper(),
+        dns=tuple(dns),
+        endpoints=tuple(endpoints),
+        http=tuple(http),
+        control=control,
+        duplicates=tuple(dups),
+        skipped=tuple(s for s in as_list(tk.get("x_skipped_endpoints")) if isinstance(s, str)),
+        control_failure=failure_of(tk.get("control_failure")),
+        legacy_http_failure=failure_of(tk.get("http_experiment_failure")),
+    )
+
+
+def _endpoint(
+    addr: str,
+    ip: str,
+    port: int,
+    tid: int,
+    tags: tuple[str, ...],
+    tagged: bool,
+    tcp_ref: str | None,
+    tcp_failure: str | None,
+    tls_i: int | None,
+    tls: Mapping[str, Any],
+    ctcp: Mapping[str, Any],
+    ctls: Mapping[str, Any],
+) -> EndpointObs:
+    fetch = tag_value(tags, "fetch_body")
+    ct, cs = as_dict(ctcp.get(addr)), as_dict(ctls.get(addr))
+    return EndpointObs(
+        address=addr,
+        ip=ip,
+        port=port,
+        depth=depth_of(tags),
+        main=_is_main(tags, tagged),
+        diag=tag_value(tags, "x_diag"),
+        fetch=None if fetch is None else fetch == "true",
+        transaction_id=tid,
+        tcp_ref=tcp_ref,
+        tcp_failure=tcp_failure,
+        tls_ref=None if tls_i is None else f"tls_handshakes[{tls_i}]",
+        tls_failure=failure_of(tls.get("failure")),
+        tls_server_name=as_str(tls.get("server_name")),
+        tls_no_verify=tls.get("no_tls_verify") is True,
+        ctrl_tcp_seen=bool(ct),
+        ctrl_tcp_failure=failure_of(ct.get("failure"))
+        or ("unknown_failure: control says no" if ct and ct.get("status") is False else None),
+        ctrl_tls_seen=bool(cs),
+        ctrl_tls_failure=failure_of(cs.get("failure"))
+        or ("unknown_failure: control says no" if cs and cs.get("status") is False else None),
+        ctrl_tls_server_name=as_str(cs.get("server_name")),
+    )
+
+
+def _split_endpoint(addr: str) -> tuple[str, int]:
+    if addr.startswith("["):
+        host, _, port = addr[1:].partition("]:")
+    else:
+        host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit() or parse_ip(host) is None or len(port) > 5:
+        raise ValueError(addr)
+    return host, int(port)
+
+
+def _split_url(url: str) -> tuple[str, str, int]:
+    """(scheme, lower-case IDNA host, port) of a URL; ("", "", 0) when unusable."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").rstrip(".")
+        port = parts.port
+    except (ValueError, TypeError):
+        return "", "", 0
+    if host and parse_ip(host) is None:
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            host = host.lower()
+    host = host.lower()
+    default = {"http": 80, "https": 443}.get(scheme, 0)
+    return scheme, host, port or default

@@ -1,0 +1,99 @@
+"""``analyze``: one measurement -> verdict keys (pure, total, deterministic).
+
+Pipeline: :func:`~probe.analysis.observations.observe` (flat rows) ->
+:func:`~probe.analysis.context.build` (DNS check, failing step, fingerprint hits) -> the first
+rule of :data:`~probe.analysis.rules.RULES` that matches. The output holds OONI's classic keys
+(ooni-format.md 10.4-10.8) and ours (``x_outcome``, ``x_rule_id``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from probe.analysis.context import Context, build
+from probe.analysis.fingerprints import Fingerprints
+from probe.analysis.observations import observe
+from probe.analysis.rules import RULES, RULES_VERSION, Hit, Rule
+from probe.config import IPNetwork
+
+_EMPTY = Fingerprints((), version="none")
+
+#: the keys :func:`analyze` returns, in order
+VERDICT_KEYS = (
+    "dns_consistency", "dns_experiment_failure", "http_experiment_failure", "control_failure",
+    "body_length_match", "body_proportion", "headers_match", "status_code_match", "title_match",
+    "blocking", "accessible", "x_outcome", "x_rule_id", "x_rules_version", "x_fingerprint_id",
+    "x_fingerprints_version", "x_evidence",
+)  # fmt: skip
+
+
+def analyze(
+    measurement: Mapping[str, Any],
+    *,
+    fingerprints: Fingerprints | None = None,
+    public_ranges: Sequence[IPNetwork] = (),
+) -> dict[str, Any]:
+    """Verdict keys for one measurement (ours, or OONI web_connectivity 0.4 / 0.5)."""
+    fps = fingerprints if fingerprints is not None else _EMPTY
+    try:
+        ctx = build(observe(measurement), fingerprints=fps, public_ranges=public_ranges)
+        for rule in RULES:
+            hit = rule.predicate(ctx)
+            if hit is not None:
+                return _render(ctx, rule, hit, fps)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        return _internal_error(exc, fps)
+    raise AssertionError("the catch-all rule always matches")  # pragma: no cover
+
+
+def _render(ctx: Context, rule: Rule, hit: Hit, fps: Fingerprints) -> dict[str, Any]:
+    blocking = rule.blocking
+    if blocking == "tcp_ip" and ctx.step.depth > 0:
+        blocking = "http-failure"  # OONI's v0.4 vocabulary: failures after a redirect
+    final = ctx.final
+    http_failure = hit.failure
+    if http_failure is None and final is not None:
+        http_failure = final.failure
+    cmp = ctx.comparison
+    return {
+        "dns_consistency": ctx.dns.consistency,
+        "dns_experiment_failure": ctx.dns.failure,
+        "http_experiment_failure": http_failure,
+        "control_failure": ctx.obs.control_failure,
+        "body_length_match": cmp.body_length_match,
+        "body_proportion": cmp.body_proportion,
+        "headers_match": cmp.headers_match,
+        "status_code_match": cmp.status_code_match,
+        "title_match": cmp.title_match,
+        "blocking": blocking,
+        "accessible": rule.accessible,
+        "x_outcome": rule.outcome,
+        "x_rule_id": rule.rule_id,
+        "x_rules_version": RULES_VERSION,
+        "x_fingerprint_id": hit.fingerprint,
+        "x_fingerprints_version": fps.version,
+        "x_evidence": list(dict.fromkeys(hit.evidence)),
+    }
+
+
+def _internal_error(exc: BaseException, fps: Fingerprints) -> dict[str, Any]:
+    return {
+        "dns_consistency": None,
+        "dns_experiment_failure": None,
+        "http_experiment_failure": None,
+        "control_failure": None,
+        "body_length_match": None,
+        "body_proportion": 0.0,
+        "headers_match": None,
+        "status_code_match": None,
+        "title_match": None,
+        "blocking": None,
+        "accessible": None,
+        "x_outcome": "unknown/analysis-error",
+        "x_rule_id": "internal.error",
+        "x_rules_version": RULES_VERSION,
+        "x_fingerprint_id": None,
+        "x_fingerprints_version": fps.version,
+        "x_evidence": [type(exc).__name__],
+    }

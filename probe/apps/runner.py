@@ -1,0 +1,323 @@
+"""Measure one app: every (host, port) of its app file through the stages, plus the control.
+
+For each host: DNS once (skipped for a fixed address). With ``--resolver`` the wire-level UDP
+lookup to that resolver gives the addresses (the user chose that resolver); otherwise the system
+resolver (getaddrinfo) does, as OONI's app tests do. Then, per port and in resolution order, one
+address after the other until one works: TCP connect, TLS with SNI = host (Mozilla's roots, or
+those plus the app's CA for ``trust = "app"``), the HTTP request; the host's ``stage`` says where
+to stop. Addresses that are bogons for a public name are never contacted (listed in
+``x_skipped_endpoints``). Every event carries the tag ``x_app_host=<id>``.
+
+The control vantage (Web Connectivity test helper) is asked about every (host, port) with the
+host's URL on that port and the probe's addresses, concurrently with the probe's own steps.
+
+The result is the OONI measurement with facts only: OONI's ``test_name`` / ``test_version`` and
+``input: null`` for whatsapp, telegram, signal and facebook_messenger; ``app_endpoints`` with
+``x_app`` and ``input: "app:<name>"`` for the others. ``x_app_hosts`` (the plan) and
+``x_app_control`` (the control answers) make :func:`probe.apps.verdict.analyze_app` recomputable;
+the session applies it (``Session.finish``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import ssl
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import trio
+
+from probe import SOFTWARE_NAME, __version__
+from probe.apps.spec import AppSpec, HostSpec
+from probe.archival import WEB_CONNECTIVITY_EXTENSIONS, ControlRequest
+from probe.control.client import query_control
+from probe.experiment import RunContext, browser_headers
+from probe.failures import Operation, classify
+from probe.meta import format_time
+from probe.netaddr import is_bogon, join_endpoint
+from probe.stages import dns, http, tcp, tls
+from probe.targets import Target
+from probe.trace import Trace
+
+#: OONI's test versions (ooni-format.md section 2) for the apps OONI measures
+OONI_TEST_VERSIONS = {
+    "whatsapp": "0.11.0",
+    "telegram": "0.3.1",
+    "signal": "0.2.5",
+    "facebook_messenger": "0.2.1",
+}
+GENERIC_TEST_NAME = "app_endpoints"
+GENERIC_TEST_VERSION = "0.1.0"
+HOST_TAG = "x_app_host="
+#: addresses tried per (host, port) before giving up (one attempt each, no retries)
+MAX_ADDRESSES = 4
+#: (host, port) entries measured at once, and control queries in flight, per app
+ENTRY_PARALLELISM = 8
+CONTROL_PARALLELISM = 4
+
+
+class AppSession(Protocol):
+    """What the runner needs from :class:`probe.session.Session`."""
+
+    @property
+    def ctx(self) -> RunContext: ...
+
+
+def app_items(apps: Iterable[AppSpec]) -> Iterator[Target]:
+    """One runner item per app; its ``url`` is the app key (``app:<name>``)."""
+    for app in apps:
+        yield Target(url=app.key, category_code="APP", source=app.origin)
+
+
+async def measure_app_item(
+    key: str, *, session: AppSession, apps: Sequence[AppSpec]
+) -> dict[str, Any]:
+    """The measurement of the app whose key is ``key`` (facts; verdicts come from finish)."""
+    for app in apps:
+        if app.key == key:
+            return await measure_app(app, ctx=session.ctx)
+    raise KeyError(f"no app with key {key!r}")
+
+
+@dataclass(slots=True)
+class _Flow:
+    app: AppSpec
+    ctx: RunContext
+    trace: Trace
+    app_ssl: ssl.SSLContext | None
+    entries: trio.CapacityLimiter
+    controls: trio.CapacityLimiter
+    skipped: list[str] = field(default_factory=list)
+    control: list[dict[str, Any]] = field(default_factory=list)
+
+
+def app_ssl_context(app: AppSpec, ctx: RunContext) -> ssl.SSLContext | None:
+    """Mozilla's roots + ``--ca-file`` + the app's own CA, for hosts with ``trust = "app"``."""
+    if app.ca_file is None:
+        return None
+    context = tls.make_ssl_context(ca_file=ctx.config.ca_file)
+    context.load_verify_locations(cafile=app.ca_file)
+    return context
+
+
+async def measure_app(app: AppSpec, *, ctx: RunContext) -> dict[str, Any]:
+    """Measure every host of ``app``; the OONI measurement dict (facts only)."""
+    started = datetime.now(UTC)
+    trace = Trace()
+    flow = _Flow(
+        app=app,
+        ctx=ctx,
+        trace=trace,
+        app_ssl=app_ssl_context(app, ctx),
+        entries=trio.CapacityLimiter(ENTRY_PARALLELISM),
+        controls=trio.CapacityLimiter(CONTROL_PARALLELISM),
+    )
+    failure: str | None = None
+    with trio.move_on_after(ctx.config.timeouts.target) as deadline:
+        try:
+            async with trio.open_nursery() as nursery:
+                for host in app.hosts:
+                    nursery.start_soon(_measure_host, flow, host)
+        except Exception as exc:  # a bug must not lose the app's other results
+            failure = classify(exc, Operation.TOP_LEVEL)
+    if deadline.cancelled_caught:
+        failure = "generic_timeout_error"
+    return _assemble(flow, started=started, failure=failure)
+
+
+async def _measure_host(flow: _Flow, host: HostSpec) -> None:
+    tags = [HOST_TAG + host.id]
+    if host.is_ip:
+        addresses = [host.host]
+    else:
+        async with flow.entries:
+            addresses = await _resolve(flow, host.host, tags)
+    async with trio.open_nursery() as nursery:
+        if flow.ctx.config.control_url:
+            for port in host.ports if host.stage != "dns" else host.ports[:1]:
+                nursery.start_soon(_control, flow, host, port, addresses)
+        if host.stage == "dns" or not addresses:
+            return
+        for port in host.ports:
+            nursery.start_soon(_measure_entry, flow, host, port, addresses, tags)
+
+
+async def _resolve(flow: _Flow, name: str, tags: list[str]) -> list[str]:
+    ctx = flow.ctx
+    timeouts = ctx.config.timeouts
+    if ctx.config.resolver:
+        result = await dns.lookup_udp(
+            flow.trace, name, resolver=ctx.config.resolver, timeouts=timeouts, tags=tags
+        )
+    else:
+        result = await dns.lookup_getaddrinfo(flow.trace, name, timeouts=timeouts, tags=tags)
+    return list(dict.fromkeys(result.addresses))
+
+
+async def _control(flow: _Flow, host: HostSpec, port: int, addresses: list[str]) -> None:
+    ctx = flow.ctx
+    assert ctx.config.control_url is not None
+    url = host.url(port)
+    request = ControlRequest(
+        http_request=url,
+        http_request_headers={k: [v] for k, v in browser_headers(ctx.config)},
+        tcp_connect=[join_endpoint(ip, port) for ip in addresses],
+    )
+    async with flow.controls:
+        response, failure = await query_control(
+            ctx.config.control_url,
+            request,
+            ssl_context=ctx.control_ssl_context,
+            timeouts=ctx.config.timeouts,
+        )
+    flow.control.append(
+        {"host_id": host.id, "port": port, "url": url, "response": response, "failure": failure}
+    )
+
+
+async def _measure_entry(
+    flow: _Flow, host: HostSpec, port: int, addresses: list[str], tags: list[str]
+) -> None:
+    public = flow.ctx.config.public_ranges
+    usable: list[str] = []
+    for ip in addresses:
+        if not is_bogon(host.host, public) and is_bogon(ip, public):
+            flow.skipped.append(join_endpoint(ip, port))
+        else:
+            usable.append(ip)
+    async with flow.entries:
+        for ip in usable[:MAX_ADDRESSES]:
+            if await _attempt(flow, host, port, ip, tags):
+                return
+
+
+async def _attempt(flow: _Flow, host: HostSpec, port: int, ip: str, tags: list[str]) -> bool:
+    """One address: connect, handshake, request as far as the host's stage. True if it worked."""
+    ctx = flow.ctx
+    trace = flow.trace
+    timeouts = ctx.config.timeouts
+    txid = trace.new_transaction_id()
+    address = join_endpoint(ip, port)
+    sock = await tcp.connect(trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags)
+    if sock is None:
+        return False
+    stream: trio.abc.Stream = sock
+    alpn = ""
+    if host.uses_tls:
+        context = flow.app_ssl if host.trust == "app" and flow.app_ssl else ctx.ssl_context
+        tls_stream = await tls.handshake(
+            trace,
+            sock,
+            address=address,
+            server_name=host.host if not host.is_ip else None,
+            ssl_context=context,
+            timeouts=timeouts,
+            transaction_id=txid,
+            tags=tags,
+        )
+        if tls_stream is None:
+            return False
+        stream, alpn = tls_stream, tls_stream.selected_alpn_protocol() or ""
+    if host.stage != "http":
+        await _aclose(stream)
+        return True
+    result = await _request(flow, host, port, stream, address, alpn, txid, tags)
+    return result.failure is None
+
+
+async def _request(
+    flow: _Flow,
+    host: HostSpec,
+    port: int,
+    stream: trio.abc.Stream,
+    address: str,
+    alpn: str,
+    txid: int,
+    tags: list[str],
+) -> http.HTTPResult:
+    config = flow.ctx.config
+    kwargs: dict[str, Any] = {}
+    if host.method != "GET" and _stage_supports_method():
+        kwargs["method"] = host.method
+    try:
+        return await http.get(
+            flow.trace,
+            stream,
+            url=host.url(port),
+            address=address,
+            alpn=alpn,
+            headers=browser_headers(config),
+            timeouts=config.timeouts,
+            body_cap=config.body_cap,
+            transaction_id=txid,
+            tags=tags,
+            **kwargs,
+        )
+    finally:
+        await _aclose(stream)
+
+
+def _stage_supports_method() -> bool:
+    """Whether :func:`probe.stages.http.get` takes ``method`` (Telegram's DCs want POST)."""
+    return "method" in inspect.signature(http.get).parameters
+
+
+async def _aclose(stream: trio.abc.AsyncResource) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        try:
+            await stream.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+
+
+def _assemble(flow: _Flow, *, started: datetime, failure: str | None) -> dict[str, Any]:
+    ctx, trace, app = flow.ctx, flow.trace, flow.app
+    config = ctx.config
+    dumped = {
+        name: [event.model_dump(mode="json") for event in getattr(trace, name)]
+        for name in ("queries", "tcp_connect", "tls_handshakes", "requests", "network_events")
+    }
+    test_keys: dict[str, Any] = {
+        "agent": "redirect",
+        "failed_operation": Operation.TOP_LEVEL.value if failure else None,
+        "failure": failure,
+        "socksproxy": None,
+        "queries": dumped["queries"],
+        "tcp_connect": dumped["tcp_connect"],
+        "tls_handshakes": dumped["tls_handshakes"],
+        "requests": list(reversed(dumped["requests"])),
+        "network_events": dumped["network_events"],
+        "x_app": app.name,
+        "x_app_hosts": [h.model_dump(mode="json", exclude={"note"}) for h in app.hosts],
+        "x_app_control": sorted(flow.control, key=lambda c: (c["host_id"], c["port"])),
+        "x_skipped_endpoints": sorted(set(flow.skipped)),
+    }
+    ooni = app.ooni_test
+    backend = (
+        {"backend": {"address": config.control_url, "type": "https"}} if config.control_url else {}
+    )
+    return {
+        "annotations": dict(ctx.annotations),
+        "data_format_version": "0.2.0",
+        "extensions": dict(WEB_CONNECTIVITY_EXTENSIONS),
+        "input": None if ooni else app.key,
+        "measurement_start_time": format_time(started),
+        "test_start_time": ctx.test_start_time,
+        "probe_asn": config.probe_asn if config.privacy.include_asn else "AS0",
+        "probe_cc": config.probe_cc if config.privacy.include_cc else "ZZ",
+        "probe_ip": "127.0.0.1",
+        "probe_network_name": "",
+        "report_id": ctx.report_id,
+        "resolver_asn": "AS0",
+        "resolver_ip": (ctx.udp_resolver or "").rsplit(":", 1)[0],
+        "resolver_network_name": "",
+        "software_name": SOFTWARE_NAME,
+        "software_version": __version__,
+        "test_helpers": backend,
+        "test_keys": test_keys,
+        "test_name": ooni or GENERIC_TEST_NAME,
+        "test_runtime": round(trace.elapsed(), 6),
+        "test_version": OONI_TEST_VERSIONS[ooni] if ooni else GENERIC_TEST_VERSION,
+    }

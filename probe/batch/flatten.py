@@ -1,0 +1,279 @@
+"""Flatten one parsed measurement into table rows (pure; tolerant of any JSON shape).
+
+One *measurement row* (metadata, the recorded verdict, and the re-derived verdict added by the
+caller) and *observation rows*, one per measurement x stage x endpoint as ooni/data does: one
+per DNS answer (or per failed/empty query), per TCP connect, per TLS handshake and per HTTP
+transaction. Every value is type-checked: a wrong type becomes null and a short note in the
+measurement's ``issues`` list (e.g. ``probe_asn:int``), so odd data is visible, never fatal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+_CC = re.compile(r"^[A-Z]{2}$")
+_ASN = re.compile(r"^AS[0-9]{1,10}$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+#: partition values used when the measurement does not say
+UNKNOWN_DAY = "unknown"
+UNKNOWN_CC = "ZZ"
+
+
+def _s(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _i(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def _f(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _failure(value: Any) -> str | None:
+    # old MK data writes false for "no failure"
+    return value if isinstance(value, str) and value else None
+
+
+def _tags(value: Any) -> str | None:
+    if isinstance(value, list):
+        return ",".join(t for t in value if isinstance(t, str))
+    return None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def parse_time(value: Any) -> datetime | None:
+    """OONI's ``YYYY-MM-DD hh:mm:ss`` (and ISO-8601 variants) as a naive UTC datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _split_address(address: str | None) -> tuple[str | None, int | None]:
+    if not address:
+        return None, None
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return address, None
+    return host.strip("[]"), int(port)
+
+
+def _hostname(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def measurement_fields(msmt: Mapping[str, Any], issues: list[str]) -> dict[str, Any]:
+    """The measurement-level columns that do not depend on the verdict."""
+    for key in ("probe_asn", "probe_cc", "input", "report_id", "measurement_start_time"):
+        value = msmt.get(key)
+        if value is not None and not isinstance(value, str):
+            issues.append(f"{key}:{type(value).__name__}")
+    cc = _s(msmt.get("probe_cc"))
+    asn = _s(msmt.get("probe_asn"))
+    if cc is not None and not _CC.match(cc):
+        issues.append("probe_cc:format")
+        cc = None
+    if asn is not None and not _ASN.match(asn):
+        issues.append("probe_asn:format")
+        asn = None
+    start = _s(msmt.get("measurement_start_time"))
+    when = parse_time(start)
+    if start is not None and when is None:
+        issues.append("measurement_start_time:format")
+    elif start is not None and "T" in start:
+        issues.append("measurement_start_time:iso8601")
+    test_name = _s(msmt.get("test_name"))
+    url = _s(msmt.get("input"))
+    test_keys = msmt.get("test_keys")
+    if not isinstance(test_keys, Mapping):
+        issues.append("test_keys:missing")
+        test_keys = {}
+    if "input" not in msmt:
+        issues.append("input:absent")
+    return {
+        "measurement_uid": _s(msmt.get("measurement_uid")),
+        "report_id": _s(msmt.get("report_id")),
+        "test_name": test_name,
+        "test_version": _s(msmt.get("test_version")),
+        "software_name": _s(msmt.get("software_name")),
+        "software_version": _s(msmt.get("software_version")),
+        "input": url,
+        "target": url if url else test_name,
+        "hostname": _hostname(url),
+        "probe_cc": cc,
+        "probe_asn": asn,
+        "probe_network_name": _s(msmt.get("probe_network_name")),
+        "resolver_asn": _s(msmt.get("resolver_asn")),
+        "measurement_start_time": when,
+        "day": when.date() if when is not None else None,
+        "recorded_blocking": _recorded_blocking(test_keys.get("blocking")),
+        "recorded_accessible": test_keys.get("accessible")
+        if isinstance(test_keys.get("accessible"), bool)
+        else None,
+    }
+
+
+def _recorded_blocking(value: Any) -> str | None:
+    if value is False:
+        return "false"
+    return value if isinstance(value, str) and value else None
+
+
+def partition_of(fields: Mapping[str, Any]) -> tuple[str, str]:
+    """``(date, cc)`` partition keys: ``YYYY-MM-DD`` or ``unknown``, ISO country or ``ZZ``."""
+    day = fields.get("day")
+    return (day.isoformat() if day is not None else UNKNOWN_DAY, fields.get("probe_cc") or "ZZ")
+
+
+def _dns_rows(test_keys: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for q in _list(test_keys.get("queries")):
+        if not isinstance(q, Mapping):
+            continue
+        base = {
+            "stage": "dns",
+            "transaction_id": _i(q.get("transaction_id")),
+            "tags": _tags(q.get("tags")),
+            "hostname": _s(q.get("hostname")),
+            "query_type": _s(q.get("query_type")),
+            "engine": _s(q.get("engine")),
+            "resolver": _s(q.get("resolver_address")),
+            "failure": _failure(q.get("failure")),
+            "t0": _f(q.get("t0")),
+            "t": _f(q.get("t")),
+        }
+        answers = [a for a in _list(q.get("answers")) if isinstance(a, Mapping)]
+        if not answers:
+            rows.append(base)
+        for a in answers:
+            rows.append(
+                base
+                | {
+                    "answer_type": _s(a.get("answer_type")),
+                    "ip": _s(a.get("ipv4")) or _s(a.get("ipv6")),
+                    "answer": _s(a.get("hostname")),
+                    "answer_asn": _i(a.get("asn")),
+                }
+            )
+    return rows
+
+
+def _tcp_rows(test_keys: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for c in _list(test_keys.get("tcp_connect")):
+        if not isinstance(c, Mapping):
+            continue
+        status = c.get("status")
+        failure = _failure(status.get("failure")) if isinstance(status, Mapping) else None
+        rows.append(
+            {
+                "stage": "tcp",
+                "transaction_id": _i(c.get("transaction_id")),
+                "tags": _tags(c.get("tags")),
+                "ip": _s(c.get("ip")),
+                "port": _i(c.get("port")),
+                "failure": failure,
+                "t0": _f(c.get("t0")),
+                "t": _f(c.get("t")),
+            }
+        )
+    return rows
+
+
+def _tls_rows(test_keys: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for h in _list(test_keys.get("tls_handshakes")):
+        if not isinstance(h, Mapping):
+            continue
+        ip, port = _split_address(_s(h.get("address")))
+        rows.append(
+            {
+                "stage": "tls",
+                "transaction_id": _i(h.get("transaction_id")),
+                "tags": _tags(h.get("tags")),
+                "hostname": _s(h.get("server_name")),
+                "ip": ip,
+                "port": port,
+                "failure": _failure(h.get("failure")),
+                "t0": _f(h.get("t0")),
+                "t": _f(h.get("t")),
+                "tls_version": _s(h.get("tls_version")),
+                "cipher_suite": _s(h.get("cipher_suite")),
+            }
+        )
+    return rows
+
+
+def _body_length(body: Any) -> int | None:
+    if isinstance(body, str):
+        return len(body)
+    if isinstance(body, Mapping) and isinstance(body.get("data"), str):
+        return len(body["data"]) * 3 // 4  # base64
+    return None
+
+
+def _http_rows(test_keys: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for r in _list(test_keys.get("requests")):
+        if not isinstance(r, Mapping):
+            continue
+        request = r.get("request")
+        response = r.get("response")
+        request = request if isinstance(request, Mapping) else {}
+        response = response if isinstance(response, Mapping) else {}
+        url = _s(request.get("url"))
+        ip, port = _split_address(_s(r.get("address")))
+        truncated = response.get("body_is_truncated")
+        rows.append(
+            {
+                "stage": "http",
+                "transaction_id": _i(r.get("transaction_id")),
+                "tags": _tags(r.get("tags")),
+                "hostname": _hostname(url),
+                "ip": ip,
+                "port": port,
+                "failure": _failure(r.get("failure")),
+                "t0": _f(r.get("t0")),
+                "t": _f(r.get("t")),
+                "http_url": url,
+                "http_method": _s(request.get("method")),
+                "http_status": _i(response.get("code")),
+                "http_body_length": _body_length(response.get("body")),
+                "http_body_truncated": truncated if isinstance(truncated, bool) else None,
+            }
+        )
+    return rows
+
+
+def observation_rows(msmt: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Observation rows of one measurement, stage by stage (dns, tcp, tls, http)."""
+    test_keys = msmt.get("test_keys")
+    if not isinstance(test_keys, Mapping):
+        return []
+    return (
+        _dns_rows(test_keys) + _tcp_rows(test_keys) + _tls_rows(test_keys) + _http_rows(test_keys)
+    )

@@ -1,0 +1,251 @@
+"""Run the batch: read chunks, run the pure step on a pool or a Dask cluster, write Parquet.
+
+``run()`` keeps a bounded window of chunks in flight (``2 * workers + 2``) and consumes the
+results strictly in input order, so memory does not grow with the input and the dataset is the
+same byte for byte whether the step ran in this process (``workers=0``), on a local process
+pool (default) or on an existing Dask distributed cluster (``scheduler="tcp://host:port"``).
+At the end ``DIR/_summary.json`` records the inputs, counts, rules versions, the malformed
+lines (file and line) and the edge cases met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from probe.batch.dataset import PartitionedWriter
+from probe.batch.reader import Chunk, discover, iter_chunks
+from probe.batch.schema import MEASUREMENTS, OBSERVATIONS, SCHEMA_VERSION, SCHEMAS
+from probe.batch.step import ChunkResult, Problem, StepOptions, process_chunk
+
+#: malformed lines / edge cases kept verbatim in the summary (all are counted)
+MAX_LISTED = 1000
+
+
+class _Pending(Protocol):
+    def result(self) -> ChunkResult: ...
+
+
+@dataclass
+class Summary:
+    """What a run did (also written as ``_summary.json``)."""
+
+    inputs: list[str] = field(default_factory=list)
+    files: int = 0
+    lines: int = 0
+    measurements: int = 0
+    observations: int = 0
+    malformed_count: int = 0
+    malformed: list[dict[str, Any]] = field(default_factory=list)
+    edge_case_counts: dict[str, int] = field(default_factory=dict)
+    edge_cases: list[dict[str, Any]] = field(default_factory=list)
+    rules_versions: list[str] = field(default_factory=list)
+    schema_version: str = SCHEMA_VERSION
+    executor: str = ""
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.lines / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Done:
+    def __init__(self, value: ChunkResult) -> None:
+        self._value = value
+
+    def result(self) -> ChunkResult:
+        return self._value
+
+
+def _serial(options: StepOptions) -> Generator[Callable[[Chunk], _Pending], None, None]:
+    yield lambda chunk: _Done(process_chunk(chunk, options))
+
+
+def _pool(options: StepOptions, workers: int) -> Generator[Callable[[Chunk], _Pending], None, None]:
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+
+        def submit(chunk: Chunk) -> Future[ChunkResult]:
+            return pool.submit(process_chunk, chunk, options)
+
+        yield submit
+
+
+def _dask(options: StepOptions, address: str) -> Generator[Callable[[Chunk], _Pending], None, None]:
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+        shared = client.scatter(options, broadcast=True)
+
+        def submit(chunk: Chunk) -> _Pending:
+            future: _Pending = client.submit(process_chunk, chunk, shared, pure=False)
+            return future
+
+        yield submit
+
+
+def run(
+    paths: Sequence[str | Path],
+    output: Path,
+    *,
+    options: StepOptions | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    max_lines: int = 2000,
+    writer_rows: int = 65536,
+) -> Summary:
+    """Analyse every measurement under ``paths`` into the dataset at ``output``."""
+    options = options or StepOptions()
+    files = discover(paths)
+    started = time.perf_counter()
+    if scheduler:
+        executor, label = _dask(options, scheduler), f"dask:{scheduler}"
+        window = 16
+    elif workers == 0:
+        executor, label, window = _serial(options), "serial", 1
+    else:
+        count = workers or min(os.cpu_count() or 1, 8)
+        executor, label, window = _pool(options, count), f"pool:{count}", 2 * count + 2
+    summary = Summary(inputs=[str(p) for p in paths], files=len(files), executor=label)
+    edge_counts: Counter[str] = Counter()
+    rules: set[str] = set()
+    meta = {"probe.schema_version": SCHEMA_VERSION}
+    output.mkdir(parents=True, exist_ok=True)
+    writers = {
+        name: PartitionedWriter(output / name, schema, metadata=meta, row_group_rows=writer_rows)
+        for name, schema in SCHEMAS.items()
+    }
+    try:
+        submit = next(executor)
+        pending: deque[_Pending] = deque()
+        chunks = iter_chunks(files, max_lines=max_lines)
+        for chunk in chunks:
+            pending.append(submit(chunk))
+            if len(pending) >= window:
+                _consume(pending.popleft().result(), writers, summary, edge_counts, rules)
+        while pending:
+            _consume(pending.popleft().result(), writers, summary, edge_counts, rules)
+    finally:
+        for writer in writers.values():
+            writer.close()
+        executor.close()
+    summary.edge_case_counts = dict(sorted(edge_counts.items()))
+    summary.rules_versions = sorted(rules)
+    summary.seconds = time.perf_counter() - started
+    (output / "_summary.json").write_text(json.dumps(asdict(summary), indent=1) + "\n")
+    return summary
+
+
+def _listed(problem: Problem) -> dict[str, Any]:
+    return {
+        "file": problem.source,
+        "line": problem.line,
+        "kind": problem.kind,
+        "detail": problem.detail,
+    }
+
+
+def _consume(
+    result: ChunkResult,
+    writers: dict[str, PartitionedWriter],
+    summary: Summary,
+    edge_counts: Counter[str],
+    rules: set[str],
+) -> None:
+    summary.lines += result.lines
+    for part, table in result.measurements.items():
+        writers[MEASUREMENTS].write(part, table)
+        summary.measurements += table.num_rows
+    for part, table in result.observations.items():
+        writers[OBSERVATIONS].write(part, table)
+        summary.observations += table.num_rows
+    summary.malformed_count += len(result.malformed)
+    room = MAX_LISTED - len(summary.malformed)
+    summary.malformed.extend(_listed(p) for p in result.malformed[: max(room, 0)])
+    for problem in result.edge_cases:
+        detail = problem.detail.split(":")[0] if problem.kind == "verdict" else problem.detail
+        key = f"{problem.kind}:{detail}"
+        edge_counts[key] += 1
+        if len(summary.edge_cases) < MAX_LISTED:
+            summary.edge_cases.append(_listed(problem))
+    rules.update(result.rules_versions)
+
+
+def _by_kind(items: list[dict[str, Any]]) -> str:
+    kinds = Counter(str(item["kind"]) for item in items)
+    return f" ({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items()))})" if kinds else ""
+
+
+def format_summary(summary: Summary, output: Path) -> str:
+    """The human-readable end-of-run report."""
+    lines = [
+        f"read {summary.lines} records from {summary.files} files in {summary.seconds:.1f}s "
+        f"({summary.rate:,.0f}/s, {summary.executor})",
+        f"wrote {summary.measurements} measurements and {summary.observations} observations "
+        f"to {output}",
+        f"rules versions: {', '.join(summary.rules_versions) or 'none'}",
+        f"malformed: {summary.malformed_count}{_by_kind(summary.malformed)}",
+    ]
+    for item in summary.malformed[:20]:
+        lines.append(f"  {item['file']}:{item['line']}: {item['kind']}: {item['detail']}")
+    if summary.malformed_count > 20:
+        lines.append(f"  ... {summary.malformed_count - 20} more in {output}/_summary.json")
+    if summary.edge_case_counts:
+        lines.append("edge cases (kept, see _summary.json):")
+        for key, count in summary.edge_case_counts.items():
+            lines.append(f"  {count:>8}  {key}")
+    return "\n".join(lines)
+
+
+def _load_fingerprints(directory: str) -> Any:
+    from probe.analysis.fingerprints import load_directory
+
+    return load_directory(Path(directory))
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``probe analyze PATH... --output DIR``: the CLI entry the analyze command calls."""
+    paths: list[str] = list(args.paths)
+    output = getattr(args, "output", None)
+    if not output:
+        print("probe analyze: error: --output DIR is required with input paths", file=sys.stderr)
+        return 2
+    out = Path(output)
+    if out.exists() and any(out.iterdir()):
+        print(f"probe analyze: error: output {out} exists and is not empty", file=sys.stderr)
+        return 2
+    for raw in paths:
+        if not Path(raw).exists():
+            print(f"probe analyze: error: no such file or folder: {raw}", file=sys.stderr)
+            return 2
+    fingerprints = None
+    fp_dir = getattr(args, "fingerprints_dir", None)
+    if fp_dir:
+        try:
+            fingerprints = _load_fingerprints(fp_dir)
+        except (ImportError, AttributeError, OSError, ValueError) as exc:
+            print(f"probe analyze: error: cannot load fingerprints: {exc}", file=sys.stderr)
+            return 2
+    workers = getattr(args, "workers", None)
+    summary = run(
+        paths,
+        out,
+        options=StepOptions(fingerprints=fingerprints),
+        workers=workers,
+        scheduler=getattr(args, "scheduler", None),
+    )
+    if getattr(args, "format", None) == "json":
+        print(json.dumps(asdict(summary) | {"rate": summary.rate}, indent=1))
+    else:
+        print(format_summary(summary, out))
+    return 0

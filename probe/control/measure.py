@@ -1,0 +1,333 @@
+"""The test helper's own measurement of a control request (reference/ooni-format.md 10.2).
+
+Steps: resolve the URL's host (getaddrinfo); form the union of the probe's and the TH's
+addresses; connect to every *allowed* address on the ports of the URL (443 for https, both 80
+and 443 for http without a port), TLS on 443 with SNI = host; concurrently fetch the URL
+following redirects within a 15 s budget. The fetch resolves every hop itself and connects only
+to addresses the :class:`~probe.control.safety.AddressPolicy` allows (the address is pinned:
+no HTTP client ever resolves a name again), so neither DNS nor a redirect can steer the TH into
+a private network. Refused addresses are flagged bogon (4) in ``ip_info`` and never contacted.
+
+Everything is measured with the probe's own stages on a throwaway :class:`probe.trace.Trace`,
+then folded into the TH answer: DNS/TCP/HTTP failures in the TH's legacy vocabulary, TLS
+failures modern, as OONI's TH does. ``http_request.x_transfer`` (our extension) gives the final
+response's ``body_length`` and the seconds from the start of its request to the first response
+bytes (``t_first_byte``) and to the end of the body (``t_done``).
+"""
+
+from __future__ import annotations
+
+import ssl
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from probe.config import Timeouts
+from probe.control import protocol as p
+from probe.control.safety import AddressPolicy
+from probe.failures import Failure
+from probe.netaddr import join_endpoint, parse_ip
+from probe.stages import dns, http, tcp, tls
+from probe.trace import Trace
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureSettings:
+    """How the TH measures; one object per server."""
+
+    policy: AddressPolicy = field(default_factory=AddressPolicy)
+    #: trust roots for the TH's own TLS (certifi plus the operator's --ca-file)
+    ssl_context: ssl.SSLContext = field(default_factory=lambda: tls.make_ssl_context())
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    #: the whole fetch, every redirect included (OONI: 15 s)
+    fetch_budget: float = 15.0
+    body_cap: int = 1 << 24
+    max_redirects: int = 10
+    #: most distinct addresses measured for one request
+    max_addresses: int = 32
+    #: connections (TCP + TLS) in flight for one request
+    parallelism: int = 8
+    #: the port on which endpoints also get a TLS handshake (OONI: 443; tests use another)
+    tls_port: int = 443
+
+
+async def measure(target: p.Target, *, settings: MeasureSettings) -> dict[str, Any]:
+    """The TH response for ``target`` as a JSON-ready dict."""
+    trace = Trace()
+    resolved = await dns.lookup_getaddrinfo(trace, target.host, timeouts=settings.timeouts)
+    th_ips = [str(parse_ip(a) or a) for a in resolved.addresses]
+    union = list(dict.fromkeys([*target.probe_ips, *th_ips]))[: settings.max_addresses]
+    allowed = [ip for ip in union if settings.policy.allowed(ip)]
+
+    tcp_results: dict[str, dict[str, Any]] = {}
+    tls_results: dict[str, dict[str, Any]] = {}
+    fetched: dict[str, Any] = {}
+    limiter = trio.CapacityLimiter(settings.parallelism)
+    async with trio.open_nursery() as nursery:
+        for ip in allowed:
+            for port in target.ports:
+                nursery.start_soon(
+                    _tcp_tls, trace, target.host, ip, port, settings, limiter,
+                    tcp_results, tls_results,
+                )  # fmt: skip
+        nursery.start_soon(_fetch_into, fetched, trace, target, resolved, settings)
+
+    valid_ips = {p_ip for ep, r in tls_results.items() if r["status"] for p_ip in [_ep_ip(ep)]}
+    ip_info: dict[str, dict[str, int]] = {}
+    for ip in union:
+        flags = 0
+        flags |= p.FLAG_RESOLVED_BY_PROBE if ip in target.probe_ips else 0
+        flags |= p.FLAG_RESOLVED_BY_TH if ip in th_ips else 0
+        flags |= p.FLAG_BOGON if ip not in allowed else 0
+        flags |= p.FLAG_VALID_FOR_DOMAIN if ip in valid_ips else 0
+        ip_info[ip] = {"asn": 0, "flags": flags}
+    return {
+        "tcp_connect": dict(sorted(tcp_results.items())),
+        "tls_handshake": dict(sorted(tls_results.items())),
+        "quic_handshake": {},
+        "http_request": fetched,
+        "http3_request": None,
+        "dns": {"failure": p.dns_failure(resolved.failure), "addrs": th_ips},
+        "ip_info": ip_info,
+    }
+
+
+def _ep_ip(endpoint: str) -> str:
+    return endpoint[1:].split("]", 1)[0] if endpoint.startswith("[") else endpoint.split(":")[0]
+
+
+async def _tcp_tls(
+    trace: Trace,
+    host: str,
+    ip: str,
+    port: int,
+    settings: MeasureSettings,
+    limiter: trio.CapacityLimiter,
+    tcp_results: dict[str, dict[str, Any]],
+    tls_results: dict[str, dict[str, Any]],
+) -> None:
+    endpoint = join_endpoint(ip, port)
+    async with limiter:
+        tid = trace.new_transaction_id()
+        stream = await tcp.connect(trace, ip, port, timeouts=settings.timeouts, transaction_id=tid)
+        failure = _last_tcp_failure(trace, tid)
+        tcp_results[endpoint] = {"status": stream is not None, "failure": p.tcp_failure(failure)}
+        if stream is None:
+            return
+        if port != settings.tls_port:
+            await stream.aclose()
+            return
+        tls_stream = await tls.handshake(
+            trace,
+            stream,
+            address=endpoint,
+            server_name=host,
+            ssl_context=settings.ssl_context,
+            timeouts=settings.timeouts,
+            transaction_id=tid,
+        )
+        tls_failure = _last_tls_failure(trace, tid)
+        tls_results[endpoint] = {
+            "server_name": host,
+            "status": tls_stream is not None,
+            "failure": tls_failure,
+        }
+        if tls_stream is not None:
+            await _close(tls_stream)
+
+
+def _last_tcp_failure(trace: Trace, tid: int) -> str | None:
+    for event in reversed(trace.tcp_connect):
+        if event.transaction_id == tid:
+            failure = event.status.failure
+            return failure if isinstance(failure, str) else None
+    return str(Failure.GENERIC_TIMEOUT_ERROR)
+
+
+def _last_tls_failure(trace: Trace, tid: int) -> str | None:
+    for event in reversed(trace.tls_handshakes):
+        if event.transaction_id == tid:
+            return event.failure
+    return str(Failure.SSL_FAILED_HANDSHAKE)
+
+
+async def _close(stream: trio.abc.AsyncResource) -> None:
+    """Close a measurement connection at once (no graceful TLS close_notify exchange)."""
+    await trio.aclose_forcefully(stream)
+
+
+# --- the fetch ---------------------------------------------------------------------------
+
+
+async def _fetch_into(
+    out: dict[str, Any],
+    trace: Trace,
+    target: p.Target,
+    first: dns.DNSResult,
+    settings: MeasureSettings,
+) -> None:
+    result = p.failed_http_request(p.GENERIC_TIMEOUT_ERROR)
+    with trio.move_on_after(settings.fetch_budget):
+        result = await _fetch(trace, target, first, settings)
+    out.update(result)
+
+
+class _HopFailed(Exception):
+    def __init__(self, failure: str) -> None:
+        super().__init__(failure)
+        self.failure = failure
+
+
+async def _fetch(
+    trace: Trace, target: p.Target, first: dns.DNSResult, settings: MeasureSettings
+) -> dict[str, Any]:
+    url = target.url
+    cookies: dict[str, dict[str, str]] = {}
+    resolved: dns.DNSResult | None = first
+    for _depth in range(settings.max_redirects + 1):
+        try:
+            result, transfer = await _hop(trace, url, resolved, target.headers, cookies, settings)
+        except _HopFailed as exc:
+            return p.failed_http_request(p.http_failure(exc.failure) or p.UNKNOWN_ERROR)
+        resolved = None
+        if result.status in REDIRECT_STATUSES and result.location:
+            url = urllib.parse.urljoin(url, result.location)
+            continue
+        return {
+            "body_length": len(result.body),
+            "discovered_h3_endpoint": "",
+            "failure": None,
+            "title": p.extract_title(result.body),
+            "headers": p.single_value_headers(result.headers),
+            "status_code": result.status,
+            "x_transfer": transfer,
+        }
+    return p.failed_http_request(p.UNKNOWN_ERROR)  # too many redirects
+
+
+async def _hop(
+    trace: Trace,
+    url: str,
+    resolved: dns.DNSResult | None,
+    headers: Sequence[tuple[str, str]],
+    cookies: dict[str, dict[str, str]],
+    settings: MeasureSettings,
+) -> tuple[http.HTTPResult, dict[str, Any]]:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise _HopFailed(p.UNKNOWN_ERROR) from None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in ("http", "https") or not host:
+        raise _HopFailed(p.UNKNOWN_ERROR)
+    port = port or (443 if scheme == "https" else 80)
+    if resolved is None:
+        resolved = await dns.lookup_getaddrinfo(trace, host, timeouts=settings.timeouts)
+    if resolved.failure is not None:
+        raise _HopFailed(resolved.failure)
+    addresses = [a for a in resolved.addresses if settings.policy.allowed(a)]
+    if not addresses:
+        raise _HopFailed(str(Failure.DNS_BOGON_ERROR))
+    failure = str(Failure.GENERIC_TIMEOUT_ERROR)
+    for ip in addresses:
+        tid = trace.new_transaction_id()
+        stream = await tcp.connect(trace, ip, port, timeouts=settings.timeouts, transaction_id=tid)
+        if stream is None:
+            failure = _last_tcp_failure(trace, tid) or failure
+            continue
+        return await _get_on(
+            trace, stream, url, ip, port, scheme, host, headers, cookies, settings, tid
+        )
+    raise _HopFailed(failure)
+
+
+async def _get_on(
+    trace: Trace,
+    stream: trio.SocketStream,
+    url: str,
+    ip: str,
+    port: int,
+    scheme: str,
+    host: str,
+    headers: Sequence[tuple[str, str]],
+    cookies: dict[str, dict[str, str]],
+    settings: MeasureSettings,
+    tid: int,
+) -> tuple[http.HTTPResult, dict[str, Any]]:
+    address = join_endpoint(ip, port)
+    conn: trio.abc.Stream = stream
+    alpn = ""
+    if scheme == "https":
+        tls_stream = await tls.handshake(
+            trace,
+            stream,
+            address=address,
+            server_name=host,
+            ssl_context=settings.ssl_context,
+            timeouts=settings.timeouts,
+            transaction_id=tid,
+        )
+        if tls_stream is None:
+            raise _HopFailed(_last_tls_failure(trace, tid) or p.UNKNOWN_ERROR)
+        conn, alpn = tls_stream, "http/1.1"
+    jar = cookies.setdefault(host.lower(), {})
+    request_headers = list(headers)
+    if jar:
+        request_headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in jar.items())))
+    try:
+        result = await http.get(
+            trace,
+            conn,
+            url=url,
+            address=address,
+            alpn=alpn,
+            headers=request_headers,
+            timeouts=settings.timeouts,
+            body_cap=settings.body_cap,
+            transaction_id=tid,
+        )
+    finally:
+        await _close(conn)
+    if result.failure is not None:
+        raise _HopFailed(result.failure)
+    _remember_cookies(jar, result.headers)
+    return result, _transfer(trace, tid, len(result.body))
+
+
+def _remember_cookies(jar: dict[str, str], headers: list[tuple[str, str]]) -> None:
+    for name, value in headers:
+        if name.lower() != "set-cookie" or len(jar) >= 50:
+            continue
+        pair = value.split(";", 1)[0]
+        key, sep, val = pair.partition("=")
+        if sep and key.strip() and len(pair) <= 4096:
+            jar[key.strip()] = val.strip()
+
+
+def _transfer(trace: Trace, tid: int, body_length: int) -> dict[str, Any]:
+    """Timing of the final transfer from the trace: request start, first bytes, body end."""
+    start = done = 0.0
+    for req in reversed(trace.requests):
+        if req.transaction_id == tid:
+            start, done = req.t0, req.t
+            break
+    first = done
+    for event in trace.network_events:
+        if (
+            event.transaction_id == tid
+            and event.operation == "bytes_received_cumulative"
+            and (event.num_bytes or 0) > 0
+        ):
+            first = event.t
+            break
+    return {
+        "body_length": body_length,
+        "t_first_byte": round(max(0.0, first - start), 6),
+        "t_done": round(max(0.0, done - start), 6),
+    }

@@ -1,0 +1,213 @@
+"""Run many targets: bounded concurrency, one writer task, resume, clean Ctrl-C.
+
+- Input is streamed: a producer takes one target at a time and starts its task only when one of
+  ``concurrency`` slots is free, so memory does not grow with the list.
+- Each target runs under its own hard deadline (inside :func:`probe.experiment.measure_web`);
+  any exception becomes a recorded failure of that target, never the end of the run.
+- Finished measurements go through a channel to a single writer task that appends whole lines
+  and flushes each one; nothing is kept after it is written (only counters and a bounded list of
+  rows for the final summary).
+- The first Ctrl-C stops starting new targets and lets the ones in flight finish; a second one
+  cancels them. Either way every line in the file is whole, and ``--resume`` picks up from it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+from probe.targets import BadLine, Target
+
+#: how many non-accessible targets the final summary lists by name
+SUMMARY_ROWS = 50
+
+
+class Sink(Protocol):
+    """Where progress goes: a live bar on a terminal, log lines elsewhere."""
+
+    def bad_line(self, bad: BadLine) -> None: ...
+    def started(self, total: int | None) -> None: ...
+    def finished(self, row: SummaryRow, stats: Stats) -> None: ...
+    def interrupted(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRow:
+    url: str
+    stage: str
+    verdict: str
+    outcome: str
+
+
+@dataclass(slots=True)
+class Stats:
+    done: int = 0
+    blocked: int = 0
+    bad_lines: int = 0
+    skipped_resume: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    rows: list[SummaryRow] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def read_done_inputs(path: Path) -> set[str]:
+    """Inputs already measured in a previous (possibly interrupted) output file."""
+    done: set[str] = set()
+    if not path.exists():
+        return done
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                value = json.loads(line).get("input")
+            except (json.JSONDecodeError, AttributeError):
+                continue  # a torn last line from a crash: measure that target again
+            if isinstance(value, str):
+                done.add(value)
+    return done
+
+
+def summarize(msmt: dict[str, Any]) -> SummaryRow:
+    tk = msmt.get("test_keys") or {}
+    blocking = tk.get("blocking")
+    accessible = tk.get("accessible")
+    if blocking not in (None, False):
+        verdict = f"blocked ({blocking})"
+    elif accessible is True:
+        verdict = "accessible"
+    elif accessible is False:
+        verdict = "down"
+    else:
+        verdict = "undetermined"
+    outcome = str(tk.get("x_outcome") or "")
+    stage = outcome.split("/", 1)[0] if outcome and outcome != "ok" else ""
+    return SummaryRow(url=str(msmt.get("input")), stage=stage, verdict=verdict, outcome=outcome)
+
+
+async def run_targets(
+    items: Iterable[Target | BadLine],
+    *,
+    measure: Callable[[str, Callable[[], None]], Awaitable[dict[str, Any]]],
+    output: Path,
+    concurrency: int,
+    sink: Sink,
+    total: int | None = None,
+    done_inputs: set[str] | None = None,
+    on_error: Callable[[str, Exception], dict[str, Any]] | None = None,
+) -> Stats:
+    """Measure every target of ``items`` and append one JSON line per target to ``output``.
+
+    ``measure(url, release)`` is an async function returning the final measurement dict; it
+    may call ``release()`` once its active work is done to free its slot early.
+    """
+    stats = Stats()
+    done_inputs = done_inputs or set()
+    send, receive = trio.open_memory_channel[dict[str, Any]](concurrency)
+    limiter = trio.CapacityLimiter(concurrency)
+    stop_starting = trio.Event()
+    sink.started(total)
+
+    async def worker(url: str, send: trio.MemorySendChannel[dict[str, Any]]) -> None:
+        released = False
+
+        def release() -> None:
+            # the slot is for active network work: a measurement that only waits for late
+            # DNS duplicates on its open UDP socket gives its slot to the next target
+            nonlocal released
+            if not released:
+                released = True
+                limiter.release_on_behalf_of(url)
+
+        async with send:
+            try:
+                msmt = await measure(url, release)
+            except Exception as exc:  # never lose a target, never stop the run
+                msmt = (on_error or _error_line)(url, exc)
+            finally:
+                release()
+            await send.send(msmt)
+
+    async def producer(send: trio.MemorySendChannel[dict[str, Any]]) -> None:
+        async with send, trio.open_nursery() as workers:
+            for item in _dedup(items):
+                if stop_starting.is_set():
+                    break
+                if isinstance(item, BadLine):
+                    stats.bad_lines += 1
+                    sink.bad_line(item)
+                    continue
+                if item.url in done_inputs:
+                    stats.skipped_resume += 1
+                    continue
+                await limiter.acquire_on_behalf_of(item.url)
+                if stop_starting.is_set():
+                    limiter.release_on_behalf_of(item.url)
+                    break
+                workers.start_soon(worker, item.url, send.clone())
+
+    async def writer(receive: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("a", encoding="utf-8") as fh:
+            async with receive:
+                async for msmt in receive:
+                    fh.write(json.dumps(msmt, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    fh.flush()
+                    row = summarize(msmt)
+                    stats.done += 1
+                    stats.verdicts[row.verdict.split(" ", 1)[0]] += 1
+                    if row.verdict.startswith("blocked"):
+                        stats.blocked += 1
+                    if row.verdict != "accessible" and len(stats.rows) < SUMMARY_ROWS:
+                        stats.rows.append(row)
+                    sink.finished(row, stats)
+
+    async def interrupt_watcher(cancel_all: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if not stop_starting.is_set():
+                    stop_starting.set()
+                    stats.interrupted = True
+                    sink.interrupted()
+                else:
+                    cancel_all.cancel()
+                    return
+
+    with trio.CancelScope() as everything:
+        async with trio.open_nursery() as nursery:
+            watcher_scope = trio.CancelScope()
+
+            async def watch() -> None:
+                with watcher_scope:
+                    await interrupt_watcher(everything)
+
+            nursery.start_soon(watch)
+            async with trio.open_nursery() as pipeline:
+                pipeline.start_soon(writer, receive)
+                pipeline.start_soon(producer, send)
+            watcher_scope.cancel()
+    sink.close()
+    return stats
+
+
+def _error_line(url: str, exc: Exception) -> dict[str, Any]:
+    from probe.failures import Operation, classify
+
+    return {"input": url, "test_keys": {"x_failure": classify(exc, Operation.TOP_LEVEL)}}
+
+
+def _dedup(items: Iterable[Target | BadLine]) -> Iterator[Target | BadLine]:
+    """Drop repeated URLs within one run (bounded by the number of distinct targets)."""
+    seen: set[str] = set()
+    for item in items:
+        if isinstance(item, Target):
+            if item.url in seen:
+                continue
+            seen.add(item.url)
+        yield item

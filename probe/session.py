@@ -1,0 +1,132 @@
+"""One probe run: everything built once (SSL contexts, report id, fingerprints, the probe's own
+addresses to scrub) and the per-target pipeline measure -> verdict -> scrub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from probe.analysis import analyze
+from probe.analysis.fingerprints import builtin as load_bundled_fingerprints
+from probe.analysis.fingerprints import Fingerprints
+from probe.config import Config
+from probe.experiment import TEST_NAME, RunContext, measure_web
+from probe import meta
+from probe.privacy import local_addresses, scrub_measurement
+from probe.runner import Stats, run_targets
+from probe.stages import dns, tls
+from probe.targets import BadLine, Target, select
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    ctx: RunContext
+    fingerprints: Fingerprints
+    probe_ips: tuple[str, ...]
+
+    @property
+    def report_id(self) -> str:
+        return self.ctx.report_id
+
+    @property
+    def config(self) -> Config:
+        return self.ctx.config
+
+    @classmethod
+    def create(cls, config: Config, *, test_name: str = TEST_NAME) -> Session:
+        now = datetime.now(UTC)
+        ctx = RunContext(
+            config=config,
+            ssl_context=tls.make_ssl_context(ca_file=config.ca_file),
+            diag_ssl_context=tls.make_ssl_context(verify=False),
+            control_ssl_context=tls.make_ssl_context(ca_file=config.ca_file),
+            udp_resolver=config.resolver or dns.system_resolver(),
+            report_id=meta.make_report_id(
+                test_name=test_name,
+                cc=config.probe_cc if config.privacy.include_cc else "ZZ",
+                asn=config.probe_asn if config.privacy.include_asn else "AS0",
+                now=now,
+                rng=random.SystemRandom(),
+            ),
+            test_start_time=meta.format_time(now),
+            annotations=meta.annotations(),
+        )
+        return cls(
+            ctx=ctx,
+            fingerprints=load_bundled_fingerprints(),
+            probe_ips=tuple(local_addresses()),
+        )
+
+    def finish(self, msmt: dict[str, Any]) -> dict[str, Any]:
+        """Verdict keys from the pure analysis, then the volunteer's IP scrubbed everywhere."""
+        tk = msmt.setdefault("test_keys", {})
+        try:
+            if msmt.get("test_name") == TEST_NAME:
+                verdict = analyze(
+                    msmt, fingerprints=self.fingerprints, public_ranges=self.config.public_ranges
+                )
+            else:
+                from probe.apps.verdict import analyze_app
+
+                verdict = analyze_app(msmt)
+            tk.update(verdict)
+        except Exception as exc:  # the analysis is total; if it is not, keep the facts
+            from probe.failures import Operation, classify
+
+            tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN)
+        return scrub_measurement(
+            msmt,
+            probe_ips=self.probe_ips,
+            include_ip=self.config.privacy.include_ip,
+        )
+
+    def error_measurement(self, url: str, exc: Exception) -> dict[str, Any]:
+        """A whole measurement for a target whose pipeline raised: the failure is the fact."""
+        from probe.experiment import failed_measurement
+
+        return failed_measurement(url, exc, ctx=self.ctx)
+
+    async def measure_url(
+        self, url: str, release: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
+        return self.finish(await measure_web(url, ctx=self.ctx, release=release))
+
+    async def run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
+        from probe.progress import LiveSink, LogSink
+        from probe.runner import read_done_inputs
+
+        done = read_done_inputs(output) if plan.resume else set()
+        sink = LiveSink() if sys.stderr.isatty() and not args.no_progress else LogSink()
+        if plan.apps:
+            from probe.apps.runner import app_items, measure_app_item
+
+            async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
+                return self.finish(await measure_app_item(key, session=self, apps=plan.apps))
+
+            items: Iterator[Target | BadLine] = app_items(plan.apps)
+            total: int | None = len(plan.apps)
+        else:
+            from probe.commands.run import _iter_sources
+
+            async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
+                return await self.measure_url(key, release)
+
+            items = select(_iter_sources(plan.sources), category=args.category, limit=args.limit)
+            total = plan.total
+        return await run_targets(
+            items,
+            measure=measure,
+            output=output,
+            concurrency=self.config.concurrency,
+            sink=sink,
+            total=total,
+            done_inputs=done,
+            on_error=self.error_measurement,
+        )

@@ -1,0 +1,354 @@
+"""DNS stage: the system resolver (getaddrinfo) and a wire-level UDP stub (dnspython messages).
+
+:func:`lookup_getaddrinfo` runs ``socket.getaddrinfo`` in a worker thread (abandoned on cancel)
+and records one ``query_type="ANY"`` query with engine ``getaddrinfo``: the A/AAAA results as
+fake answers, plus the canonical name as a CNAME answer when ``AI_CANONNAME`` gives one, and the
+raw ``EAI_*`` code in ``getaddrinfo_error`` on failure.
+
+:func:`lookup_udp` sends an A and an AAAA query, each on its own connected trio UDP socket
+(so ICMP port-unreachable shows up as ``connection_refused``), concurrently. Messages are built
+and parsed with ``dns.message`` (no dnspython I/O). The first reply whose id matches is the
+answer a real stub would use; after it the socket keeps listening ``timeouts.dns_listen_window``
+and every further datagram goes to ``trace.dns_duplicates`` (tag ``x_duplicate``). A reply with
+a wrong id is never accepted: it is recorded as a duplicate with failure
+``dns_reply_with_wrong_query_id``. Two replies with different answers are the wire signature of
+injection. rcode -> failure: 3 nxdomain, 2 servfail, 5 refused, others server_misbehaving; an
+unparseable reply is ``dns_server_misbehaving``; NOERROR without a record of the asked type is
+``dns_no_answer``.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdatatype
+import trio
+
+from probe.archival import DNSAnswer, DNSQuery
+from probe.config import Timeouts
+from probe.failures import Failure, Operation, classify, classify_dns_rcode
+from probe.netaddr import join_endpoint, parse_ip, split_endpoint
+from probe.trace import Trace
+
+DUPLICATE_TAG = "x_duplicate"
+_MAX_DATAGRAM = 65535
+
+GetAddrInfo = Callable[..., list[tuple[Any, ...]]]
+
+
+@dataclass(frozen=True)
+class DNSResult:
+    """Outcome of one lookup: the addresses a stub would use, and the failure if none."""
+
+    addresses: list[str]
+    failure: str | None
+    rcode: int | None = None
+
+
+# --- system resolver ------------------------------------------------------------------------
+
+
+async def lookup_getaddrinfo(
+    trace: Trace,
+    host: str,
+    *,
+    timeouts: Timeouts,
+    tags: Sequence[str] = (),
+    getaddrinfo: GetAddrInfo = socket.getaddrinfo,
+) -> DNSResult:
+    """Resolve ``host`` with the system resolver; records one ``ANY`` query (engine getaddrinfo).
+
+    ``getaddrinfo`` is injectable for tests (default: :func:`socket.getaddrinfo`).
+    """
+    tid = trace.new_transaction_id()
+    t0 = trace.elapsed()
+    failure: str | None = None
+    gai_code: int | None = None
+    infos: list[tuple[Any, ...]] = []
+    call = partial(getaddrinfo, host, None, type=socket.SOCK_STREAM, flags=socket.AI_CANONNAME)
+    try:
+        with trio.move_on_after(timeouts.dns) as scope:
+            try:
+                infos = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+            except socket.gaierror as exc:
+                gai_code = exc.errno if isinstance(exc.errno, int) else None
+                failure = classify(exc, Operation.RESOLVE)
+            except (OSError, UnicodeError, ValueError) as exc:
+                failure = classify(exc, Operation.RESOLVE)
+        if scope.cancelled_caught:
+            failure = Failure.GENERIC_TIMEOUT_ERROR.value
+    except trio.Cancelled:
+        _record_gai(trace, host, tid, t0, [], Failure.INTERRUPTED.value, None, tags)
+        raise
+    addresses: list[str] = []
+    answers: list[DNSAnswer] = []
+    canon = ""
+    for family, _type, _proto, canonname, sockaddr in infos:
+        canon = canon or canonname
+        ip = str(sockaddr[0])
+        if ip in addresses:
+            continue
+        addresses.append(ip)
+        if family == socket.AF_INET6:
+            answers.append(DNSAnswer(answer_type="AAAA", ipv6=ip))
+        else:
+            answers.append(DNSAnswer(answer_type="A", ipv4=ip))
+    if canon:
+        answers.append(DNSAnswer(answer_type="CNAME", hostname=canon))
+    if failure is None and not addresses:
+        failure = Failure.DNS_NO_ANSWER.value
+    _record_gai(trace, host, tid, t0, answers, failure, gai_code, tags)
+    return DNSResult(addresses=addresses, failure=failure)
+
+
+def _record_gai(
+    trace: Trace,
+    host: str,
+    tid: int,
+    t0: float,
+    answers: list[DNSAnswer],
+    failure: str | None,
+    gai_code: int | None,
+    tags: Sequence[str],
+) -> None:
+    trace.queries.append(
+        DNSQuery(
+            answers=answers or None,
+            engine="getaddrinfo",
+            failure=failure,
+            hostname=host,
+            query_type="ANY",
+            resolver_address="",
+            t0=t0,
+            t=trace.elapsed(),
+            tags=list(tags),
+            transaction_id=tid,
+            getaddrinfo_error=gai_code,
+        )
+    )
+
+
+def system_resolver(path: Path = Path("/etc/resolv.conf")) -> str | None:
+    """The first ``nameserver`` of resolv.conf as ``"ip:53"`` (``"[ip]:53"`` for IPv6), or None."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            addr = parse_ip(parts[1])
+            if addr is not None:
+                return join_endpoint(str(addr), 53)
+    return None
+
+
+# --- reply parsing (pure) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    """What one DNS datagram says, classified. Never built from an exception escaping."""
+
+    failure: str | None
+    rcode: int | None = None
+    answers: list[DNSAnswer] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
+
+
+def parse_reply(raw: bytes, *, query_id: int, rdtype: dns.rdatatype.RdataType) -> ParsedReply:
+    """Classify a reply to the query ``query_id`` asking for ``rdtype``. Total on any bytes."""
+    wrong_id = len(raw) < 2 or int.from_bytes(raw[:2], "big") != query_id
+    try:
+        msg = dns.message.from_wire(raw)
+    except Exception:  # any malformed datagram: dnspython raises many types
+        return ParsedReply(failure=Failure.DNS_SERVER_MISBEHAVING.value)
+    rcode = int(msg.rcode())
+    answers: list[DNSAnswer] = []
+    addresses: list[str] = []
+    for rrset in msg.answer:
+        ttl = int(rrset.ttl)
+        for rd in rrset:
+            if rd.rdtype == dns.rdatatype.A:
+                answers.append(DNSAnswer(answer_type="A", ipv4=rd.address, ttl=ttl))
+            elif rd.rdtype == dns.rdatatype.AAAA:
+                answers.append(DNSAnswer(answer_type="AAAA", ipv6=rd.address, ttl=ttl))
+            elif rd.rdtype == dns.rdatatype.CNAME:
+                target = rd.target.to_text(omit_final_dot=True)
+                answers.append(DNSAnswer(answer_type="CNAME", hostname=target, ttl=ttl))
+            else:
+                continue
+            if rd.rdtype == rdtype:
+                addresses.append(str(rd.address))
+    if wrong_id:
+        failure: str | None = Failure.DNS_REPLY_WITH_WRONG_QUERY_ID.value
+    elif not msg.flags & dns.flags.QR:
+        failure = Failure.DNS_SERVER_MISBEHAVING.value
+    else:
+        failure = classify_dns_rcode(rcode)
+        if failure is None and not addresses:
+            failure = Failure.DNS_NO_ANSWER.value
+    return ParsedReply(failure=failure, rcode=rcode, answers=answers, addresses=addresses)
+
+
+# --- UDP stub -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Exchange:
+    """Mutable state of one query while it runs (local to one task)."""
+
+    failure: str | None = None
+    accepted: ParsedReply | None = None
+    raw: bytes | None = None
+    t: float | None = None
+
+
+async def lookup_udp(
+    trace: Trace,
+    host: str,
+    *,
+    resolver: str,
+    timeouts: Timeouts,
+    tags: Sequence[str] = (),
+) -> DNSResult:
+    """A and AAAA for ``host`` over UDP to ``resolver`` (``"ip:port"``), concurrently.
+
+    Records one query per type and every extra reply in ``trace.dns_duplicates``. Raises
+    ValueError only for a malformed ``resolver`` (a caller bug, not a network failure).
+    """
+    ip, port = split_endpoint(resolver)
+    if parse_ip(ip) is None:
+        raise ValueError(f"resolver is not an ip:port endpoint: {resolver!r}")
+    results: dict[str, ParsedReply | str] = {}
+
+    async def one(rdtype: dns.rdatatype.RdataType) -> None:
+        results[rdtype.name] = await _query(
+            trace, host, rdtype, ip=ip, port=port, timeouts=timeouts, tags=tags
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one, dns.rdatatype.A)
+        nursery.start_soon(one, dns.rdatatype.AAAA)
+    addresses: list[str] = []
+    failures: list[str] = []
+    rcode: int | None = None
+    for name in ("A", "AAAA"):
+        res = results[name]
+        if isinstance(res, str):
+            failures.append(res)
+            continue
+        if rcode is None:
+            rcode = res.rcode
+        addresses.extend(a for a in res.addresses if a not in addresses)
+        if res.failure is not None:
+            failures.append(res.failure)
+    if addresses:
+        return DNSResult(addresses=addresses, failure=None, rcode=rcode)
+    # prefer an informative failure over "no answer" (AAAA often has none)
+    informative = [f for f in failures if f != Failure.DNS_NO_ANSWER.value]
+    failure = (informative or failures or [Failure.DNS_NO_ANSWER.value])[0]
+    return DNSResult(addresses=[], failure=failure, rcode=rcode)
+
+
+async def _query(
+    trace: Trace,
+    host: str,
+    rdtype: dns.rdatatype.RdataType,
+    *,
+    ip: str,
+    port: int,
+    timeouts: Timeouts,
+    tags: Sequence[str],
+) -> ParsedReply | str:
+    """One UDP exchange; returns the accepted reply, or the failure string."""
+    tid = trace.new_transaction_id()
+    t0 = trace.elapsed()
+    resolver = join_endpoint(ip, port)
+    ex = _Exchange()
+
+    def event(
+        parsed: ParsedReply | None, raw: bytes | None, failure: str | None, extra: Sequence[str]
+    ) -> DNSQuery:
+        return DNSQuery(
+            answers=(parsed.answers or None) if parsed else None,
+            engine="udp",
+            failure=failure,
+            hostname=host,
+            query_type=rdtype.name,
+            resolver_address=resolver,
+            t0=t0,
+            t=trace.elapsed(),
+            tags=[*tags, *extra],
+            transaction_id=tid,
+            raw_response=base64.b64encode(raw).decode("ascii") if raw is not None else None,
+            rcode=parsed.rcode if parsed else None,
+        )
+
+    try:
+        query = dns.message.make_query(host, rdtype)
+        wire = query.to_wire()
+    except Exception as exc:  # an unencodable name: recorded like any other failure
+        ex.failure = classify(exc, Operation.DNS_ROUND_TRIP)
+        trace.queries.append(event(None, None, ex.failure, ()))
+        return ex.failure
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        with trio.move_on_after(timeouts.dns) as scope:
+            try:
+                await sock.connect((ip, port))
+                await sock.send(wire)
+                while ex.accepted is None:
+                    raw = await sock.recv(_MAX_DATAGRAM)
+                    parsed = parse_reply(raw, query_id=query.id, rdtype=rdtype)
+                    if parsed.failure == Failure.DNS_REPLY_WITH_WRONG_QUERY_ID:
+                        trace.dns_duplicates.append(
+                            event(parsed, raw, parsed.failure, (DUPLICATE_TAG,))
+                        )
+                        continue
+                    ex.accepted, ex.raw, ex.failure = parsed, raw, parsed.failure
+            except OSError as exc:
+                ex.failure = classify(exc, Operation.DNS_ROUND_TRIP)
+        if scope.cancelled_caught and ex.accepted is None:
+            ex.failure = Failure.GENERIC_TIMEOUT_ERROR.value
+        trace.queries.append(event(ex.accepted, ex.raw, ex.failure, ()))
+        if ex.accepted is not None:
+            await _listen_for_duplicates(sock, query.id, rdtype, timeouts, trace, event)
+    except trio.Cancelled:
+        if not any(q.transaction_id == tid for q in trace.queries):
+            trace.queries.append(event(None, None, Failure.INTERRUPTED.value, ()))
+        raise
+    finally:
+        sock.close()
+    if ex.accepted is None:
+        assert ex.failure is not None
+        return ex.failure
+    return ex.accepted
+
+
+async def _listen_for_duplicates(
+    sock: trio.socket.SocketType,
+    query_id: int,
+    rdtype: dns.rdatatype.RdataType,
+    timeouts: Timeouts,
+    trace: Trace,
+    event: Callable[[ParsedReply | None, bytes | None, str | None, Sequence[str]], DNSQuery],
+) -> None:
+    with trio.move_on_after(timeouts.dns_listen_window):
+        while True:
+            try:
+                raw = await sock.recv(_MAX_DATAGRAM)
+            except OSError:
+                return  # an ICMP error after the reply says nothing about the reply
+            parsed = parse_reply(raw, query_id=query_id, rdtype=rdtype)
+            trace.dns_duplicates.append(event(parsed, raw, parsed.failure, (DUPLICATE_TAG,)))

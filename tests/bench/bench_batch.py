@@ -1,0 +1,155 @@
+"""`make bench` for the batch pipeline: measurements/s and peak memory, with oonidata as anchor.
+
+    .venv/bin/python -m tests.bench.bench_batch [--n 1000000] [--workers 2] [--oonidata-sample N]
+
+1. Generates a synthetic JSONL.gz of ``--n`` measurements (probe.batch.synth: templates from
+   the real samples in ../shared) and a second one of ``n/4``, to show memory is flat.
+2. Runs ``probe.batch.pipeline.run`` (read + re-classify + flatten + Parquet write) on each in a
+   fresh subprocess with ``--workers`` processes; reports rate, per-measurement cost and peak
+   RSS of the main process and of the largest worker.
+3. Runs OONI's ``oonidata.dataclient.load_measurement`` in .venv-ref on the first
+   ``--oonidata-sample`` lines of the same file (read + orjson parse + load; one process), the
+   anchor figure. Prints ratios. Nothing is asserted: timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO / ".." / "shared"
+REF_PYTHON = REPO / ".venv-ref" / "bin" / "python"
+
+_OONIDATA = r"""
+import gzip, json, sys, time
+import orjson
+from oonidata.dataclient import load_measurement
+path, limit = sys.argv[1], int(sys.argv[2])
+t0 = time.perf_counter(); n = 0; failed = 0; t_load = 0.0
+with gzip.open(path, "rb") as fh:
+    for line in fh:
+        msmt = orjson.loads(line)
+        t1 = time.perf_counter()
+        try:
+            load_measurement(msmt=msmt)
+        except Exception:
+            failed += 1
+        t_load += time.perf_counter() - t1
+        n += 1
+        if n >= limit:
+            break
+print(json.dumps({"n": n, "failed": failed, "seconds": time.perf_counter() - t0,
+                  "load_seconds": t_load}))
+"""
+
+
+def _child(args: argparse.Namespace) -> int:
+    from probe.batch.pipeline import run
+
+    summary = run([args.input], Path(args.output), workers=args.workers)
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "n": summary.lines,
+                "measurements": summary.measurements,
+                "observations": summary.observations,
+                "malformed": summary.malformed_count,
+                "seconds": summary.seconds,
+                "rss_main_mb": me / 1024,
+                "rss_worker_max_mb": kids / 1024,
+            }
+        )
+    )
+    return 0
+
+
+def _generate(path: Path, n: int, seed: int) -> tuple[float, int]:
+    from probe.batch.synth import generate, load_hosts, load_templates, write_jsonl_gz
+
+    t0 = time.perf_counter()
+    size = write_jsonl_gz(path, generate(load_templates(SHARED), load_hosts(SHARED), n, seed=seed))
+    return time.perf_counter() - t0, size
+
+
+def _ours(path: Path, out: Path, workers: int) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "tests.bench.bench_batch", "--child", "--input", str(path)]
+    cmd += ["--output", str(out), "--workers", str(workers)]
+    done = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--oonidata-sample", type=int, default=50_000)
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep the files")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args)
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        sizes = {"small": max(args.n // 4, 1), "full": args.n}
+        results: dict[str, dict[str, float]] = {}
+        for label, n in sizes.items():
+            path = work / f"synthetic-{n}.jsonl.gz"
+            gen_s, raw = _generate(path, n, seed=n)
+            print(
+                f"generated {n:,} measurements ({raw / n / 1024:.1f} KiB each, "
+                f"{path.stat().st_size / 2**20:,.0f} MiB gz) in {gen_s:.0f}s",
+                flush=True,
+            )
+            results[label] = r = _ours(path, work / f"dataset-{label}", args.workers)
+            rate = r["n"] / r["seconds"]
+            print(
+                f"ours [{label}] {r['n']:,.0f} msmts, {r['observations']:,.0f} observation rows"
+                f" in {r['seconds']:.1f}s: {rate:,.0f}/s with {args.workers} workers "
+                f"({1e6 / rate * args.workers:,.0f} us CPU-slot per msmt); peak RSS main "
+                f"{r['rss_main_mb']:.0f} MiB, largest worker {r['rss_worker_max_mb']:.0f} MiB",
+                flush=True,
+            )
+        full = work / f"synthetic-{args.n}.jsonl.gz"
+        if REF_PYTHON.exists():
+            sample = min(args.oonidata_sample, args.n)
+            cmd = [str(REF_PYTHON), "-c", _OONIDATA, str(full), str(sample)]
+            done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            ref = json.loads(done.stdout.strip().splitlines()[-1])
+            ref_rate = ref["n"] / ref["seconds"]
+            load_rate = ref["n"] / ref["load_seconds"]
+            ours = results["full"]["n"] / results["full"]["seconds"]
+            print(
+                f"oonidata 0.3.0 load_measurement on the first {ref['n']:,} lines (1 process): "
+                f"{ref_rate:,.0f}/s read+parse+load ({load_rate:,.0f}/s load alone, "
+                f"{1e6 / ref_rate:,.0f} us per msmt; {ref['failed']} raised)"
+            )
+            print(
+                f"ratio ours/oonidata: {ours / ref_rate:.2f}x wall-clock "
+                f"({ours / args.workers / ref_rate:.2f}x per process)"
+            )
+        else:
+            print(f"oonidata anchor skipped: {REF_PYTHON} not found")
+        small, big = results["small"], results["full"]
+        print(
+            f"memory flatness: input x{big['n'] / small['n']:.0f} -> peak RSS main "
+            f"x{big['rss_main_mb'] / small['rss_main_mb']:.2f}, worker "
+            f"x{big['rss_worker_max_mb'] / small['rss_worker_max_mb']:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

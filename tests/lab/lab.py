@@ -1,0 +1,287 @@
+"""Bring the censorship lab up and down: namespaces, links, servers, censor, recorded processes.
+
+    cp-client (198.18.0.2) --veth-- cp-isp (router, ISP resolver, censor) --veth-- cp-inet
+    (authoritative DNS, web sites on distinct addresses, public resolver, control vantage)
+
+Only 198.18.0.0/15 is routed, there is no default route and no NAT to the host: nothing leaves
+the namespaces. ``up`` is a clean restart (it runs ``down`` first); ``down`` removes the
+namespaces, veths, /etc/netns entries and every process recorded under the state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.lab import configs, pki, procs
+from tests.lab import model as m
+
+ETC_NETNS = Path("/etc/netns")
+
+
+class LabError(RuntimeError):
+    """The lab could not be brought up (the message says which step failed)."""
+
+
+def sh(*argv: str, netns: str | None = None, stdin: str | None = None,
+       check: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise LabError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def namespaces_present() -> list[str]:
+    out = sh("ip", "netns", "list", check=False).stdout
+    present = {line.split()[0] for line in out.splitlines() if line.strip()}
+    return [ns for ns in m.NAMESPACES if ns in present]
+
+
+def down(state: Path | None = None) -> list[str]:
+    """Remove everything the lab created; safe to run at any time. Returns what it did."""
+    state = state or m.state_dir()
+    done = [f"stopped {name}" for name in procs.stop_all(state)] if state.exists() else []
+    for ns in namespaces_present():
+        sh("ip", "netns", "del", ns, check=False)
+        done.append(f"deleted netns {ns}")
+    for ns in m.NAMESPACES:
+        if (ETC_NETNS / ns).exists():
+            shutil.rmtree(ETC_NETNS / ns)
+            done.append(f"removed {ETC_NETNS / ns}")
+    # a veth whose peer namespace vanished disappears with it; nothing is left in the host netns
+    (state / "lab.json").unlink(missing_ok=True)
+    return done
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _prepare_files(state: Path, sites: list[m.Site]) -> Path:
+    """Certificates, web roots and daemon configs; returns the CA file."""
+    for sub in ("pki", "www", "conf", "logs", "run", "pids"):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key, ca_file = pki.make_ca(state / "pki")
+    for site in sites:
+        pki.issue(ca_cert, ca_key, state / "pki", site.name,
+                  addresses=(site.address, *configs.site_addresses(site)[1:]))
+        root = state / "www" / site.name
+        _write(root / "index.html", configs.index_html(site))
+        if site.large_path:
+            (root / site.large_path.lstrip("/")).write_bytes(os.urandom(m.LARGE_OBJECT_SIZE))
+    _write(state / "www" / "blockpage" / "blockpage.html",
+           (m.HERE / "www" / "blockpage.html").read_text(encoding="utf-8"))
+    _write(state / "conf" / "inet-nginx.conf", configs.nginx_inet(sites, state))
+    _write(state / "conf" / "isp-nginx.conf", configs.nginx_isp(sites, state))
+    _write(state / "conf" / "auth-dns.conf", configs.unbound_auth(sites, state))
+    _write(state / "conf" / "public-dns.conf", configs.unbound_public(state))
+    return ca_file
+
+
+def _network(sites: list[m.Site], *, delay_ms: float) -> None:
+    for ns in m.NAMESPACES:
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "set", "lo", "up", netns=ns)
+        for key in ("all", "default", "lo"):
+            sh("sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1", netns=ns)
+    sh("ip", "link", "add", m.CLIENT_IF, "netns", m.NS_CLIENT, "type", "veth",
+       "peer", "name", m.ISP_CLIENT_IF, "netns", m.NS_ISP)
+    sh("ip", "link", "add", m.ISP_INET_IF, "netns", m.NS_ISP, "type", "veth",
+       "peer", "name", m.INET_IF, "netns", m.NS_INET)
+    links = ((m.NS_CLIENT, m.CLIENT_IF, m.CLIENT_ADDR), (m.NS_ISP, m.ISP_CLIENT_IF,
+             m.ISP_CLIENT_ADDR), (m.NS_ISP, m.ISP_INET_IF, m.ISP_INET_ADDR),
+             (m.NS_INET, m.INET_IF, m.INET_ADDR))
+    for ns, dev, addr in links:
+        sh("ip", "addr", "add", f"{addr}/24", "dev", dev, netns=ns)
+        sh("ip", "link", "set", dev, "up", netns=ns)
+    # one TCP segment per packet from the senders, so that tc sees packets, not 64 KiB GSO trains
+    for ns, dev in ((m.NS_CLIENT, m.CLIENT_IF), (m.NS_INET, m.INET_IF)):
+        sh("ip", "link", "set", "dev", dev, "gso_max_size", "1500", "gso_max_segs", "1", netns=ns)
+    for addr in (m.ISP_RESOLVER, m.ISP_BLOCKPAGE, m.ISP_TPROXY):
+        sh("ip", "addr", "add", f"{addr}/32", "dev", "lo", netns=m.NS_ISP)
+    inet_addrs = {m.AUTH_DNS, m.PUBLIC_RESOLVER, m.CONTROL_ADDR}
+    for site in sites:
+        if site.role == "site":
+            inet_addrs.update(configs.site_addresses(site))
+    for addr in sorted(inet_addrs):
+        sh("ip", "addr", "add", f"{addr}/32", "dev", "lo", netns=m.NS_INET)
+    sh("ip", "route", "add", "198.18.0.0/15", "via", m.ISP_CLIENT_ADDR, netns=m.NS_CLIENT)
+    sh("ip", "route", "add", "198.19.0.0/16", "via", m.INET_ADDR, netns=m.NS_ISP)
+    sh("ip", "route", "add", "198.18.0.0/16", "via", m.ISP_INET_ADDR, netns=m.NS_INET)
+    sh("sysctl", "-qw", "net.ipv4.ip_forward=1", netns=m.NS_ISP)
+    sh("iptables-restore", netns=m.NS_ISP, stdin=configs.iptables_isp(sites, delay_ms=delay_ms))
+    sh("iptables-restore", netns=m.NS_INET, stdin=configs.iptables_inet(sites))
+    for cmd in configs.tc_isp(sites):
+        sh(*cmd, netns=m.NS_ISP)
+    for ns, resolver in ((m.NS_CLIENT, m.ISP_RESOLVER), (m.NS_ISP, m.ISP_RESOLVER),
+                         (m.NS_INET, m.PUBLIC_RESOLVER)):
+        _write(ETC_NETNS / ns / "resolv.conf", f"nameserver {resolver}\n")
+
+
+def _python() -> str:
+    venv = m.REPO / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def _start_daemons(sites: list[m.Site], state: Path, *, delay_ms: float) -> None:
+    conf = state / "conf"
+    env = {**os.environ, "PYTHONPATH": str(m.REPO)}
+    procs.start("auth-dns", ["unbound", "-d", "-c", str(conf / "auth-dns.conf")],
+                netns=m.NS_INET, state=state)
+    procs.start("public-dns", ["unbound", "-d", "-c", str(conf / "public-dns.conf")],
+                netns=m.NS_INET, state=state)
+    procs.start("inet-nginx", ["nginx", "-c", str(conf / "inet-nginx.conf"), "-p", str(state)],
+                netns=m.NS_INET, state=state)
+    procs.start("isp-dns", configs.dnsmasq_isp_argv(sites, state), netns=m.NS_ISP, state=state)
+    procs.start("isp-nginx", ["nginx", "-c", str(conf / "isp-nginx.conf"), "-p", str(state)],
+                netns=m.NS_ISP, state=state)
+    forge = [f"--forge={s.name}={s.inject}" for s in sites if s.inject]
+    procs.start("injector", [_python(), "-m", "tests.lab.injector",
+                             f"--queue={m.INJECT_QUEUE}", *forge],
+                netns=m.NS_ISP, state=state, env=env)
+    if delay_ms > 0:
+        procs.start("delay", [_python(), "-m", "tests.lab.delay", f"--queue={m.DELAY_QUEUE}",
+                              f"--ms={delay_ms}"], netns=m.NS_ISP, state=state, env=env)
+
+
+def listening(netns: str) -> set[str]:
+    """``proto:addr:port`` of every listening socket in ``netns`` (from ss)."""
+    out = sh("ss", "-Hltun", netns=netns, check=False).stdout
+    found = set()
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 5:
+            found.add(f"{fields[0]}:{fields[4]}")
+    return found
+
+
+def bound_queues() -> set[int]:
+    text = sh("cat", "/proc/net/netfilter/nfnetlink_queue", netns=m.NS_ISP, check=False).stdout
+    return {int(line.split()[0]) for line in text.splitlines() if line.strip()}
+
+
+def expected_listeners(sites: list[m.Site]) -> dict[str, set[str]]:
+    inet = {f"udp:{m.AUTH_DNS}:53", f"udp:{m.PUBLIC_RESOLVER}:53"}
+    for site in sites:
+        if site.role == "site":
+            for address in configs.site_addresses(site):
+                for scheme in site.serves:
+                    inet.add(f"tcp:{address}:{443 if scheme == 'https' else 80}")
+    isp = {f"udp:{m.ISP_RESOLVER}:53", f"tcp:{m.ISP_BLOCKPAGE}:80", f"tcp:{m.ISP_BLOCKPAGE}:443",
+           f"tcp:{m.ISP_TPROXY}:80"}
+    return {m.NS_INET: inet, m.NS_ISP: isp}
+
+
+def _wait_ready(sites: list[m.Site], state: Path, *, delay_ms: float, timeout: float) -> None:
+    want = expected_listeners(sites)
+    queues = {m.INJECT_QUEUE} | ({m.DELAY_QUEUE} if delay_ms > 0 else set())
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = {ns: sorted(w - listening(ns)) for ns, w in want.items()}
+        missing = {ns: v for ns, v in missing.items() if v}
+        missing_queues = queues - bound_queues()
+        dead = [n for n, (pid, t) in procs.recorded(state).items() if not procs.alive(pid, t)]
+        if dead:
+            raise LabError(f"daemons exited: {dead}; see {state}/logs/")
+        if not missing and not missing_queues:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"not ready after {timeout}s: listeners {missing}, "
+                           f"nfqueues {sorted(missing_queues)}; see {state}/logs/")
+        time.sleep(0.05)
+
+
+def facts(state: Path, *, delay_ms: float = 0.0) -> dict[str, Any]:
+    """What the probe (and the Makefile's demo) needs to know about the lab."""
+    _sites, scenarios = m.load()
+    return {
+        "namespaces": {"client": m.NS_CLIENT, "isp": m.NS_ISP, "inet": m.NS_INET},
+        "client_address": m.CLIENT_ADDR,
+        "resolver": f"{m.ISP_RESOLVER}:53",
+        "public_resolver": f"{m.PUBLIC_RESOLVER}:53",
+        "ca_file": str(state / "pki" / "ca.pem"),
+        "control_url": f"https://{m.CONTROL_NAME}:{m.CONTROL_PORT}/",
+        "control_listen": f"{m.CONTROL_ADDR}:{m.CONTROL_PORT}",
+        "public_ranges": list(m.PUBLIC_RANGES),
+        "targets": [s.url for s in scenarios],
+        "scenarios_file": str(m.SCENARIOS_FILE),
+        "state_dir": str(state),
+        "delay_ms": delay_ms,
+    }
+
+
+def up(state: Path | None = None, *, delay_ms: float = 0.0, timeout: float = 20.0
+       ) -> dict[str, Any]:
+    """Clean (re)start of the lab; on any failure everything is torn down again."""
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, iptables, tc)")
+    state = state or m.state_dir()
+    started = time.monotonic()
+    down(state)
+    for sub in ("conf", "logs", "run", "www", "pki"):
+        shutil.rmtree(state / sub, ignore_errors=True)
+    sites, _ = m.load()
+    try:
+        _prepare_files(state, sites)
+        _network(sites, delay_ms=delay_ms)
+        _start_daemons(sites, state, delay_ms=delay_ms)
+        _wait_ready(sites, state, delay_ms=delay_ms, timeout=timeout)
+    except BaseException:
+        down(state)
+        raise
+    info = facts(state, delay_ms=delay_ms)
+    info["setup_seconds"] = round(time.monotonic() - started, 2)
+    _write(state / "lab.json", json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def status(state: Path | None = None) -> dict[str, Any]:
+    """Namespaces present, recorded processes alive, whether the lab is fully up."""
+    state = state or m.state_dir()
+    present = namespaces_present()
+    running = {name: procs.alive(pid, t) for name, (pid, t) in procs.recorded(state).items()} \
+        if state.exists() else {}
+    up_file = state / "lab.json"
+    complete = (
+        up_file.exists() and present == list(m.NAMESPACES) and bool(running)
+        and all(running.values())
+    )
+    return {"up": complete, "namespaces": present, "processes": running,
+            "state_dir": str(state)}
+
+
+def client_argv(argv: list[str]) -> list[str]:
+    """The command line that runs ``argv`` inside the client namespace."""
+    return ["ip", "netns", "exec", m.NS_CLIENT, *argv]
+
+
+def control_start(state: Path | None = None, *, timeout: float = 15.0) -> int:
+    """Start ``probe helper serve`` in cp-inet as a recorded process; wait until it listens."""
+    state = state or m.state_dir()
+    procs.stop_one(state, "control")
+    probe = m.REPO / ".venv" / "bin" / "probe"
+    argv = [str(probe) if probe.exists() else "probe", "helper", "serve",
+            "--listen", f"{m.CONTROL_ADDR}:{m.CONTROL_PORT}",
+            "--lab-allow-ranges", ",".join(m.PUBLIC_RANGES),
+            "--tls-cert", str(state / "pki" / f"{m.CONTROL_NAME}.pem"),
+            "--tls-key", str(state / "pki" / f"{m.CONTROL_NAME}.key")]
+    pid = procs.start("control", argv, netns=m.NS_INET, state=state)
+    want = f"tcp:{m.CONTROL_ADDR}:{m.CONTROL_PORT}"
+    deadline = time.monotonic() + timeout
+    while want not in listening(m.NS_INET):
+        pid_, ticks = procs.recorded(state)["control"]
+        if not procs.alive(pid_, ticks) or time.monotonic() > deadline:
+            procs.stop_one(state, "control")
+            log = (state / "logs" / "control.out").read_text(errors="replace")[-2000:]
+            raise LabError(f"control vantage did not start listening on {want}:\n{log}")
+        time.sleep(0.05)
+    return pid

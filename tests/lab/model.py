@@ -1,0 +1,115 @@
+"""Lab facts: namespaces, addresses, paths, and the sites/scenarios loaded from scenarios.toml.
+
+Pure data, no side effects. Every address is inside 198.18.0.0/15 (RFC 2544 benchmarking range),
+which the probe is told to treat as public (``--public-ranges 198.18.0.0/15``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SCENARIOS_FILE = HERE / "scenarios.toml"
+
+NS_CLIENT = "cp-client"
+NS_ISP = "cp-isp"
+NS_INET = "cp-inet"
+NAMESPACES = (NS_CLIENT, NS_ISP, NS_INET)
+
+PUBLIC_RANGES = ("198.18.0.0/15",)
+
+# client <-> isp link
+CLIENT_IF, ISP_CLIENT_IF = "cpc-isp", "cpi-client"
+CLIENT_ADDR, ISP_CLIENT_ADDR = "198.18.0.2", "198.18.0.1"
+# isp <-> inet link
+ISP_INET_IF, INET_IF = "cpi-inet", "cpn-isp"
+ISP_INET_ADDR, INET_ADDR = "198.18.1.1", "198.18.1.2"
+
+# services in cp-isp (on its loopback)
+ISP_RESOLVER = "198.18.2.53"
+ISP_BLOCKPAGE = "198.18.2.10"
+ISP_TPROXY = "198.18.2.80"
+# services in cp-inet (on its loopback)
+AUTH_DNS = "198.19.0.53"
+PUBLIC_RESOLVER = "198.19.8.8"
+CONTROL_ADDR = "198.19.0.100"
+CONTROL_PORT = 443
+CONTROL_NAME = "control.lab.test"
+APP_RANGE = "198.19.2.0/24"  # reserved for the app hosts (later issue)
+
+LAB_ZONE = "lab.test"
+THROTTLE_RATE = "16kbit"
+THROTTLE_BYTES_PER_S = 2000
+LARGE_OBJECT_SIZE = 320 * 1024
+INJECT_QUEUE = 1
+DELAY_QUEUE = 2
+
+
+def state_dir() -> Path:
+    """Where lab-up writes configs, certificates, pid files and logs (gitignored)."""
+    return Path(os.environ.get("CP_LAB_STATE", str(REPO / "lab-state"))).resolve()
+
+
+@dataclass(frozen=True)
+class Site:
+    """One lab name with its real server address and how the censor treats it."""
+
+    name: str
+    address: str
+    title: str
+    serves: tuple[str, ...]
+    isp_dns: str | None = None  # "nxdomain" or the address the ISP resolver answers
+    inject: str | None = None  # forged A record raced by the on-path injector
+    censor: str | None = None  # technique applied in cp-isp
+    large_path: str | None = None
+    status: int = 200
+    inet_drop: bool = False
+    role: str = "site"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named censorship case and the verdict a correct probe reaches."""
+
+    id: str
+    url: str
+    technique: str
+    failures: dict[str, str]
+    blocking: bool | str | None
+    accessible: bool | None
+    x_outcome: str
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _null(value: Any) -> Any:
+    return None if value == "null" else value
+
+
+def load(path: Path = SCENARIOS_FILE) -> tuple[list[Site], list[Scenario]]:
+    """Parse scenarios.toml into sites and scenarios."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    sites = [
+        Site(**{**raw, "serves": tuple(raw.get("serves", ()))}) for raw in data.get("site", [])
+    ]
+    scenarios = []
+    for raw in data.get("scenario", []):
+        raw = dict(raw)
+        raw["blocking"] = _null(raw["blocking"])
+        raw["accessible"] = _null(raw["accessible"])
+        known = {f for f in Scenario.__dataclass_fields__ if f != "extra"}
+        extra = {k: raw.pop(k) for k in list(raw) if k not in known}
+        scenarios.append(Scenario(**raw, extra=extra))
+    return sites, scenarios
+
+
+def site_by_name(sites: list[Site], name: str) -> Site:
+    for site in sites:
+        if site.name == name:
+            return site
+    raise KeyError(name)

@@ -1,0 +1,311 @@
+"""Wire-level checks of every censor mechanism of the lab (issue 3), from inside cp-client.
+
+Marked ``lab``: they need root and network namespaces; under CI=true they fail loudly when they
+cannot run. The pure checks at the end (scenario file, config rendering, injector packet
+forging) run everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+from typing import Any
+
+import dns.message
+import dns.rdatatype
+import pytest
+
+from tests.lab import configs
+from tests.lab import model as m
+from tests.lab.fixtures import RunIn, wire
+from tests.lab.injector import forge
+
+SITES, SCENARIOS = m.load()
+ADDR = {s.name: s.address for s in SITES}
+BLOCKPAGE_TEXT = "Доступ к ресурсу ограничен"
+OUTCOMES = {
+    "dns/nxdomain", "dns/bogon", "dns/blockpage-ip", "dns/injected", "tcp/timeout", "tcp/reset",
+    "tcp/icmp-unreachable", "tls/reset-after-clienthello", "tls/timeout-after-clienthello",
+    "tls/mitm-certificate", "http/reset-after-request", "http/blockpage",
+    "http/redirect-to-blockpage", "http/throttled", "down/everywhere", "ok",
+}
+
+
+def kdig(run: RunIn, resolver: str, name: str) -> tuple[str, list[str]]:
+    out = run("kdig", "+timeout=2", "+retry=0", f"@{resolver}", name, "A").stdout
+    status = re.search(r"status: (\w+)", out)
+    answers = re.findall(rf"^{re.escape(name)}\.\s+\d+\s+IN\s+A\s+(\S+)", out, re.M)
+    return (status.group(1) if status else "NO-REPLY"), answers
+
+
+def curl(run: RunIn, lab: dict[str, Any], url: str, *extra: str) -> tuple[int, str, str]:
+    res = run("curl", "-sS", "-m", "10", "--cacert", lab["ca_file"], "-D", "-", *extra, url)
+    head, _, body = res.stdout.partition("\r\n\r\n")
+    code = int(head.split()[1]) if head.startswith("HTTP/") else 0
+    return code, head, body
+
+
+def title(body: str) -> str:
+    found = re.search(r"<title>(.*?)</title>", body, re.S)
+    return found.group(1) if found else ""
+
+
+# --- topology ---------------------------------------------------------------------------------
+
+
+@pytest.mark.lab
+def test_nothing_is_routed_outside_the_lab(lab: dict[str, Any], run_in_client: RunIn) -> None:
+    for ns in m.NAMESPACES:
+        res = run_in_client("ip", "netns", "exec", ns, "ip", "-4", "route", "get", "8.8.8.8")
+        assert res.returncode != 0, f"{ns} has a route to the outside: {res.stdout}"
+    routes = run_in_client("ip", "-4", "route", "show").stdout
+    assert "default" not in routes
+    assert run_in_client("iptables", "-t", "nat", "-S", "POSTROUTING").stdout.strip() == (
+        "-P POSTROUTING ACCEPT"
+    )
+
+
+@pytest.mark.lab
+def test_client_system_resolver_is_the_isp(lab: dict[str, Any], run_in_client: RunIn) -> None:
+    assert run_in_client("cat", "/etc/resolv.conf").stdout.split() == [
+        "nameserver", m.ISP_RESOLVER,
+    ]
+    assert run_in_client("getent", "hosts", "ok.lab.test").stdout.split()[0] == "198.19.1.1"
+    assert lab["resolver"] == f"{m.ISP_RESOLVER}:53"
+    assert lab["public_ranges"] == ["198.18.0.0/15"]
+
+
+# --- 1 and 15: not censored -------------------------------------------------------------------
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("url", ["http://ok.lab.test/", "https://ok.lab.test/"])
+def test_open_site(lab: dict[str, Any], run_in_client: RunIn, url: str) -> None:
+    code, _, body = curl(run_in_client, lab, url)
+    assert (code, title(body)) == (200, "Lab open site")
+
+
+@pytest.mark.lab
+def test_every_site_has_its_own_title(lab: dict[str, Any], run_in_inet: RunIn) -> None:
+    titles = {}
+    for site in SITES:
+        if site.role == "site" and site.serves and not site.inet_drop:
+            scheme = "https" if "https" in site.serves else "http"
+            _, _, body = curl(run_in_inet, lab, f"{scheme}://{site.name}/")
+            titles[site.name] = title(body)
+    assert all(titles.values()), titles
+    assert len(set(titles.values())) == len(titles)
+
+
+@pytest.mark.lab
+def test_503_everywhere(lab: dict[str, Any], run_in_client: RunIn, run_in_inet: RunIn) -> None:
+    for run in (run_in_client, run_in_inet):
+        code, _, body = curl(run, lab, "https://status503.lab.test/")
+        assert (code, title(body)) == (503, "Lab site answering 503")
+
+
+@pytest.mark.lab
+def test_geo_cdn_answers_differ_and_both_have_valid_certs(
+    lab: dict[str, Any], run_in_client: RunIn
+) -> None:
+    _, isp = kdig(run_in_client, m.ISP_RESOLVER, "geo-cdn.lab.test")
+    _, public = kdig(run_in_client, m.PUBLIC_RESOLVER, "geo-cdn.lab.test")
+    assert isp == ["198.19.1.19"] and public == ["198.19.1.18"]
+    for address in (*isp, *public):
+        code, _, body = curl(run_in_client, lab, "https://geo-cdn.lab.test/", "--resolve",
+                             f"geo-cdn.lab.test:443:{address}")
+        assert (code, title(body)) == (200, "Lab geo CDN")
+
+
+# --- 2-5: DNS ---------------------------------------------------------------------------------
+
+
+@pytest.mark.lab
+def test_isp_nxdomain_for_an_existing_name(lab: dict[str, Any], run_in_client: RunIn) -> None:
+    assert kdig(run_in_client, m.ISP_RESOLVER, "nxdomain.lab.test") == ("NXDOMAIN", [])
+    assert kdig(run_in_client, m.PUBLIC_RESOLVER, "nxdomain.lab.test") == (
+        "NOERROR", ["198.19.1.2"],
+    )
+
+
+@pytest.mark.lab
+def test_isp_answers_the_blockpage_server(lab: dict[str, Any], run_in_client: RunIn) -> None:
+    assert kdig(run_in_client, m.ISP_RESOLVER, "dns-blockpage.lab.test")[1] == [m.ISP_BLOCKPAGE]
+    assert kdig(run_in_client, m.PUBLIC_RESOLVER, "dns-blockpage.lab.test")[1] == ["198.19.1.3"]
+    code, _, body = curl(run_in_client, lab, "http://dns-blockpage.lab.test/")
+    assert code == 200 and BLOCKPAGE_TEXT in body and "149-ФЗ" in body
+    assert "eais.rkn.gov.ru" in body and "href" not in body
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    ("name", "bogon"),
+    [("bogon-loopback.lab.test", "127.0.0.1"), ("bogon-private.lab.test", "10.10.34.35")],
+)
+def test_isp_answers_a_bogon(run_in_client: RunIn, name: str, bogon: str) -> None:
+    # DNS only: nothing is ever sent to the bogon address
+    assert kdig(run_in_client, m.ISP_RESOLVER, name) == ("NOERROR", [bogon])
+    assert kdig(run_in_client, m.PUBLIC_RESOLVER, name)[1] == [ADDR[name]]
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("resolver", [m.ISP_RESOLVER, m.PUBLIC_RESOLVER])
+def test_injected_answer_races_the_real_one(run_in_client: RunIn, resolver: str) -> None:
+    replies = wire(run_in_client, "dns-replies", resolver, "dns-injected.lab.test",
+                   "--window", "1.5")["replies"]
+    assert [r["answers"] for r in replies] == [[m.ISP_BLOCKPAGE], ["198.19.1.6"]]
+    assert all(r["id_ok"] and r["rcode"] == 0 for r in replies)
+    # other names are not touched
+    clean = wire(run_in_client, "dns-replies", resolver, "ok.lab.test", "--window", "1")
+    assert [r["answers"] for r in clean["replies"]] == [["198.19.1.1"]]
+
+
+@pytest.mark.lab
+def test_injector_answers_for_an_address_running_no_resolver(run_in_client: RunIn) -> None:
+    replies = wire(run_in_client, "dns-replies", "198.19.1.1", "dns-injected.lab.test",
+                   "--window", "1.5")["replies"]
+    assert [r["answers"] for r in replies] == [[m.ISP_BLOCKPAGE]]
+
+
+# --- 6-8 and 16: TCP --------------------------------------------------------------------------
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    ("name", "client", "control"),
+    [
+        ("blackhole.lab.test", "timeout", "ok"),
+        ("tcp-rst.lab.test", "ECONNREFUSED", "ok"),
+        ("icmp-host.lab.test", "EHOSTUNREACH", "ok"),
+        ("icmp-port.lab.test", "ECONNREFUSED", "ok"),
+        ("down-refused.lab.test", "ECONNREFUSED", "ECONNREFUSED"),
+        ("down-blackhole.lab.test", "timeout", "timeout"),
+    ],
+)
+def test_tcp_connect(
+    run_in_client: RunIn, run_in_inet: RunIn, name: str, client: str, control: str
+) -> None:
+    args = ("connect", ADDR[name], "443", "--timeout", "2")
+    assert wire(run_in_client, *args)["connect"] == client
+    assert wire(run_in_inet, *args)["connect"] == control
+
+
+# --- 9-10: TLS SNI ----------------------------------------------------------------------------
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    ("name", "outcome"), [("sni-rst.lab.test", "ECONNRESET"), ("sni-drop.lab.test", "timeout")]
+)
+def test_sni_filtering(lab: dict[str, Any], run_in_client: RunIn, name: str, outcome: str) -> None:
+    ca = lab["ca_file"]
+    blocked = wire(run_in_client, "tls", ADDR[name], name, "--ca", ca, "--timeout", "2")
+    assert blocked == {"connect": "ok", "handshake": outcome}
+    innocuous = wire(run_in_client, "tls", ADDR[name], "example.org", "--ca", ca)
+    assert innocuous["handshake"] == "ok"
+    # the trigger is the name, not the address: the open site's server is hit too
+    elsewhere = wire(run_in_client, "tls", ADDR["ok.lab.test"], name, "--ca", ca,
+                     "--timeout", "2")
+    assert elsewhere["handshake"] == outcome
+
+
+# --- 11-14: HTTP ------------------------------------------------------------------------------
+
+
+@pytest.mark.lab
+def test_host_header_filtering_resets(run_in_client: RunIn) -> None:
+    address = ADDR["host-rst.lab.test"]
+    blocked = wire(run_in_client, "http", address, "host-rst.lab.test")
+    assert blocked == {"connect": "ok", "response": "ECONNRESET", "received": 0}
+    innocuous = wire(run_in_client, "http", address, "example.org")
+    assert innocuous["status"] == 200
+
+
+@pytest.mark.lab
+def test_transparent_proxy_blockpage(
+    lab: dict[str, Any], run_in_client: RunIn, run_in_inet: RunIn
+) -> None:
+    code, _, body = curl(run_in_client, lab, "http://tproxy-blockpage.lab.test/")
+    assert code == 200 and title(body) == BLOCKPAGE_TEXT
+    code, _, body = curl(run_in_inet, lab, "http://tproxy-blockpage.lab.test/")
+    assert (code, title(body)) == (200, "Lab site replaced by a transparent-proxy blockpage")
+
+
+@pytest.mark.lab
+def test_redirect_to_blockpage(lab: dict[str, Any], run_in_client: RunIn,
+                               run_in_inet: RunIn) -> None:
+    code, head, _ = curl(run_in_client, lab, "http://redirect-blockpage.lab.test/")
+    location = re.search(r"^Location: (\S+)", head, re.M | re.I)
+    assert code == 302 and location is not None
+    assert location.group(1).startswith("http://warning.rt.lab.test/")
+    code, _, body = curl(run_in_client, lab, location.group(1))
+    assert code == 200 and title(body) == BLOCKPAGE_TEXT
+    code, _, body = curl(run_in_inet, lab, "http://redirect-blockpage.lab.test/")
+    assert (code, title(body)) == (200, "Lab site redirected to a blockpage")
+
+
+@pytest.mark.lab
+def test_throttling(lab: dict[str, Any], run_in_client: RunIn, run_in_inet: RunIn) -> None:
+    code, _, body = curl(run_in_client, lab, "https://throttled.lab.test/")
+    assert (code, title(body)) == (200, "Lab site throttled to 16 kbit/s")
+    slow = wire(run_in_client, "rate", "http://throttled.lab.test/big.bin", "--seconds", "5",
+                "--ca", lab["ca_file"])
+    assert slow["status"] == 200 and slow["received"] > 0
+    assert slow["rate"] < 1.5 * m.THROTTLE_BYTES_PER_S, slow
+    fast = wire(run_in_inet, "rate", "https://throttled.lab.test/big.bin", "--seconds", "5",
+                "--ca", lab["ca_file"])
+    assert fast["received"] == m.LARGE_OBJECT_SIZE
+
+
+# --- pure checks (no root) --------------------------------------------------------------------
+
+
+def test_scenarios_file_is_consistent() -> None:
+    names = {s.name for s in SITES}
+    assert len(names) == len(SITES)
+    assert len({s.address for s in SITES}) == len(SITES), "one address per site"
+    ids = [sc.id for sc in SCENARIOS]
+    assert len(set(ids)) == len(ids)
+    for sc in SCENARIOS:
+        host = sc.url.split("/")[2]
+        assert host in names, sc.id
+        assert sc.x_outcome in OUTCOMES, sc.id
+        assert set(sc.failures) <= {"dns", "tcp_connect", "tls_handshake", "http_request"}
+        assert sc.blocking in (False, None, "dns", "tcp_ip", "http-failure", "http-diff")
+        assert (sc.accessible is True) == (sc.x_outcome == "ok"), sc.id
+    for site in SITES:
+        for address in configs.site_addresses(site):
+            assert address.startswith(("198.18.", "198.19.")), site.name
+
+
+def test_censor_rules_render_every_technique() -> None:
+    rules = configs.iptables_isp(SITES, delay_ms=0)
+    assert '--string "sni-rst.lab.test" -j REJECT --reject-with tcp-reset' in rules
+    assert '--string "sni-drop.lab.test" -j DROP' in rules
+    assert '--string "Host: host-rst.lab.test" -j REJECT --reject-with tcp-reset' in rules
+    assert "-d 198.19.1.7 -j DROP" in rules
+    assert "--queue-num 2" not in rules
+    assert "--queue-num 2" in configs.iptables_isp(SITES, delay_ms=10)
+    assert configs.iptables_inet(SITES).count("-j DROP") == 1
+
+
+def _query_packet(name: str, src: str, dst: str) -> bytes:
+    payload = dns.message.make_query(name, dns.rdatatype.A).to_wire()
+    udp = struct.pack("!HHHH", 40000, 53, 8 + len(payload), 0) + payload
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst)) + udp
+
+
+def test_injector_forges_a_reply_from_the_queried_resolver() -> None:
+    query = _query_packet("DNS-Injected.lab.test", "198.18.0.2", "198.19.8.8")
+    forged = forge(query, {"dns-injected.lab.test": "198.18.2.10"})
+    assert forged is not None
+    assert socket.inet_ntoa(forged[12:16]) == "198.19.8.8"
+    assert socket.inet_ntoa(forged[16:20]) == "198.18.0.2"
+    assert struct.unpack("!HH", forged[20:24]) == (53, 40000)
+    reply = dns.message.from_wire(forged[28:])
+    assert [r.to_text() for rr in reply.answer for r in rr] == ["198.18.2.10"]
+    assert forge(_query_packet("ok.lab.test", "198.18.0.2", "198.19.8.8"), {
+        "dns-injected.lab.test": "198.18.2.10"}) is None
+    assert forge(b"\x45" + b"\0" * 10, {}) is None

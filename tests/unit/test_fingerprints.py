@@ -1,0 +1,148 @@
+"""Fingerprint loaders (against the shared copies), matching semantics, and the update command."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from probe.analysis.fingerprints import (
+    Fingerprints,
+    builtin,
+    load_directory,
+    make_fingerprint,
+    parse_censoredplanet_jsonl,
+    parse_ooni_csv,
+)
+from probe.cli import main
+
+FP_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fingerprints"
+
+
+@functools.cache
+def _shared() -> Fingerprints:
+    return load_directory(FP_DIR)
+
+
+def test_ooni_csv_rows_including_multiline_fields() -> None:
+    dns = parse_ooni_csv((FP_DIR / "fingerprints_dns.csv").read_text("utf-8"))
+    http = parse_ooni_csv((FP_DIR / "fingerprints_http.csv").read_text("utf-8"))
+    assert len(dns) == 226  # README counts
+    assert len(http) == 1729  # 1,739 lines: some quoted fields span lines
+    assert all(f.location == "dns" and f.pattern_type == "full" for f in dns)
+    assert sum(f.scope == "fp" for f in http) == 475
+    ru = {f.fid: f for f in http if "RU" in f.countries}
+    assert len(ru) >= 190
+    assert ru["ooni.ru_6"].location == "header.location"
+
+
+def test_censoredplanet_jsonl_counts_and_scopes() -> None:
+    bp = parse_censoredplanet_jsonl(
+        (FP_DIR / "censoredplanet/blockpage_signatures.json").read_text("utf-8"),
+        false_positive=False,
+    )
+    fp = parse_censoredplanet_jsonl(
+        (FP_DIR / "censoredplanet/false_positive_signatures.json").read_text("utf-8"),
+        false_positive=True,
+    )
+    assert (len(bp), len(fp)) == (622, 460)
+    assert {f.scope for f in fp} == {"fp"}
+    assert next(f for f in bp if f.fid == "cp:a_prod_barracuda_2").scope == "prod"
+    assert all(f.location == "page" for f in bp)
+
+
+def test_page_signatures_see_headers_and_fp_vetoes() -> None:
+    fps = _shared()
+    m = fps.match_http(status=200, headers=[("Server", "Barracuda/NGFirewall")], body="")
+    assert m.blockpage is not None and m.false_positive is None
+    body = "<p>FortiGuard Web Filtering</p><p><em>Thank you for using nginx.</em></p>"
+    m = fps.match_http(status=200, headers=[], body=body)
+    assert m.blockpage is None and m.false_positive is not None
+
+
+def test_dns_match_respects_countries() -> None:
+    fps = _shared()
+    assert fps.match_dns("95.167.13.50", probe_cc="RU") is not None
+    assert fps.match_dns("95.167.13.50", probe_cc="IT") is None
+    assert fps.match_dns("93.184.216.34", probe_cc="RU") is None
+
+
+def test_unusable_rows_are_skipped() -> None:
+    assert make_fingerprint("x", "nat", "body", "regexp", "(unclosed") is None
+    assert make_fingerprint("x", "nat", "cookie", "contains", "a") is None
+    assert make_fingerprint("x", "nat", "body", "glob", "a") is None
+
+
+def test_builtin_set_is_ours_and_versioned() -> None:
+    fps = builtin()
+    assert len(fps) >= 8
+    assert all(f.fid.startswith("cpr.") for f in fps.items)
+    assert "censorprobe-" in fps.version
+
+
+_FP_SAMPLE = [f for f in _shared().items if f.is_false_positive and f.location == "page"][:60]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fp=st.sampled_from(_FP_SAMPLE),
+    data=st.data(),
+    block=st.sampled_from(
+        ["FortiGuard Web Filtering", "Доступ к ресурсу ограничен", "http://eais.rkn.gov.ru/"]
+    ),
+)
+def test_false_positive_page_is_never_a_blockpage(
+    fp: object, data: st.DataObject, block: str
+) -> None:
+    assert hasattr(fp, "pattern")
+    example = data.draw(st.from_regex(fp.pattern, fullmatch=False).filter(lambda s: len(s) < 400))
+    body = f"<html>{block}\n{example}</html>"
+    fps = _shared().merged(builtin())
+    m = fps.match_http(status=200, headers=[], body=body)
+    assert m.blockpage is None
+
+
+# -------------------------------------------------------------------- probe fingerprints update
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def loopback_mirror() -> Iterator[str]:
+    handler = functools.partial(_Quiet, directory=str(FP_DIR.resolve()))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_update_downloads_validates_and_installs(
+    loopback_mirror: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["fingerprints", "update", "--dest", str(tmp_path), "--ooni-base-url", loopback_mirror,
+            "--cp-base-url", loopback_mirror + "censoredplanet/"]  # fmt: skip
+    assert main(argv) == 0
+    assert "1729" in capsys.readouterr().out
+    assert len(load_directory(tmp_path)) == len(_shared())
+
+
+def test_update_failure_keeps_old_files(loopback_mirror: str, tmp_path: Path) -> None:
+    (tmp_path / "fingerprints_dns.csv").write_text("old", encoding="utf-8")
+    argv = ["fingerprints", "update", "--dest", str(tmp_path), "--ooni-base-url",
+            loopback_mirror + "missing/", "--cp-base-url", loopback_mirror]  # fmt: skip
+    assert main(argv) == 1
+    assert (tmp_path / "fingerprints_dns.csv").read_text(encoding="utf-8") == "old"
