@@ -286,7 +286,7 @@ _VALUES: Final = frozenset(f.value for f in Failure)
 
 _BRACKETED = re.compile(r"\[([0-9A-Za-z:.%_-]+)\](?::\d{1,5})?")
 _V6_CANDIDATE = re.compile(r"(?<![0-9A-Za-z:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z_.-]+)?")
-_V4 = re.compile(r"(?<![0-9.])(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?(?![0-9])")
+_V4 = re.compile(r"(?<![0-9.])(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?(?![0-9]|\.\d)")
 
 
 def _is_ip(text: str, *, version: int | None = None) -> bool:

@@ -66,16 +66,25 @@ def read_done_inputs(path: Path) -> set[str]:
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for line in fh:
             try:
-                value = json.loads(line).get("input")
+                msmt = json.loads(line)
+                value = msmt.get("input")
+                app = (msmt.get("test_keys") or {}).get("x_app")
             except (json.JSONDecodeError, AttributeError):
                 continue  # a torn last line from a crash: measure that target again
             if isinstance(value, str):
                 done.add(value)
+            if isinstance(app, str):  # OONI's app tests have no input: key them by app
+                done.add(f"app:{app}")
     return done
 
 
 def summarize(msmt: dict[str, Any]) -> SummaryRow:
     tk = msmt.get("test_keys") or {}
+    if "x_app_verdict" in tk:
+        outcome = str(tk.get("x_outcome") or "")
+        stage = outcome.split("/", 1)[0] if outcome and outcome != "ok" else ""
+        label = f"app:{tk.get('x_app') or msmt.get('test_name')}"
+        return SummaryRow(url=label, stage=stage, verdict=str(tk["x_app_verdict"]), outcome=outcome)
     blocking = tk.get("blocking")
     accessible = tk.get("accessible")
     if blocking not in (None, False):
@@ -162,7 +171,7 @@ async def run_targets(
                     row = summarize(msmt)
                     stats.done += 1
                     stats.verdicts[row.verdict.split(" ", 1)[0]] += 1
-                    if row.verdict.startswith("blocked"):
+                    if "blocked" in row.verdict:
                         stats.blocked += 1
                     if row.verdict != "accessible" and len(stats.rows) < SUMMARY_ROWS:
                         stats.rows.append(row)

@@ -346,7 +346,11 @@ def _execute(plan: Plan, args: argparse.Namespace) -> int:
 
     from probe.session import Session
 
-    session = Session.create(plan.config)
+    test_name = "web_connectivity"
+    if plan.apps:
+        names = {app.ooni_test or "app_endpoints" for app in plan.apps}
+        test_name = names.pop() if len(names) == 1 else "app_endpoints"
+    session = Session.create(plan.config, test_name=test_name)
     output = plan.output
     if output.name == "x" and args.output is None and not plan.resume:
         output = output.parent / f"{session.report_id}.jsonl"

@@ -50,7 +50,7 @@ def check_with_oonidata(
     if any("\n" in line.rstrip("\n") for line in text_lines):
         raise ValueError("each measurement must be a single JSON line")
     stdin = "".join(line.rstrip("\n") + "\n" for line in text_lines)
-    proc = subprocess.run(  # noqa: S603 - fixed interpreter and script
+    proc = subprocess.run(
         [str(_ref_python(python)), str(SCRIPT)],
         input=stdin,
         capture_output=True,

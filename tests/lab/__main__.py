@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
             info = lab.up(delay_ms=delay)
             if args.control:
                 lab.control_start()
-            print(f"lab up in {info['setup_seconds']} s (delay {delay} ms); state in "
-                  f"{info['state_dir']}")
+            print(
+                f"lab up in {info['setup_seconds']} s (delay {delay} ms); state in "
+                f"{info['state_dir']}"
+            )
             return 0
         if args.command == "down":
             for line in lab.down():

@@ -45,7 +45,7 @@ def site_addresses(site: Site) -> tuple[str, ...]:
 
 def index_html(site: Site) -> str:
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{site.title}</title></head>\n<body>\n<h1>{site.title}</h1>\n"
         f"<p>This is {site.name}, a site of the censorprobe lab served by nginx in cp-inet.</p>\n"
         f"<p>Its only job is to be measured; the censor in cp-isp may treat it differently.</p>\n"
@@ -68,7 +68,7 @@ def nginx_inet(sites: list[Site], state: Path) -> str:
                 out.append(f"    root {state}/www/{site.name};\n")
                 if site.status != 200:
                     out.append(f"    error_page {site.status} /index.html;\n")
-                    out.append(f"    location = /index.html {{ internal; }}\n")
+                    out.append("    location = /index.html { internal; }\n")
                     out.append(f"    location / {{ return {site.status}; }}\n")
                 else:
                     out.append("    location / { index index.html; }\n")
@@ -81,8 +81,7 @@ def nginx_isp(sites: list[Site], state: Path) -> str:
     """The ISP's blockpage server (198.18.2.10) and its transparent proxy (198.18.2.80)."""
     warning = next(s for s in sites if s.role == "isp-blockpage")
     blockpage = (
-        f"    root {state}/www/blockpage;\n"
-        "    location / { try_files /blockpage.html =404; }\n"
+        f"    root {state}/www/blockpage;\n    location / {{ try_files /blockpage.html =404; }}\n"
     )
     out = [_NGINX_HEAD.format(state=state, tag="isp")]
     out.append(f"  server {{\n    listen {m.ISP_BLOCKPAGE}:80 default_server;\n{blockpage}  }}\n")
@@ -245,17 +244,80 @@ def tc_isp(sites: list[Site]) -> list[list[str]]:
     for dev, match in ((m.ISP_CLIENT_IF, "src"), (m.ISP_INET_IF, "dst")):
         cmds += [
             ["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
-            ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb",
-             "rate", "10gbit"],
-            ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb",
-             "rate", m.THROTTLE_RATE, "ceil", m.THROTTLE_RATE, "burst", "1600", "cburst", "1600"],
+            [
+                "tc",
+                "class",
+                "add",
+                "dev",
+                dev,
+                "parent",
+                "1:",
+                "classid",
+                "1:10",
+                "htb",
+                "rate",
+                "10gbit",
+            ],
+            [
+                "tc",
+                "class",
+                "add",
+                "dev",
+                dev,
+                "parent",
+                "1:",
+                "classid",
+                "1:20",
+                "htb",
+                "rate",
+                m.THROTTLE_RATE,
+                "ceil",
+                m.THROTTLE_RATE,
+                "burst",
+                "1600",
+                "cburst",
+                "1600",
+            ],
         ]
         # a short leaf queue: above the rate packets are dropped (a policer, as TSPU does), and
         # no deep backlog delays the next connection's handshake
-        cmds.append(["tc", "qdisc", "add", "dev", dev, "parent", "1:20", "handle", "20:",
-                     "pfifo", "limit", "4"])
+        cmds.append(
+            [
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                dev,
+                "parent",
+                "1:20",
+                "handle",
+                "20:",
+                "pfifo",
+                "limit",
+                "4",
+            ]
+        )
         for address in throttled:
-            cmds.append(["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip",
-                         "prio", "1", "u32", "match", "ip", match, f"{address}/32",
-                         "flowid", "1:20"])
+            cmds.append(
+                [
+                    "tc",
+                    "filter",
+                    "add",
+                    "dev",
+                    dev,
+                    "parent",
+                    "1:",
+                    "protocol",
+                    "ip",
+                    "prio",
+                    "1",
+                    "u32",
+                    "match",
+                    "ip",
+                    match,
+                    f"{address}/32",
+                    "flowid",
+                    "1:20",
+                ]
+            )
     return cmds

@@ -30,8 +30,11 @@ def unavailable() -> str | None:
         return "the lab needs Linux network namespaces"
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces, iptables, tc): run as root or in CI"
-    missing = [t for t in ("ip", "iptables-restore", "tc", "nginx", "unbound", "dnsmasq", "ss")
-               if shutil.which(t) is None]
+    missing = [
+        t
+        for t in ("ip", "iptables-restore", "tc", "nginx", "unbound", "dnsmasq", "ss")
+        if shutil.which(t) is None
+    ]
     if missing:
         return f"the lab needs these tools: {', '.join(missing)}"
     return None
@@ -63,11 +66,18 @@ def lab() -> Iterator[dict[str, Any]]:
 
 
 def _runner(netns: str) -> RunIn:
-    def run(*argv: str, timeout: float = 60.0, check: bool = False
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        *argv: str, timeout: float = 60.0, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": str(m.REPO)}
-        return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True,
-                              text=True, timeout=timeout, check=check, env=env)
+        return subprocess.run(
+            ["ip", "netns", "exec", netns, *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+            env=env,
+        )
 
     return run
 

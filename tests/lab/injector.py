@@ -68,8 +68,11 @@ def main(argv: list[str] | None = None) -> int:
                 forged = forge(packet.payload, table)
                 if forged is not None:
                     raw.sendto(forged, (socket.inet_ntoa(forged[16:20]), 0))
-                    print(f"forged answer to {socket.inet_ntoa(forged[16:20])}", file=sys.stderr,
-                          flush=True)
+                    print(
+                        f"forged answer to {socket.inet_ntoa(forged[16:20])}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 queue.verdict(packet.packet_id, NF_ACCEPT)
 
 

@@ -29,8 +29,9 @@ class LabError(RuntimeError):
     """The lab could not be brought up (the message says which step failed)."""
 
 
-def sh(*argv: str, netns: str | None = None, stdin: str | None = None,
-       check: bool = True) -> subprocess.CompletedProcess[str]:
+def sh(
+    *argv: str, netns: str | None = None, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     cmd = ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
     result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
@@ -72,14 +73,21 @@ def _prepare_files(state: Path, sites: list[m.Site]) -> Path:
         (state / sub).mkdir(parents=True, exist_ok=True)
     ca_cert, ca_key, ca_file = pki.make_ca(state / "pki")
     for site in sites:
-        pki.issue(ca_cert, ca_key, state / "pki", site.name,
-                  addresses=(site.address, *configs.site_addresses(site)[1:]))
+        pki.issue(
+            ca_cert,
+            ca_key,
+            state / "pki",
+            site.name,
+            addresses=(site.address, *configs.site_addresses(site)[1:]),
+        )
         root = state / "www" / site.name
         _write(root / "index.html", configs.index_html(site))
         if site.large_path:
             (root / site.large_path.lstrip("/")).write_bytes(os.urandom(m.LARGE_OBJECT_SIZE))
-    _write(state / "www" / "blockpage" / "blockpage.html",
-           (m.HERE / "www" / "blockpage.html").read_text(encoding="utf-8"))
+    _write(
+        state / "www" / "blockpage" / "blockpage.html",
+        (m.HERE / "www" / "blockpage.html").read_text(encoding="utf-8"),
+    )
     _write(state / "conf" / "inet-nginx.conf", configs.nginx_inet(sites, state))
     _write(state / "conf" / "isp-nginx.conf", configs.nginx_isp(sites, state))
     _write(state / "conf" / "auth-dns.conf", configs.unbound_auth(sites, state))
@@ -93,13 +101,42 @@ def _network(sites: list[m.Site], *, delay_ms: float) -> None:
         sh("ip", "link", "set", "lo", "up", netns=ns)
         for key in ("all", "default", "lo"):
             sh("sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1", netns=ns)
-    sh("ip", "link", "add", m.CLIENT_IF, "netns", m.NS_CLIENT, "type", "veth",
-       "peer", "name", m.ISP_CLIENT_IF, "netns", m.NS_ISP)
-    sh("ip", "link", "add", m.ISP_INET_IF, "netns", m.NS_ISP, "type", "veth",
-       "peer", "name", m.INET_IF, "netns", m.NS_INET)
-    links = ((m.NS_CLIENT, m.CLIENT_IF, m.CLIENT_ADDR), (m.NS_ISP, m.ISP_CLIENT_IF,
-             m.ISP_CLIENT_ADDR), (m.NS_ISP, m.ISP_INET_IF, m.ISP_INET_ADDR),
-             (m.NS_INET, m.INET_IF, m.INET_ADDR))
+    sh(
+        "ip",
+        "link",
+        "add",
+        m.CLIENT_IF,
+        "netns",
+        m.NS_CLIENT,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        m.ISP_CLIENT_IF,
+        "netns",
+        m.NS_ISP,
+    )
+    sh(
+        "ip",
+        "link",
+        "add",
+        m.ISP_INET_IF,
+        "netns",
+        m.NS_ISP,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        m.INET_IF,
+        "netns",
+        m.NS_INET,
+    )
+    links = (
+        (m.NS_CLIENT, m.CLIENT_IF, m.CLIENT_ADDR),
+        (m.NS_ISP, m.ISP_CLIENT_IF, m.ISP_CLIENT_ADDR),
+        (m.NS_ISP, m.ISP_INET_IF, m.ISP_INET_ADDR),
+        (m.NS_INET, m.INET_IF, m.INET_ADDR),
+    )
     for ns, dev, addr in links:
         sh("ip", "addr", "add", f"{addr}/24", "dev", dev, netns=ns)
         sh("ip", "link", "set", dev, "up", netns=ns)
@@ -122,8 +159,11 @@ def _network(sites: list[m.Site], *, delay_ms: float) -> None:
     sh("iptables-restore", netns=m.NS_INET, stdin=configs.iptables_inet(sites))
     for cmd in configs.tc_isp(sites):
         sh(*cmd, netns=m.NS_ISP)
-    for ns, resolver in ((m.NS_CLIENT, m.ISP_RESOLVER), (m.NS_ISP, m.ISP_RESOLVER),
-                         (m.NS_INET, m.PUBLIC_RESOLVER)):
+    for ns, resolver in (
+        (m.NS_CLIENT, m.ISP_RESOLVER),
+        (m.NS_ISP, m.ISP_RESOLVER),
+        (m.NS_INET, m.PUBLIC_RESOLVER),
+    ):
         _write(ETC_NETNS / ns / "resolv.conf", f"nameserver {resolver}\n")
 
 
@@ -135,22 +175,47 @@ def _python() -> str:
 def _start_daemons(sites: list[m.Site], state: Path, *, delay_ms: float) -> None:
     conf = state / "conf"
     env = {**os.environ, "PYTHONPATH": str(m.REPO)}
-    procs.start("auth-dns", ["unbound", "-d", "-c", str(conf / "auth-dns.conf")],
-                netns=m.NS_INET, state=state)
-    procs.start("public-dns", ["unbound", "-d", "-c", str(conf / "public-dns.conf")],
-                netns=m.NS_INET, state=state)
-    procs.start("inet-nginx", ["nginx", "-c", str(conf / "inet-nginx.conf"), "-p", str(state)],
-                netns=m.NS_INET, state=state)
+    procs.start(
+        "auth-dns",
+        ["unbound", "-d", "-c", str(conf / "auth-dns.conf")],
+        netns=m.NS_INET,
+        state=state,
+    )
+    procs.start(
+        "public-dns",
+        ["unbound", "-d", "-c", str(conf / "public-dns.conf")],
+        netns=m.NS_INET,
+        state=state,
+    )
+    procs.start(
+        "inet-nginx",
+        ["nginx", "-c", str(conf / "inet-nginx.conf"), "-p", str(state)],
+        netns=m.NS_INET,
+        state=state,
+    )
     procs.start("isp-dns", configs.dnsmasq_isp_argv(sites, state), netns=m.NS_ISP, state=state)
-    procs.start("isp-nginx", ["nginx", "-c", str(conf / "isp-nginx.conf"), "-p", str(state)],
-                netns=m.NS_ISP, state=state)
+    procs.start(
+        "isp-nginx",
+        ["nginx", "-c", str(conf / "isp-nginx.conf"), "-p", str(state)],
+        netns=m.NS_ISP,
+        state=state,
+    )
     forge = [f"--forge={s.name}={s.inject}" for s in sites if s.inject]
-    procs.start("injector", [_python(), "-m", "tests.lab.injector",
-                             f"--queue={m.INJECT_QUEUE}", *forge],
-                netns=m.NS_ISP, state=state, env=env)
+    procs.start(
+        "injector",
+        [_python(), "-m", "tests.lab.injector", f"--queue={m.INJECT_QUEUE}", *forge],
+        netns=m.NS_ISP,
+        state=state,
+        env=env,
+    )
     if delay_ms > 0:
-        procs.start("delay", [_python(), "-m", "tests.lab.delay", f"--queue={m.DELAY_QUEUE}",
-                              f"--ms={delay_ms}"], netns=m.NS_ISP, state=state, env=env)
+        procs.start(
+            "delay",
+            [_python(), "-m", "tests.lab.delay", f"--queue={m.DELAY_QUEUE}", f"--ms={delay_ms}"],
+            netns=m.NS_ISP,
+            state=state,
+            env=env,
+        )
 
 
 def listening(netns: str) -> set[str]:
@@ -176,8 +241,12 @@ def expected_listeners(sites: list[m.Site]) -> dict[str, set[str]]:
             for address in configs.site_addresses(site):
                 for scheme in site.serves:
                     inet.add(f"tcp:{address}:{443 if scheme == 'https' else 80}")
-    isp = {f"udp:{m.ISP_RESOLVER}:53", f"tcp:{m.ISP_BLOCKPAGE}:80", f"tcp:{m.ISP_BLOCKPAGE}:443",
-           f"tcp:{m.ISP_TPROXY}:80"}
+    isp = {
+        f"udp:{m.ISP_RESOLVER}:53",
+        f"tcp:{m.ISP_BLOCKPAGE}:80",
+        f"tcp:{m.ISP_BLOCKPAGE}:443",
+        f"tcp:{m.ISP_TPROXY}:80",
+    }
     return {m.NS_INET: inet, m.NS_ISP: isp}
 
 
@@ -195,8 +264,10 @@ def _wait_ready(sites: list[m.Site], state: Path, *, delay_ms: float, timeout: f
         if not missing and not missing_queues:
             return
         if time.monotonic() > deadline:
-            raise LabError(f"not ready after {timeout}s: listeners {missing}, "
-                           f"nfqueues {sorted(missing_queues)}; see {state}/logs/")
+            raise LabError(
+                f"not ready after {timeout}s: listeners {missing}, "
+                f"nfqueues {sorted(missing_queues)}; see {state}/logs/"
+            )
         time.sleep(0.05)
 
 
@@ -219,8 +290,9 @@ def facts(state: Path, *, delay_ms: float = 0.0) -> dict[str, Any]:
     }
 
 
-def up(state: Path | None = None, *, delay_ms: float = 0.0, timeout: float = 20.0
-       ) -> dict[str, Any]:
+def up(
+    state: Path | None = None, *, delay_ms: float = 0.0, timeout: float = 20.0
+) -> dict[str, Any]:
     """Clean (re)start of the lab; on any failure everything is torn down again."""
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, iptables, tc)")
@@ -248,15 +320,19 @@ def status(state: Path | None = None) -> dict[str, Any]:
     """Namespaces present, recorded processes alive, whether the lab is fully up."""
     state = state or m.state_dir()
     present = namespaces_present()
-    running = {name: procs.alive(pid, t) for name, (pid, t) in procs.recorded(state).items()} \
-        if state.exists() else {}
+    running = (
+        {name: procs.alive(pid, t) for name, (pid, t) in procs.recorded(state).items()}
+        if state.exists()
+        else {}
+    )
     up_file = state / "lab.json"
     complete = (
-        up_file.exists() and present == list(m.NAMESPACES) and bool(running)
+        up_file.exists()
+        and present == list(m.NAMESPACES)
+        and bool(running)
         and all(running.values())
     )
-    return {"up": complete, "namespaces": present, "processes": running,
-            "state_dir": str(state)}
+    return {"up": complete, "namespaces": present, "processes": running, "state_dir": str(state)}
 
 
 def client_argv(argv: list[str]) -> list[str]:
@@ -269,11 +345,21 @@ def control_start(state: Path | None = None, *, timeout: float = 15.0) -> int:
     state = state or m.state_dir()
     procs.stop_one(state, "control")
     probe = m.REPO / ".venv" / "bin" / "probe"
-    argv = [str(probe) if probe.exists() else "probe", "helper", "serve",
-            "--listen", f"{m.CONTROL_ADDR}:{m.CONTROL_PORT}",
-            "--lab-allow-ranges", ",".join(m.PUBLIC_RANGES),
-            "--tls-cert", str(state / "pki" / f"{m.CONTROL_NAME}.pem"),
-            "--tls-key", str(state / "pki" / f"{m.CONTROL_NAME}.key")]
+    argv = [
+        str(probe) if probe.exists() else "probe",
+        "helper",
+        "serve",
+        "--listen",
+        f"{m.CONTROL_ADDR}:{m.CONTROL_PORT}",
+        "--lab-allow-ranges",
+        ",".join(m.PUBLIC_RANGES),
+        "--tls-cert",
+        str(state / "pki" / f"{m.CONTROL_NAME}.pem"),
+        "--tls-key",
+        str(state / "pki" / f"{m.CONTROL_NAME}.key"),
+        "--ca-file",
+        str(state / "pki" / "ca.pem"),
+    ]
     pid = procs.start("control", argv, netns=m.NS_INET, state=state)
     want = f"tcp:{m.CONTROL_ADDR}:{m.CONTROL_PORT}"
     deadline = time.monotonic() + timeout

@@ -70,8 +70,9 @@ class Queue:
         self._seq += 1
         flags = NLM_F_REQUEST | (NLM_F_ACK if ack else 0)
         body = struct.pack("!BBH", socket.AF_UNSPEC, 0, self.number) + attrs
-        header = struct.pack("=IHHII", 16 + len(body), (NFNL_SUBSYS_QUEUE << 8) | msg, flags,
-                             self._seq, 0)
+        header = struct.pack(
+            "=IHHII", 16 + len(body), (NFNL_SUBSYS_QUEUE << 8) | msg, flags, self._seq, 0
+        )
         self.sock.send(header + body)
 
     def _config(self, attrs: bytes) -> None:
@@ -84,8 +85,11 @@ class Queue:
                 raise OSError(-code, f"nfqueue config failed: {errno.errorcode.get(-code, code)}")
 
     def verdict(self, packet_id: int, verdict: int = NF_ACCEPT) -> None:
-        self._send(NFQNL_MSG_VERDICT, _attr(NFQA_VERDICT_HDR, struct.pack("!II", verdict,
-                                                                          packet_id)), ack=False)
+        self._send(
+            NFQNL_MSG_VERDICT,
+            _attr(NFQA_VERDICT_HDR, struct.pack("!II", verdict, packet_id)),
+            ack=False,
+        )
 
     def receive(self) -> Iterator[Packet]:
         """Packets from one recv() (blocking unless the socket is non-blocking)."""

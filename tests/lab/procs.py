@@ -20,8 +20,9 @@ def _start_ticks(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
-def start(name: str, argv: list[str], *, netns: str, state: Path, env: dict[str, str] | None = None
-          ) -> int:
+def start(
+    name: str, argv: list[str], *, netns: str, state: Path, env: dict[str, str] | None = None
+) -> int:
     """Start ``argv`` inside ``netns`` in its own session; record and return its pid."""
     logs, pids = state / "logs", state / "pids"
     logs.mkdir(parents=True, exist_ok=True)

@@ -25,10 +25,22 @@ SITES, SCENARIOS = m.load()
 ADDR = {s.name: s.address for s in SITES}
 BLOCKPAGE_TEXT = "Доступ к ресурсу ограничен"
 OUTCOMES = {
-    "dns/nxdomain", "dns/bogon", "dns/blockpage-ip", "dns/injected", "tcp/timeout", "tcp/reset",
-    "tcp/icmp-unreachable", "tls/reset-after-clienthello", "tls/timeout-after-clienthello",
-    "tls/mitm-certificate", "http/reset-after-request", "http/blockpage",
-    "http/redirect-to-blockpage", "http/throttled", "down/everywhere", "ok",
+    "dns/nxdomain",
+    "dns/bogon",
+    "dns/blockpage-ip",
+    "dns/injected",
+    "tcp/timeout",
+    "tcp/reset",
+    "tcp/icmp-unreachable",
+    "tls/reset-after-clienthello",
+    "tls/timeout-after-clienthello",
+    "tls/mitm-certificate",
+    "http/reset-after-request",
+    "http/blockpage",
+    "http/redirect-to-blockpage",
+    "http/throttled",
+    "down/everywhere",
+    "ok",
 }
 
 
@@ -41,7 +53,7 @@ def kdig(run: RunIn, resolver: str, name: str) -> tuple[str, list[str]]:
 
 def curl(run: RunIn, lab: dict[str, Any], url: str, *extra: str) -> tuple[int, str, str]:
     res = run("curl", "-sS", "-m", "10", "--cacert", lab["ca_file"], "-D", "-", *extra, url)
-    head, _, body = res.stdout.partition("\r\n\r\n")
+    head, _, body = res.stdout.partition("\n\n")  # text mode turned CRLF into LF
     code = int(head.split()[1]) if head.startswith("HTTP/") else 0
     return code, head, body
 
@@ -69,7 +81,8 @@ def test_nothing_is_routed_outside_the_lab(lab: dict[str, Any], run_in_client: R
 @pytest.mark.lab
 def test_client_system_resolver_is_the_isp(lab: dict[str, Any], run_in_client: RunIn) -> None:
     assert run_in_client("cat", "/etc/resolv.conf").stdout.split() == [
-        "nameserver", m.ISP_RESOLVER,
+        "nameserver",
+        m.ISP_RESOLVER,
     ]
     assert run_in_client("getent", "hosts", "ok.lab.test").stdout.split()[0] == "198.19.1.1"
     assert lab["resolver"] == f"{m.ISP_RESOLVER}:53"
@@ -113,8 +126,13 @@ def test_geo_cdn_answers_differ_and_both_have_valid_certs(
     _, public = kdig(run_in_client, m.PUBLIC_RESOLVER, "geo-cdn.lab.test")
     assert isp == ["198.19.1.19"] and public == ["198.19.1.18"]
     for address in (*isp, *public):
-        code, _, body = curl(run_in_client, lab, "https://geo-cdn.lab.test/", "--resolve",
-                             f"geo-cdn.lab.test:443:{address}")
+        code, _, body = curl(
+            run_in_client,
+            lab,
+            "https://geo-cdn.lab.test/",
+            "--resolve",
+            f"geo-cdn.lab.test:443:{address}",
+        )
         assert (code, title(body)) == (200, "Lab geo CDN")
 
 
@@ -125,7 +143,8 @@ def test_geo_cdn_answers_differ_and_both_have_valid_certs(
 def test_isp_nxdomain_for_an_existing_name(lab: dict[str, Any], run_in_client: RunIn) -> None:
     assert kdig(run_in_client, m.ISP_RESOLVER, "nxdomain.lab.test") == ("NXDOMAIN", [])
     assert kdig(run_in_client, m.PUBLIC_RESOLVER, "nxdomain.lab.test") == (
-        "NOERROR", ["198.19.1.2"],
+        "NOERROR",
+        ["198.19.1.2"],
     )
 
 
@@ -152,8 +171,9 @@ def test_isp_answers_a_bogon(run_in_client: RunIn, name: str, bogon: str) -> Non
 @pytest.mark.lab
 @pytest.mark.parametrize("resolver", [m.ISP_RESOLVER, m.PUBLIC_RESOLVER])
 def test_injected_answer_races_the_real_one(run_in_client: RunIn, resolver: str) -> None:
-    replies = wire(run_in_client, "dns-replies", resolver, "dns-injected.lab.test",
-                   "--window", "1.5")["replies"]
+    replies = wire(
+        run_in_client, "dns-replies", resolver, "dns-injected.lab.test", "--window", "1.5"
+    )["replies"]
     assert [r["answers"] for r in replies] == [[m.ISP_BLOCKPAGE], ["198.19.1.6"]]
     assert all(r["id_ok"] and r["rcode"] == 0 for r in replies)
     # other names are not touched
@@ -163,9 +183,12 @@ def test_injected_answer_races_the_real_one(run_in_client: RunIn, resolver: str)
 
 @pytest.mark.lab
 def test_injector_answers_for_an_address_running_no_resolver(run_in_client: RunIn) -> None:
-    replies = wire(run_in_client, "dns-replies", "198.19.1.1", "dns-injected.lab.test",
-                   "--window", "1.5")["replies"]
+    result = wire(
+        run_in_client, "dns-replies", "198.19.1.1", "dns-injected.lab.test", "--window", "1.5"
+    )
+    replies = result["replies"]
     assert [r["answers"] for r in replies] == [[m.ISP_BLOCKPAGE]]
+    assert result["errors"] == ["ECONNREFUSED"]  # the real host's ICMP port unreachable
 
 
 # --- 6-8 and 16: TCP --------------------------------------------------------------------------
@@ -205,8 +228,7 @@ def test_sni_filtering(lab: dict[str, Any], run_in_client: RunIn, name: str, out
     innocuous = wire(run_in_client, "tls", ADDR[name], "example.org", "--ca", ca)
     assert innocuous["handshake"] == "ok"
     # the trigger is the name, not the address: the open site's server is hit too
-    elsewhere = wire(run_in_client, "tls", ADDR["ok.lab.test"], name, "--ca", ca,
-                     "--timeout", "2")
+    elsewhere = wire(run_in_client, "tls", ADDR["ok.lab.test"], name, "--ca", ca, "--timeout", "2")
     assert elsewhere["handshake"] == outcome
 
 
@@ -233,8 +255,9 @@ def test_transparent_proxy_blockpage(
 
 
 @pytest.mark.lab
-def test_redirect_to_blockpage(lab: dict[str, Any], run_in_client: RunIn,
-                               run_in_inet: RunIn) -> None:
+def test_redirect_to_blockpage(
+    lab: dict[str, Any], run_in_client: RunIn, run_in_inet: RunIn
+) -> None:
     code, head, _ = curl(run_in_client, lab, "http://redirect-blockpage.lab.test/")
     location = re.search(r"^Location: (\S+)", head, re.M | re.I)
     assert code == 302 and location is not None
@@ -249,12 +272,26 @@ def test_redirect_to_blockpage(lab: dict[str, Any], run_in_client: RunIn,
 def test_throttling(lab: dict[str, Any], run_in_client: RunIn, run_in_inet: RunIn) -> None:
     code, _, body = curl(run_in_client, lab, "https://throttled.lab.test/")
     assert (code, title(body)) == (200, "Lab site throttled to 16 kbit/s")
-    slow = wire(run_in_client, "rate", "http://throttled.lab.test/big.bin", "--seconds", "5",
-                "--ca", lab["ca_file"])
+    slow = wire(
+        run_in_client,
+        "rate",
+        "http://throttled.lab.test/big.bin",
+        "--seconds",
+        "5",
+        "--ca",
+        lab["ca_file"],
+    )
     assert slow["status"] == 200 and slow["received"] > 0
     assert slow["rate"] < 1.5 * m.THROTTLE_BYTES_PER_S, slow
-    fast = wire(run_in_inet, "rate", "https://throttled.lab.test/big.bin", "--seconds", "5",
-                "--ca", lab["ca_file"])
+    fast = wire(
+        run_in_inet,
+        "rate",
+        "https://throttled.lab.test/big.bin",
+        "--seconds",
+        "5",
+        "--ca",
+        lab["ca_file"],
+    )
     assert fast["received"] == m.LARGE_OBJECT_SIZE
 
 
@@ -293,8 +330,22 @@ def test_censor_rules_render_every_technique() -> None:
 def _query_packet(name: str, src: str, dst: str) -> bytes:
     payload = dns.message.make_query(name, dns.rdatatype.A).to_wire()
     udp = struct.pack("!HHHH", 40000, 53, 8 + len(payload), 0) + payload
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
-                       socket.inet_aton(src), socket.inet_aton(dst)) + udp
+    return (
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(udp),
+            1,
+            0,
+            64,
+            17,
+            0,
+            socket.inet_aton(src),
+            socket.inet_aton(dst),
+        )
+        + udp
+    )
 
 
 def test_injector_forges_a_reply_from_the_queried_resolver() -> None:
@@ -306,6 +357,11 @@ def test_injector_forges_a_reply_from_the_queried_resolver() -> None:
     assert struct.unpack("!HH", forged[20:24]) == (53, 40000)
     reply = dns.message.from_wire(forged[28:])
     assert [r.to_text() for rr in reply.answer for r in rr] == ["198.18.2.10"]
-    assert forge(_query_packet("ok.lab.test", "198.18.0.2", "198.19.8.8"), {
-        "dns-injected.lab.test": "198.18.2.10"}) is None
+    assert (
+        forge(
+            _query_packet("ok.lab.test", "198.18.0.2", "198.19.8.8"),
+            {"dns-injected.lab.test": "198.18.2.10"},
+        )
+        is None
+    )
     assert forge(b"\x45" + b"\0" * 10, {}) is None

@@ -37,6 +37,7 @@ def _err(exc: BaseException) -> str:
 def dns_replies(resolver: str, name: str, window: float) -> dict[str, Any]:
     query = dns.message.make_query(name, dns.rdatatype.A)
     replies: list[dict[str, Any]] = []
+    errors: list[str] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((resolver, 53))
         start = time.monotonic()
@@ -48,11 +49,20 @@ def dns_replies(resolver: str, name: str, window: float) -> dict[str, Any]:
                 data = sock.recv(4096)
             except TimeoutError:
                 break
+            except OSError as exc:  # e.g. ICMP port unreachable from a host without a resolver
+                errors.append(_err(exc))
+                continue
             msg = dns.message.from_wire(data)
             answers = sorted(r.to_text() for rr in msg.answer for r in rr)
-            replies.append({"t": round(time.monotonic() - start, 4), "rcode": msg.rcode(),
-                            "answers": answers, "id_ok": msg.id == query.id})
-    return {"replies": replies}
+            replies.append(
+                {
+                    "t": round(time.monotonic() - start, 4),
+                    "rcode": msg.rcode(),
+                    "answers": answers,
+                    "id_ok": msg.id == query.id,
+                }
+            )
+    return {"replies": replies, "errors": errors}
 
 
 def connect(ip: str, port: int, timeout: float) -> tuple[socket.socket | None, str]:
@@ -98,8 +108,13 @@ def http(ip: str, host: str, timeout: float, path: str) -> dict[str, Any]:
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-    return {"connect": "ok", "response": "ok", "status": int(lines[0].split()[1]),
-            "headers": headers, "body": body.decode("utf-8", "replace")}
+    return {
+        "connect": "ok",
+        "response": "ok",
+        "status": int(lines[0].split()[1]),
+        "headers": headers,
+        "body": body.decode("utf-8", "replace"),
+    }
 
 
 def rate(url: str, seconds: float, ca: str) -> dict[str, Any]:
@@ -117,8 +132,12 @@ def rate(url: str, seconds: float, ca: str) -> dict[str, Any]:
             first = first if first is not None else time.monotonic()
             received += len(chunk)
     elapsed = time.monotonic() - (first if first is not None else start)
-    return {"status": status, "received": received, "seconds": round(elapsed, 3),
-            "rate": received / elapsed if elapsed > 0 else None}
+    return {
+        "status": status,
+        "received": received,
+        "seconds": round(elapsed, 3),
+        "rate": received / elapsed if elapsed > 0 else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.conformance.check import check_with_oonidata
 from tests.unit.servers import Certs, http_server, response
 
 PROBE = [sys.executable, "-m", "probe"]
@@ -132,6 +133,8 @@ async def test_run_against_loopback_servers(tmp_path: Path) -> None:
     # the diagnostic retry with an innocuous Host went to the same address
     diag = [r for r in reset_keys["requests"] if "x_diag=host_retry" in r["tags"]]
     assert diag and diag[0]["address"] == resetting.address
+    # OONI's own parser reads every line the probe wrote, strictly (no silent type coercion)
+    assert check_with_oonidata(out.read_text().splitlines()) == []
     for m in rows.values():
         assert m["probe_ip"] == "127.0.0.1"
         assert m["test_name"] == "web_connectivity"

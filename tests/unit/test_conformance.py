@@ -166,6 +166,7 @@ def build_measurement() -> dict[str, Any]:
     response_headers: list[tuple[str, MaybeBinary]] = [
         ("Content-Type", "text/html; charset=windows-1251"),
         ("Set-Cookie", "a=1"),
+        ("X-Bin", BinaryData.of(b"\xff\xfe")),  # a non-UTF-8 header value
     ]
     requests = [
         HTTPTransaction(
@@ -182,7 +183,7 @@ def build_measurement() -> dict[str, Any]:
             response=HTTPResponse(
                 code=200,
                 headers=dict(response_headers),
-                headers_list=[*response_headers, ("X-Bin", BinaryData.of(b"\xff\xfe"))],
+                headers_list=response_headers,
                 body=maybe_binary(body),
                 body_is_truncated=False,
             ),
@@ -323,6 +324,14 @@ def test_checker_flags_values_oonidata_would_coerce() -> None:
             spoil(["test_keys", "requests", 0, "response", "code"], True),
         ),
         ("annotations.platform", spoil(["annotations", "platform"], 3)),
+        (
+            "test_keys.network_events[0].transaction_id",
+            spoil(["test_keys", "network_events", 0, "transaction_id"], "4"),
+        ),
+        (
+            "test_keys.requests[0].response.headers.X-Bin",
+            spoil(["test_keys", "requests", 0, "response", "headers", "X-Bin"], 7),
+        ),
     ]
     problems = check_with_oonidata([msmt for _, msmt in cases])
     for number, (path, _) in enumerate(cases, start=1):

@@ -306,6 +306,7 @@ def test_cyclic_chain_terminates() -> None:
         ("read udp [::1]:53 failed", "read udp [scrubbed] failed"),
         ("peer 2a00:1450:4001:80b::200e said no", "peer [scrubbed] said no"),
         ("mapped ::ffff:192.0.2.1 here", "mapped [scrubbed] here"),
+        ("version 10.1.2.3.4 is not an address", "version 10.1.2.3.4 is not an address"),
         (
             "no address here, std::vector 1.2.3 12:30:45",
             "no address here, std::vector 1.2.3 12:30:45",
