@@ -21,7 +21,7 @@ from probe.analysis.dnscheck import NXDOMAIN_FAILURES
 from probe.analysis.transfer import is_throttled
 from probe.netaddr import parse_ip
 
-RULES_VERSION = "2025.1"
+RULES_VERSION = "2026.11.1"
 
 RESET = frozenset({"connection_reset", "connection_aborted", "network_reset"})
 TIMEOUT = frozenset({"generic_timeout_error", "timed_out"})
@@ -273,7 +273,7 @@ RULES: tuple[Rule, ...] = (
          "a second UDP reply for the same query carried different answers: on-path injection"),
     Rule("dns.blockpage_ip", "dns/blockpage-ip", "dns", False, "local", _dns_blockpage_ip,
          "a main-flow DNS answer is a fingerprinted blockpage address"),
-    Rule("dns.unexpected_address_blockpage", "dns/unexpected-address", "dns", False, "local",
+    Rule("dns.unexpected_address_blockpage", "dns/blockpage-ip", "dns", False, "local",
          _dns_to_blockpage, "the DNS answer the control never saw served a fingerprinted "
          "blockpage: the DNS lie is the cause"),
     Rule("http.redirect_to_blockpage", "http/redirect-to-blockpage", "http-diff", False, "local",
@@ -291,6 +291,8 @@ RULES: tuple[Rule, ...] = (
     Rule("tcp.ip_blocked_sni_diag", "tcp/ip-blocked", "tcp_ip", False, "local",
          _sni_diag(RESET | EOF | TIMEOUT, diag_ok=False),
          "the innocuous-SNI handshake to the same IP failed too: the address is blocked"),
+    Rule("http.throttled", "http/throttled", "http-failure", False, "control", _throttled,
+         "body goodput under 10% of the control's, under 256 kbit/s, flat, and slow/incomplete"),
     Rule("http.host_diag_reset", "http/reset-after-request", "http-failure", False, "local",
          _host_diag(RESET | EOF, diag_ok=True),
          "request reset/closed, the same request with an innocuous Host got a response"),
@@ -310,8 +312,6 @@ RULES: tuple[Rule, ...] = (
          "the resolver answered a bogon the control did not see"),
     Rule("down.dns_bogon_everywhere", "down/everywhere", False, False, "control", _dns_both_bogon,
          "the name resolves to bogons for the control too: misconfiguration, not censorship"),
-    Rule("http.throttled", "http/throttled", "http-failure", False, "control", _throttled,
-         "body goodput under 10% of the control's, under 256 kbit/s, flat, and slow/incomplete"),
     Rule("ok.https", "ok", False, True, "local", _ok_https,
          "final response over validated TLS: the network delivered the server's answer"),
     Rule("down.server_error", "down/server-error", False, False, "control", _server_error,

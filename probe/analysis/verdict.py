@@ -47,6 +47,15 @@ def analyze(
     raise AssertionError("the catch-all rule always matches")  # pragma: no cover
 
 
+def _dns_failure(ctx: Context) -> str | None:
+    """The lookup's failure; a lookup that only returned bogons is ``dns_bogon_error``, as
+    OONI's resolver reports it when bogons are filtered (we never connect to them)."""
+    d = ctx.dns
+    if d.failure is None and d.addrs and len(d.bogons) == len(d.addrs):
+        return "dns_bogon_error"
+    return d.failure
+
+
 def _render(ctx: Context, rule: Rule, hit: Hit, fps: Fingerprints) -> dict[str, Any]:
     blocking = rule.blocking
     if blocking == "tcp_ip" and ctx.step.depth > 0:
@@ -58,7 +67,7 @@ def _render(ctx: Context, rule: Rule, hit: Hit, fps: Fingerprints) -> dict[str, 
     cmp = ctx.comparison
     return {
         "dns_consistency": ctx.dns.consistency,
-        "dns_experiment_failure": ctx.dns.failure,
+        "dns_experiment_failure": _dns_failure(ctx),
         "http_experiment_failure": http_failure,
         "control_failure": ctx.obs.control_failure,
         "body_length_match": cmp.body_length_match,

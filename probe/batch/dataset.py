@@ -2,8 +2,8 @@
 
 Layout: ``DIR/<table>/date=YYYY-MM-DD/cc=XX/part-N.parquet``. Rows arrive as small Arrow
 tables (one per chunk and partition) and are buffered per partition; a partition is written as
-one row group when it holds ``row_group_rows`` rows, and every buffer is flushed when all of
-them together exceed ``max_buffered_rows``. At most ``max_open_files`` writers stay open
+one row group when it holds ``row_group_rows`` rows, and when all of them together exceed
+``max_buffered_rows`` the largest are flushed until half of that is left. At most ``max_open_files`` writers stay open
 (least recently used closed first; a partition that comes back gets the next ``part-N``), so
 memory stays bounded whatever the input size or the number of partitions. The writer is used
 by one thread only (the pipeline's main loop), in input order, so the files are deterministic.
@@ -39,7 +39,7 @@ class PartitionedWriter:
         metadata: dict[str, str] | None = None,
         row_group_rows: int = 65536,
         max_buffered_rows: int = 400_000,
-        max_open_files: int = 64,
+        max_open_files: int = 256,
         compression: str = "zstd",
     ) -> None:
         self._root = root
@@ -66,7 +66,10 @@ class PartitionedWriter:
         if buf.rows >= self._row_group_rows:
             self._flush(partition)
         if self._buffered > self._max_buffered:
-            for part in list(self._buffers):
+            # largest first, down to half the cap: small partitions keep filling up
+            for part in sorted(self._buffers, key=lambda p: -self._buffers[p].rows):
+                if self._buffered <= self._max_buffered // 2:
+                    break
                 self._flush(part)
 
     def _writer_for(self, partition: Partition) -> pq.ParquetWriter:

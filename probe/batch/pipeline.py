@@ -52,6 +52,7 @@ class Summary:
     rules_versions: list[str] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
     executor: str = ""
+    worker_peak_rss_kb: int = 0
     seconds: float = 0.0
 
     @property
@@ -179,6 +180,7 @@ def _consume(
         if len(summary.edge_cases) < MAX_LISTED:
             summary.edge_cases.append(_listed(problem))
     rules.update(result.rules_versions)
+    summary.worker_peak_rss_kb = max(summary.worker_peak_rss_kb, result.peak_rss_kb)
 
 
 def _by_kind(items: list[dict[str, Any]]) -> str:

@@ -9,6 +9,7 @@ and returned with file and line; they never raise.
 
 from __future__ import annotations
 
+import resource
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class ChunkResult:
     malformed: list[Problem] = field(default_factory=list)
     edge_cases: list[Problem] = field(default_factory=list)
     rules_versions: set[str] = field(default_factory=set)
+    #: peak RSS (KiB) of the process that ran the step, for the benchmark's memory figure
+    peak_rss_kb: int = 0
 
 
 def measurement_id(source: str, line: int) -> str:
@@ -132,4 +135,5 @@ def process_chunk(chunk: Chunk, options: StepOptions) -> ChunkResult:
         result.measurements[part] = pa.Table.from_pylist(rows, schema=MEASUREMENT_SCHEMA)
     for part, rows in obs_rows.items():
         result.observations[part] = pa.Table.from_pylist(rows, schema=OBSERVATION_SCHEMA)
+    result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return result

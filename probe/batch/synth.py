@@ -5,7 +5,8 @@ QA scenarios: web_connectivity v0.4/v0.5 in every blocking style, and the app te
 template is serialised once with placeholders for the input hostname, country, network, start
 time and report id; a line is then a handful of byte replacements, so a million lines are
 cheap. Targets come from the Citizen Lab test lists, networks from a fixed pool of
-(country, ASN) pairs, dates from a 365-day window. Everything is seeded: same seed, same file.
+(country, ASN) pairs, dates run through a 365-day window in file order (as in
+OONI's daily/hourly raw buckets). Everything is seeded: same seed, same file.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def generate(
     for i in range(n):
         template = templates[rng.randrange(len(templates))]
         cc, asn = networks[rng.randrange(len(networks))]
-        when = start + timedelta(seconds=rng.randrange(365 * 86400))
+        # time-ordered like OONI's raw buckets (a file covers a stretch of time), with jitter
+        when = start + timedelta(seconds=(i * 365 * 86400) // n + rng.randrange(3600))
         stamp = when.strftime("%Y-%m-%d %H:%M:%S").encode()
         rid = (
             f"{when:%Y%m%dT%H%M%SZ}_{template.test_name.replace('_', '')}_{cc}_{asn[2:]}"

@@ -55,7 +55,7 @@ def _child(args: argparse.Namespace) -> int:
 
     summary = run([args.input], Path(args.output), workers=args.workers)
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    kids = summary.worker_peak_rss_kb
     print(
         json.dumps(
             {

@@ -340,6 +340,19 @@ def client_argv(argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", m.NS_CLIENT, *argv]
 
 
+def _accepts(netns: str, address: str, port: int) -> bool:
+    """True once a TCP connect to address:port from inside ``netns`` succeeds (twice in a row)."""
+    if f"tcp:{address}:{port}" not in listening(netns):
+        return False
+    code = (
+        "import socket,time\n"
+        "for _ in range(2):\n"
+        f"    socket.create_connection(('{address}', {port}), timeout=1).close()\n"
+        "    time.sleep(0.05)\n"
+    )
+    return sh(sys.executable, "-c", code, netns=netns, check=False).returncode == 0
+
+
 def control_start(state: Path | None = None, *, timeout: float = 15.0) -> int:
     """Start ``probe helper serve`` in cp-inet as a recorded process; wait until it listens."""
     state = state or m.state_dir()
@@ -361,13 +374,14 @@ def control_start(state: Path | None = None, *, timeout: float = 15.0) -> int:
         str(state / "pki" / "ca.pem"),
     ]
     pid = procs.start("control", argv, netns=m.NS_INET, state=state)
-    want = f"tcp:{m.CONTROL_ADDR}:{m.CONTROL_PORT}"
     deadline = time.monotonic() + timeout
-    while want not in listening(m.NS_INET):
+    while not _accepts(m.NS_INET, m.CONTROL_ADDR, m.CONTROL_PORT):
         pid_, ticks = procs.recorded(state)["control"]
         if not procs.alive(pid_, ticks) or time.monotonic() > deadline:
             procs.stop_one(state, "control")
             log = (state / "logs" / "control.out").read_text(errors="replace")[-2000:]
-            raise LabError(f"control vantage did not start listening on {want}:\n{log}")
-        time.sleep(0.05)
+            raise LabError(
+                f"control vantage does not accept on {m.CONTROL_ADDR}:{m.CONTROL_PORT}:\n{log}"
+            )
+        time.sleep(0.1)
     return pid

@@ -7,6 +7,7 @@ forging) run everywhere.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import struct
@@ -293,6 +294,38 @@ def test_throttling(lab: dict[str, Any], run_in_client: RunIn, run_in_inet: RunI
         lab["ca_file"],
     )
     assert fast["received"] == m.LARGE_OBJECT_SIZE
+
+
+# --- control vantage --------------------------------------------------------------------------
+
+
+@pytest.mark.lab
+def test_control_vantage_resolves_with_the_public_resolver(
+    lab: dict[str, Any], run_in_client: RunIn
+) -> None:
+    from tests.lab import lab as labmod
+
+    labmod.control_start()
+    request = (
+        '{"http_request": "http://nxdomain.lab.test/", "http_request_headers": {},'
+        ' "tcp_connect": ["198.19.1.2:80"]}'
+    )
+    res = run_in_client(
+        "curl",
+        "-sS",
+        "-m",
+        "10",
+        "--cacert",
+        lab["ca_file"],
+        "-H",
+        "content-type: application/json",
+        "-d",
+        request,
+        lab["control_url"],
+    )
+    answer = json.loads(res.stdout)
+    assert answer["dns"]["addrs"] == ["198.19.1.2"]  # uncensored view, unlike the ISP's NXDOMAIN
+    assert answer["tcp_connect"]["198.19.1.2:80"]["status"] is True
 
 
 # --- pure checks (no root) --------------------------------------------------------------------

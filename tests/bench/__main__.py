@@ -1,0 +1,26 @@
+"""`make bench`: every benchmark, figures printed (never asserted).
+
+    .venv/bin/python -m tests.bench [--quick]
+
+``--quick`` shrinks the inputs (for a smoke run); without it the sizes are the issues' figures.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tests.bench import bench_batch, bench_core
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    print("== probe core (lab) ==", flush=True)
+    core_args = ["--n", "200", "--rss-lines", "5000"] if quick else []
+    rc = bench_core.main(core_args)
+    print("\n== batch analysis ==", flush=True)
+    batch_args = ["--n", "20000", "--oonidata-sample", "5000"] if quick else []
+    return rc or bench_batch.main(batch_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,177 @@
+"""`make bench` for the probe core, measured in the censorship lab (root).
+
+    .venv/bin/python -m tests.bench.bench_core [--n 1000] [--concurrency 20] [--rtt-ms 50]
+        [--blocked-every 50] [--rss-lines 100000]
+
+1. Brings the lab up with LAB_DELAY_MS = rtt/2 (each direction of the client link is delayed, so
+   the client sees ``--rtt-ms`` more round-trip time) and starts the control vantage.
+2. Runs ``probe run`` from cp-client over ``--n`` HTTPS targets: mostly the open lab site
+   (distinct URLs, each measured through DNS, TCP, TLS, HTTP and the control), every
+   ``--blocked-every``-th one the blackholed site (connect timeout). Prints targets/s, wall time as
+   a ratio of the lower bound ceil(N/C) x (DNS + TCP + TLS + HTTP round trips) + the longest
+   timeout, and CPU ms per target (user+sys of the probe process, start-up included).
+3. Peak RSS of ``probe run`` over a ``--rss-lines``-line list of fast-failing targets (RST to
+   SYN, no control) next to one of a tenth of the size: flat means the input is streamed.
+Nothing is asserted: these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.lab import lab as labmod
+from tests.lab import model as m
+
+PROBE = m.REPO / ".venv" / "bin" / "probe"
+ROUND_TRIPS = 4  # DNS, TCP connect, TLS 1.3 handshake, HTTP request
+
+
+def _run_child(argv: list[str]) -> tuple[float, float, int, subprocess.CompletedProcess[str]]:
+    """Wall seconds, CPU seconds (user+sys) and peak RSS (KiB) of one child command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:6]} failed: {proc.stderr[-2000:]}")
+    return wall, cpu, after.ru_maxrss, proc
+
+
+def _probe_argv(info: dict[str, Any], listing: Path, out: Path, *extra: str) -> list[str]:
+    return labmod.client_argv(
+        [
+            str(PROBE),
+            "run",
+            "--list",
+            str(listing),
+            "--output",
+            str(out),
+            "--no-progress",
+            "--ca-file",
+            info["ca_file"],
+            "--resolver",
+            info["resolver"],
+            "--public-ranges",
+            ",".join(info["public_ranges"]),
+            *extra,
+        ]
+    )
+
+
+def throughput(info: dict[str, Any], args: argparse.Namespace, tmp: Path) -> None:
+    listing = tmp / "bench.txt"
+    blocked = 0
+    with listing.open("w") as fh:
+        for i in range(args.n):
+            if args.blocked_every and i % args.blocked_every == args.blocked_every - 1:
+                fh.write(f"https://blackhole.lab.test/?t={i}\n")
+                blocked += 1
+            else:
+                fh.write(f"https://ok.lab.test/?t={i}\n")
+    timeout = 10.0
+    wall, cpu, _rss, proc = _run_child(
+        _probe_argv(
+            info,
+            listing,
+            tmp / "bench.jsonl",
+            "--control",
+            info["control_url"],
+            "--concurrency",
+            str(args.concurrency),
+            "--timeout-connect",
+            str(timeout),
+        )
+    )
+    lines = (tmp / "bench.jsonl").read_text().count("\n")
+    rtt = args.rtt_ms / 1000.0
+    bound = math.ceil(args.n / args.concurrency) * ROUND_TRIPS * rtt + timeout
+    print(
+        f"core: {args.n} HTTPS targets ({blocked} blackholed), concurrency "
+        f"{args.concurrency}, +{args.rtt_ms:.0f} ms RTT, control on"
+    )
+    print(f"  measurements written     {lines}")
+    print(f"  wall time                {wall:.1f} s  ({args.n / wall:.1f} targets/s)")
+    print(
+        f"  lower bound              {bound:.1f} s  = ceil(N/C) x {ROUND_TRIPS} RTT + "
+        f"{timeout:.0f} s timeout"
+    )
+    print(f"  wall / lower bound       {wall / bound:.2f}  (goal <= 1.5)")
+    print(
+        f"  CPU per target           {1000 * cpu / args.n:.2f} ms  (user+sys of the probe, "
+        "start-up, verdicts and the control client included; goal <= 3 ms)"
+    )
+    del proc
+
+
+def memory(info: dict[str, Any], args: argparse.Namespace, tmp: Path) -> None:
+    rows = []
+    for n in (args.rss_lines // 10, args.rss_lines):
+        listing = tmp / f"rss-{n}.txt"
+        with listing.open("w") as fh:
+            for i in range(n):
+                fh.write(f"http://tcp-rst.lab.test/?t={i}\n")
+        wall, cpu, rss, _ = _run_child(
+            _probe_argv(
+                info,
+                listing,
+                tmp / f"rss-{n}.jsonl",
+                "--no-control",
+                "--concurrency",
+                "100",
+            )
+        )
+        rows.append((n, wall, cpu, rss))
+    print("memory: fast-failing targets (RST to SYN), no control, concurrency 100")
+    for n, wall, cpu, rss in rows:
+        print(
+            f"  {n:>7} lines  peak RSS {rss / 1024:6.1f} MB  ({n / wall:6.0f} targets/s, "
+            f"{1000 * cpu / n:.2f} ms CPU each)"
+        )
+    print(f"  RSS ratio {rows[1][3] / rows[0][3]:.2f} for 10x the input (goal: < 200 MB, flat)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--rtt-ms", type=float, default=50.0)
+    parser.add_argument("--blocked-every", type=int, default=50)
+    parser.add_argument("--rss-lines", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    reason = None
+    try:
+        from tests.lab.fixtures import unavailable
+
+        reason = unavailable()
+    except ImportError as exc:
+        reason = str(exc)
+    if reason:
+        print(f"core bench skipped: {reason}")
+        return 0
+    state = m.state_dir()
+    info = labmod.up(state, delay_ms=args.rtt_ms / 2)
+    try:
+        labmod.control_start(state)
+        with tempfile.TemporaryDirectory() as tmp:
+            throughput(info, args, Path(tmp))
+        labmod.down(state)
+        info = labmod.up(state)
+        with tempfile.TemporaryDirectory() as tmp:
+            memory(info, args, Path(tmp))
+    finally:
+        labmod.down(state)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Reader, flattening, app verdicts and the per-chunk step, on real OONI samples."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import orjson
+
+from probe.batch.apps import app_verdict
+from probe.batch.reader import Chunk, discover, iter_chunks
+from probe.batch.step import StepOptions, measurement_id, process_chunk
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+SAMPLES = SHARED / "ooni-samples"
+
+
+def _load(name: str) -> dict:
+    return orjson.loads((SAMPLES / name).read_bytes())
+
+
+def _chunk(lines: list[bytes], source: str = "t.jsonl") -> Chunk:
+    return Chunk(0, source, tuple(range(1, len(lines) + 1)), tuple(lines))
+
+
+def test_reader_jsonl_gz_and_pretty_json(tmp_path: Path) -> None:
+    msmt = _load("probecli-minipipeline-wc-dnsBlockingNXDOMAIN.json")
+    with gzip.open(tmp_path / "a.jsonl.gz", "wb") as fh:
+        fh.write(orjson.dumps(msmt) + b"\n\n" + orjson.dumps(msmt) + b"\n")
+    (tmp_path / "b.json").write_bytes(orjson.dumps(msmt, option=orjson.OPT_INDENT_2))
+    (tmp_path / "notes.txt").write_text("ignored")
+    files = discover([tmp_path])
+    assert [f.source for f in files] == [f"{tmp_path.name}/a.jsonl.gz", f"{tmp_path.name}/b.json"]
+    chunks = list(iter_chunks(files, max_lines=1))
+    assert [(c.source.split("/")[1], c.line_numbers) for c in chunks] == [
+        ("a.jsonl.gz", (1,)),
+        ("a.jsonl.gz", (3,)),
+        ("b.json", (1,)),
+    ]
+
+
+def test_broken_lines_are_reported_with_line_numbers_not_fatal() -> None:
+    path = SAMPLES / "edge-cases" / "synthetic-broken-web_connectivity.jsonl"
+    chunk = _chunk(path.read_bytes().splitlines(), "broken.jsonl")
+    result = process_chunk(chunk, StepOptions())
+    assert [(p.line, p.kind) for p in result.malformed] == [(9, "json")]
+    rows = next(iter(result.measurements.values())).to_pylist()
+    assert len(rows) == 8
+    issues = {(p.line, p.detail) for p in result.edge_cases}
+    assert (3, "test_keys:missing") in issues
+    assert (5, "probe_asn:int") in issues
+    assert (8, "measurement_start_time:iso8601") in issues
+
+
+def test_ids_are_deterministic_and_observations_flattened() -> None:
+    msmt = _load("probecli-minipipeline-wc-tlsBlockingConnectionResetWithConsistentDNS.json")
+    result = process_chunk(_chunk([orjson.dumps(msmt)], "x.jsonl"), StepOptions())
+    (part,) = result.measurements
+    assert part == ("2024-02-12", "IT")
+    row = result.measurements[part].to_pylist()[0]
+    assert row["msmt_id"] == measurement_id("x.jsonl", 1)
+    assert (
+        row["msmt_id"]
+        == process_chunk(_chunk([orjson.dumps(msmt)], "x.jsonl"), StepOptions())
+        .measurements[part]
+        .to_pylist()[0]["msmt_id"]
+    )
+    obs = result.observations[part].to_pylist()
+    assert row["n_observations"] == len(obs)
+    stages = {o["stage"] for o in obs}
+    assert {"dns", "tcp", "tls"} <= stages
+    tls = [o for o in obs if o["stage"] == "tls"]
+    assert any(o["failure"] == "connection_reset" for o in tls)
+    assert all(o["obs_id"].startswith(row["msmt_id"]) for o in obs)
+
+
+def test_app_verdicts_from_their_test_keys() -> None:
+    signal = _load(
+        "explorer-fixture-IR-signal-nxdomain-20210415084230.511612_IR_signal_ed269d082953bf2e.json"
+    )
+    v = app_verdict("signal", signal["test_keys"])
+    assert (v["blocking"], v["anomaly"], v["x_outcome"]) == (
+        "signal_backend",
+        True,
+        "dns/dns_nxdomain_error",
+    )
+    wa = _load(
+        "explorer-fixture-JP-whatsapp-tls-20221105223930.168194_JP_whatsapp_e3e891f975f0d5ef.json"
+    )
+    v = app_verdict("whatsapp", wa["test_keys"])
+    assert v["blocking"] == "registration_server,whatsapp_web"
+    assert v["x_outcome"] == "tls/ssl_invalid_hostname"
+    tg = _load(
+        "explorer-fixture-RU-telegram-web-blocked-20221109225810.435617_RU_telegram_ecbc73cacd8ea566.json"
+    )
+    v = app_verdict("telegram", tg["test_keys"])
+    assert v["blocking"] == "telegram_web" and v["x_outcome"].endswith("/generic_timeout_error")
+    fb = _load(
+        "explorer-fixture-RU-facebookmessenger-dns-01202003044cadd4e9b30806be0e72a6e05e161a.json"
+    )
+    assert app_verdict("facebook_messenger", fb["test_keys"])["blocking"] == "facebook_dns"
+    ok = _load("spec-example-ts-018-whatsapp.json")
+    assert app_verdict("whatsapp", ok["test_keys"])["anomaly"] is False
+    assert app_verdict("signal", {})["anomaly"] is None
+
+
+def test_web_verdict_comes_from_the_current_rules() -> None:
+    msmt = _load("probecli-minipipeline-wc-dnsBlockingNXDOMAIN.json")
+    del msmt["test_keys"]["blocking"]  # the recorded verdict must not be what we report
+    result = process_chunk(_chunk([orjson.dumps(msmt)]), StepOptions())
+    row = next(iter(result.measurements.values())).to_pylist()[0]
+    assert row["verdict_source"] == "analysis"
+    assert row["blocking"] == "dns" and row["anomaly"] is True
+    assert row["rules_version"] and row["outcome"].startswith("dns/")
+    assert row["recorded_blocking"] is None
