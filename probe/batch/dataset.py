@@ -3,7 +3,8 @@
 Layout: ``DIR/<table>/date=YYYY-MM-DD/cc=XX/part-N.parquet``. Rows arrive as small Arrow
 tables (one per chunk and partition) and are buffered per partition; a partition is written as
 one row group when it holds ``row_group_rows`` rows, and when all of them together exceed
-``max_buffered_rows`` the largest are flushed until half of that is left. At most ``max_open_files`` writers stay open
+``max_buffered_rows`` the largest are flushed until half of that is left. At most
+``max_open_files`` writers stay open
 (least recently used closed first; a partition that comes back gets the next ``part-N``), so
 memory stays bounded whatever the input size or the number of partitions. The writer is used
 by one thread only (the pipeline's main loop), in input order, so the files are deterministic.

@@ -279,8 +279,9 @@ def tc_isp(sites: list[Site]) -> list[list[str]]:
                 "1600",
             ],
         ]
-        # a short leaf queue: above the rate packets are dropped (a policer, as TSPU does), and
-        # no deep backlog delays the next connection's handshake
+        # a short leaf queue (8000 bytes): above the rate packets are dropped (a policer, as
+        # TSPU does), a burst of small handshake packets still fits, and no deep backlog delays
+        # the next connection's handshake for more than ~4 s
         cmds.append(
             [
                 "tc",
@@ -292,9 +293,9 @@ def tc_isp(sites: list[Site]) -> list[list[str]]:
                 "1:20",
                 "handle",
                 "20:",
-                "pfifo",
+                "bfifo",
                 "limit",
-                "4",
+                "8000",
             ]
         )
         for address in throttled:

@@ -58,7 +58,7 @@ def test_pool_and_dask_give_identical_datasets(dataset: Path, tmp_path: Path) ->
         n_workers=2,
         threads_per_worker=1,
         processes=False,
-        host="127.0.0.1",
+        scheduler_kwargs={"protocol": "tcp://", "host": "127.0.0.1"},
         dashboard_address=None,
     ) as cluster:
         run(INPUTS, tmp_path / "dask", scheduler=cluster.scheduler_address, max_lines=7)
