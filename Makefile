@@ -55,3 +55,7 @@ clean:
 	rm -rf $(VENV) $(REFVENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 -include tests/lab/lab.mk
+
+demo: $(STAMP)
+	$(BIN)/python -m tests.lab up --control
+	$(BIN)/python -m tests.lab.demo; rc=$$?; $(BIN)/python -m tests.lab down; exit $$rc

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from probe import meta
 from probe.analysis import analyze
-from probe.analysis.fingerprints import builtin as load_bundled_fingerprints
 from probe.analysis.fingerprints import Fingerprints
+from probe.analysis.fingerprints import builtin as load_bundled_fingerprints
 from probe.config import Config
 from probe.experiment import TEST_NAME, RunContext, measure_web
-from probe import meta
 from probe.privacy import local_addresses, scrub_measurement
 from probe.runner import Stats, run_targets
 from probe.stages import dns, tls
