@@ -11,8 +11,12 @@ called throttled only if ALL of these hold (the reasons are in docs/verdicts.md,
    130-150 kbit/s (censorship-techniques.md 6), well under this floor, while even congested
    consumer lines rarely sustain less;
 4. the body did not complete, or took at least :data:`SLOW_SECONDS` (the default HTTP timeout);
-5. the rate is flat: the first and second half of the samples differ by less than
-   :data:`STEADY_FACTOR`. A policer holds a constant cap; congestion comes and goes.
+5. bytes kept arriving: the last progress sample lies in the second half of the time from the
+   first byte to the end of the transaction, with at least two increments. A policer keeps a
+   capped flow going until the timeout; a stall ("first packets pass, the rest is dropped",
+   censorship-techniques.md 4) stops early and is reported as a body timeout instead. Samples
+   are coarse (TLS records of 4-16 KiB complete in bursts), so a rate-ratio test between halves
+   called real policed flows unsteady in the lab; progress-until-the-end is the robust signal.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ RATIO = 0.10
 FLOOR_BPS = 256_000 / 8  # bytes per second
 MIN_WINDOW = 2.0
 SLOW_SECONDS = 10.0
-STEADY_FACTOR = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +54,12 @@ def goodput(http: HTTPObs, control: ControlObs) -> Goodput:
     rate = _rate(s)
     window = s[-1][0] - s[0][0] if len(s) >= 2 else 0.0
     received = s[-1][1] if s else 0
-    half = len(s) // 2
-    r1, r2 = _rate(s[: half + 1]), _rate(s[half:])
+    increments = [b for a, b in zip(s, s[1:], strict=False) if b[1] > a[1]]
+    end = http.t if http.t is not None else (s[-1][0] if s else 0.0)
     steady = (
-        r1 is not None
-        and r2 is not None
-        and r1 > 0
-        and r2 > 0
-        and max(r1, r2) / min(r1, r2) < STEADY_FACTOR
+        len(increments) >= 2
+        and bool(s)
+        and increments[-1][0] >= s[0][0] + 0.5 * max(end - s[0][0], 0.0)
     )
     cbps = None
     if control.transfer is not None:
