@@ -61,6 +61,8 @@ class RunContext:
     report_id: str
     test_start_time: str
     annotations: dict[str, Any] = field(default_factory=dict)
+    #: pooled HTTP client for the control (set by the session inside its trio run)
+    control_pool: Any = None
     innocuous_sni: str = "example.org"
     innocuous_host: str = "example.org"
 
@@ -188,6 +190,7 @@ async def _run_control(flow: _Flow, url: str, endpoints: list[str]) -> None:
         request,
         ssl_context=ctx.control_ssl_context,
         timeouts=ctx.config.timeouts,
+        pool=ctx.control_pool,
     )
 
 

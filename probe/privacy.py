@@ -37,6 +37,7 @@ import json
 import re
 import subprocess
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,12 @@ class IPScrubber:
             if forms:
                 alternation = "|".join(re.escape(form) for form in forms)
                 branches.append(f"{before}(?:{alternation}){after}")
+        #: every textual form, lower-cased: a substring test over the JSON text is a superset
+        #: of the real matches, so it is a safe pre-filter (an escape such as "\u001b" may glue
+        #: a digit to an address in JSON text, which is why it has no boundaries)
+        self._needles = tuple(
+            sorted({f.lower() for a in self.addresses for f in _text_forms(a)}, key=len)
+        )
         if branches:
             pattern = "|".join(branches)
             self._text: re.Pattern[str] | None = re.compile(pattern, re.IGNORECASE)
@@ -99,6 +106,25 @@ class IPScrubber:
 
     def __bool__(self) -> bool:
         return bool(self.addresses)
+
+    def finds(self, msmt: dict[str, Any]) -> bool:
+        """Whether any form of an address occurs anywhere in ``msmt`` (text, keys, or a base64
+        payload once decoded): one search over the JSON text instead of a walk."""
+        if not self._needles:
+            return False
+        text = json.dumps(msmt, ensure_ascii=False)
+        low = text.lower()
+        if any(needle in low for needle in self._needles):
+            return True
+        for match in _B64_IN_JSON.finditer(text):
+            try:
+                raw = base64.b64decode(match.group(1), validate=True)
+            except (binascii.Error, ValueError):
+                continue
+            assert self._bytes is not None
+            if self._bytes.search(raw) or any(p in raw for p in self._packed):
+                return True
+        return False
 
     def text(self, value: str) -> str:
         if value.startswith(UNKNOWN_FAILURE_PREFIX):
@@ -160,10 +186,23 @@ def scrub_measurement(
     if include_ip:
         copy: dict[str, Any] = json.loads(json.dumps(msmt))
         return copy
-    scrubber = IPScrubber(probe_ips)
+    scrubber = _scrubber(tuple(probe_ips))
+    if not scrubber.finds(msmt):
+        # the common case: no address anywhere, so no copy-on-walk of every string
+        return {**msmt, "probe_ip": "127.0.0.1"}
     out: dict[str, Any] = scrubber.value(msmt)
     out["probe_ip"] = "127.0.0.1"
     return out
+
+
+@lru_cache(maxsize=8)
+def _scrubber(ips: tuple[str, ...]) -> IPScrubber:
+    """One compiled scrubber per set of addresses (a run scrubs thousands of measurements)."""
+    return IPScrubber(ips)
+
+
+#: base64 payloads inside the JSON text: BinaryData ``data`` and DNS ``raw_response``
+_B64_IN_JSON = re.compile(r'"(?:data|raw_response)":\s*"([A-Za-z0-9+/=]+)"')
 
 
 # --- the probe's own addresses ----------------------------------------------------------------

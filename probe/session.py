@@ -8,7 +8,7 @@ import argparse
 import random
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,14 @@ class Session:
         return self.finish(await measure_web(url, ctx=self.ctx, release=release))
 
     async def run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
+        from probe.control.client import open_pool
+
+        pool = open_pool(self.ctx.control_ssl_context, size=self.config.concurrency)
+        async with pool:
+            session = replace(self, ctx=replace(self.ctx, control_pool=pool))
+            return await session._run(plan, output, args)
+
+    async def _run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
         from probe.progress import LiveSink, LogSink
         from probe.runner import read_done_inputs
 

@@ -263,3 +263,18 @@ def test_local_addresses_of_this_host_match_ip_addr() -> None:
     assert ip_tool is not None, "iproute2 `ip` is needed to cross-check local_addresses()"
     out = subprocess.run([ip_tool, "-j", "addr"], capture_output=True, text=True, check=True)
     assert sorted(found) == sorted(parse_ip_json(out.stdout))
+
+
+def test_fast_path_is_not_fooled_by_json_escapes() -> None:
+    """An address glued to a character JSON escapes (ESC -> \\u001b) is still scrubbed."""
+    for ip in ("198.51.100.7", "2001:db8::7"):
+        msmt = {"probe_ip": ip, "test_keys": {"requests": [{"body": "\x1b" + ip + "\x01"}]}}
+        out = scrub_measurement(msmt, probe_ips=[ip])
+        assert ip not in json.dumps(out, ensure_ascii=False)
+        assert ip not in out["test_keys"]["requests"][0]["body"]
+
+
+def test_fast_path_returns_equal_measurement_when_nothing_to_scrub() -> None:
+    msmt = {"probe_ip": "127.0.0.1", "input": "https://a.test/", "test_keys": {"x": ["1.2.3.4"]}}
+    out = scrub_measurement(msmt, probe_ips=["198.51.100.7"])
+    assert out == msmt
