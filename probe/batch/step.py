@@ -26,27 +26,6 @@ from probe.batch.verdict import derive_verdict
 
 _EPOCH_DAYS = 719163  # date(1970, 1, 1).toordinal()
 
-
-def _wire(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with timestamps as int64 seconds and dates as int32 days since the epoch.
-
-    Rows are built with plain integers and the table is cast to the real schema afterwards:
-    pyarrow reads ``PYARROW_IGNORE_TIMEZONE`` from the environment for every ``datetime`` it
-    converts, which cost more than the rest of the conversion.
-    """
-    fields = []
-    for f in schema:
-        if pa.types.is_timestamp(f.type):
-            f = f.with_type(pa.int64())
-        elif pa.types.is_date32(f.type):
-            f = f.with_type(pa.int32())
-        fields.append(f)
-    return pa.schema(fields)
-
-
-_MEASUREMENT_WIRE = _wire(MEASUREMENT_SCHEMA)
-_OBSERVATION_WIRE = _wire(OBSERVATION_SCHEMA)
-
 #: namespace of the deterministic measurement ids (never change it: ids would change)
 NAMESPACE = uuid.UUID("6f1c3c52-5d1e-4d55-9a53-1b0c8f0e2b7a")
 
@@ -71,19 +50,59 @@ class Problem:
     detail: str
 
 
+#: ``(partition, first row, row count)``: a run of rows of one partition in a chunk's table
+Run = tuple[Partition, int, int]
+
+
 @dataclass
 class ChunkResult:
-    """The step's output for one chunk."""
+    """The step's output for one chunk.
+
+    Each dataset table comes back as ONE Arrow table whose rows are grouped by partition
+    (``*_runs`` says where each partition's rows are): one conversion and one compact pickle
+    per chunk instead of one per partition. ``measurements`` / ``observations`` give the
+    per-partition views (zero-copy slices).
+    """
 
     index: int
     lines: int = 0
-    measurements: dict[Partition, pa.Table] = field(default_factory=dict)
-    observations: dict[Partition, pa.Table] = field(default_factory=dict)
+    measurement_table: pa.Table | None = None
+    measurement_runs: list[Run] = field(default_factory=list)
+    observation_table: pa.Table | None = None
+    observation_runs: list[Run] = field(default_factory=list)
     malformed: list[Problem] = field(default_factory=list)
     edge_cases: list[Problem] = field(default_factory=list)
     rules_versions: set[str] = field(default_factory=set)
     #: peak RSS (KiB) of the process that ran the step, for the benchmark's memory figure
     peak_rss_kb: int = 0
+
+    @property
+    def measurements(self) -> dict[Partition, pa.Table]:
+        return _views(self.measurement_table, self.measurement_runs)
+
+    @property
+    def observations(self) -> dict[Partition, pa.Table]:
+        return _views(self.observation_table, self.observation_runs)
+
+
+def _views(table: pa.Table | None, runs: list[Run]) -> dict[Partition, pa.Table]:
+    if table is None:
+        return {}
+    return {part: table.slice(first, count) for part, first, count in runs}
+
+
+def _grouped(
+    rows: dict[Partition, list[dict[str, Any]]], schema: pa.Schema
+) -> tuple[pa.Table | None, list[Run]]:
+    """One table holding every partition's rows, partitions in first-seen order."""
+    if not rows:
+        return None, []
+    runs: list[Run] = []
+    flat: list[dict[str, Any]] = []
+    for part, group in rows.items():
+        runs.append((part, len(flat), len(group)))
+        flat.extend(group)
+    return pa.Table.from_pylist(flat, schema=schema), runs
 
 
 def measurement_id(source: str, line: int) -> str:
@@ -103,7 +122,9 @@ def _rows_for(
     part = partition_of(fields)
     when = fields["measurement_start_time"]
     if when is not None:
-        # whole seconds, as pyarrow converts a datetime to timestamp("s")
+        # plain integers (seconds, days since the epoch): for each ``datetime`` it converts,
+        # pyarrow reads PYARROW_IGNORE_TIMEZONE from the environment, which cost more than the
+        # rest of the conversion. Whole seconds, as pyarrow truncates a datetime.
         fields["measurement_start_time"] = timegm(when.timetuple())
         fields["day"] = fields["day"].toordinal() - _EPOCH_DAYS
     shared = {
@@ -161,11 +182,7 @@ def process_chunk(chunk: Chunk, options: StepOptions) -> ChunkResult:
             result.edge_cases.append(
                 Problem(chunk.source, line, "verdict", str(row["verdict_error"]))
             )
-    for part, rows in msmt_rows.items():
-        table = pa.Table.from_pylist(rows, schema=_MEASUREMENT_WIRE)
-        result.measurements[part] = table.cast(MEASUREMENT_SCHEMA)
-    for part, rows in obs_rows.items():
-        table = pa.Table.from_pylist(rows, schema=_OBSERVATION_WIRE)
-        result.observations[part] = table.cast(OBSERVATION_SCHEMA)
+    result.measurement_table, result.measurement_runs = _grouped(msmt_rows, MEASUREMENT_SCHEMA)
+    result.observation_table, result.observation_runs = _grouped(obs_rows, OBSERVATION_SCHEMA)
     result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return result
