@@ -199,7 +199,9 @@ def test_scrubbing_never_breaks_json_and_removes_the_ip(
         assert raw.endswith(b"\xff\xfe")
         remaining = raw.decode("utf-8", errors="replace")
     else:
-        remaining = json.dumps(out, ensure_ascii=False)
+        # probe_ip is forced to 127.0.0.1, which hypothesis may also pick as the address
+        rest = {k: v for k, v in out.items() if k != "probe_ip"}
+        remaining = json.dumps(rest, ensure_ascii=False)
     forms = {ip, str(ipaddress.ip_address(ip)), ipaddress.ip_address(ip).exploded}
     for form in forms:
         assert form.lower() not in remaining.lower()
