@@ -97,7 +97,31 @@ def summarize(msmt: dict[str, Any]) -> SummaryRow:
         verdict = "undetermined"
     outcome = str(tk.get("x_outcome") or "")
     stage = outcome.split("/", 1)[0] if outcome and outcome != "ok" else ""
+    if stage not in _STAGES:
+        stage = failed_stage(tk) if verdict != "accessible" else ""
     return SummaryRow(url=str(msmt.get("input")), stage=stage, verdict=verdict, outcome=outcome)
+
+
+_STAGES = ("dns", "tcp", "tls", "http")
+
+
+def failed_stage(tk: dict[str, Any]) -> str:
+    """The first main-flow step at which every attempt failed (facts only), or ""."""
+    if tk.get("dns_experiment_failure"):
+        return "dns"
+    for key, stage in (("tcp_connect", "tcp"), ("tls_handshakes", "tls"), ("requests", "http")):
+        events = [
+            e
+            for e in tk.get(key) or []
+            if not any(str(t).startswith("x_diag=") for t in e.get("tags") or [])
+        ]
+        failures = [
+            (e.get("status") or {}).get("failure") if key == "tcp_connect" else e.get("failure")
+            for e in events
+        ]
+        if failures and all(failures):
+            return stage
+    return ""
 
 
 async def run_targets(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,9 @@ from probe.analysis.values import (
 from probe.netaddr import join_endpoint, parse_ip
 
 WEB = "web_connectivity"
+
+#: per-process memo sizes: addresses and URLs repeat across the measurements of a batch
+_CACHE = 1 << 16
 SYSTEM_ENGINES = frozenset({"getaddrinfo", "system", "golang_net_resolver", "go", "unknown", ""})
 
 
@@ -176,13 +180,18 @@ class Observations:
     legacy_http_failure: str | None
 
 
+@lru_cache(maxsize=_CACHE)
+def _is_ip(text: str) -> bool:
+    return parse_ip(text) is not None
+
+
 def _answers(q: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...]]:
     addrs: list[str] = []
     asns: list[int] = []
     for a in as_list(q.get("answers")):
         a = as_dict(a)
         ip = as_str(a.get("ipv4")) or as_str(a.get("ipv6"))
-        if ip and parse_ip(ip) is not None and ip not in addrs:
+        if ip and _is_ip(ip) and ip not in addrs:
             addrs.append(ip)
             asn = as_int(a.get("asn"))
             if asn:
@@ -280,10 +289,11 @@ def observe(measurement: Mapping[str, Any]) -> Observations:
         url = as_str(as_dict(oldest.get("request")).get("url")) or ""
     scheme, host, port = _split_url(url)
 
-    events: list[Mapping[str, Any]] = []
-    for key in ("queries", "tcp_connect", "tls_handshakes", "requests"):
-        events += [as_dict(e) for e in as_list(tk.get(key))]
-    tagged = any("classic" in tags_of(e) for e in events)
+    tagged = any(
+        "classic" in tags_of(as_dict(e))
+        for key in ("queries", "tcp_connect", "tls_handshakes", "requests")
+        for e in as_list(tk.get(key))
+    )
 
     dns = []
     for i, q in enumerate(as_list(tk.get("queries"))):
@@ -314,7 +324,7 @@ def observe(measurement: Mapping[str, Any]) -> Observations:
     for i, c in enumerate(as_list(tk.get("tcp_connect"))):
         c = as_dict(c)
         ip, cport = as_str(c.get("ip")), as_int(c.get("port"))
-        if ip is None or cport is None or not 0 <= cport < 65536 or parse_ip(ip) is None:
+        if ip is None or cport is None or not 0 <= cport < 65536 or not _is_ip(ip):
             continue
         addr = join_endpoint(ip, cport)
         tid = as_int(c.get("transaction_id")) or 0
@@ -416,7 +426,7 @@ def observe(measurement: Mapping[str, Any]) -> Observations:
         scheme=scheme,
         host=host,
         port=port,
-        host_is_ip=parse_ip(host) is not None,
+        host_is_ip=_is_ip(host),
         probe_cc=(as_str(m.get("probe_cc")) or "ZZ").upper(),
         dns=tuple(dns),
         endpoints=tuple(endpoints),
@@ -475,11 +485,12 @@ def _split_endpoint(addr: str) -> tuple[str, int]:
         host, _, port = addr[1:].partition("]:")
     else:
         host, _, port = addr.rpartition(":")
-    if not host or not port.isdigit() or parse_ip(host) is None or len(port) > 5:
+    if not host or not port.isdigit() or not _is_ip(host) or len(port) > 5:
         raise ValueError(addr)
     return host, int(port)
 
 
+@lru_cache(maxsize=_CACHE)
 def _split_url(url: str) -> tuple[str, str, int]:
     """(scheme, lower-case IDNA host, port) of a URL; ("", "", 0) when unusable."""
     try:
@@ -489,7 +500,7 @@ def _split_url(url: str) -> tuple[str, str, int]:
         port = parts.port
     except (ValueError, TypeError):
         return "", "", 0
-    if host and parse_ip(host) is None:
+    if host and not _is_ip(host):
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:

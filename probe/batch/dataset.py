@@ -1,13 +1,18 @@
 """Incremental, hive-partitioned Parquet writer for the batch dataset.
 
 Layout: ``DIR/<table>/date=YYYY-MM-DD/cc=XX/part-N.parquet``. Rows arrive as small Arrow
-tables (one per chunk and partition) and are buffered per partition; a partition is written as
-one row group when it holds ``row_group_rows`` rows, and when all of them together exceed
-``max_buffered_rows`` the largest are flushed until half of that is left. At most
-``max_open_files`` writers stay open
-(least recently used closed first; a partition that comes back gets the next ``part-N``), so
-memory stays bounded whatever the input size or the number of partitions. The writer is used
-by one thread only (the pipeline's main loop), in input order, so the files are deterministic.
+tables (one per chunk and partition, often zero-copy slices of a chunk's table) and are
+buffered per partition; a partition is written as one row group when it holds
+``row_group_rows`` rows, and when all buffers together exceed ``max_buffered_rows`` rows or
+``max_buffered_bytes`` bytes, the partitions that received rows least recently are flushed
+until half of that is left. OONI data is ordered by time, so those are the days that are
+complete: each is written once, as one file with large row groups, instead of many small files.
+A slice that would pin a much larger parent table is copied when buffered, so the buffered
+bytes are the bytes held. At most ``max_open_files`` writers stay open (least recently used
+closed first; a partition that comes back gets the next ``part-N``), so memory stays bounded
+whatever the input size or the number of partitions. The writer is used by one thread only
+(the pipeline's main loop), in input order, and every decision depends only on the rows, so
+the files are deterministic.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ Partition = tuple[str, str]
 class _Buffer:
     tables: list[pa.Table] = field(default_factory=list)
     rows: int = 0
+    nbytes: int = 0
 
 
 class PartitionedWriter:
@@ -40,6 +46,7 @@ class PartitionedWriter:
         metadata: dict[str, str] | None = None,
         row_group_rows: int = 65536,
         max_buffered_rows: int = 400_000,
+        max_buffered_bytes: int = 96 << 20,
         max_open_files: int = 256,
         compression: str = "zstd",
     ) -> None:
@@ -47,31 +54,46 @@ class PartitionedWriter:
         self._schema = schema.with_metadata(metadata or {})
         self._row_group_rows = row_group_rows
         self._max_buffered = max_buffered_rows
+        self._max_bytes = max_buffered_bytes
         self._max_open = max_open_files
         self._compression = compression
-        self._buffers: dict[Partition, _Buffer] = {}
+        #: least recently appended first
+        self._buffers: OrderedDict[Partition, _Buffer] = OrderedDict()
         self._writers: OrderedDict[Partition, pq.ParquetWriter] = OrderedDict()
         self._next_part: dict[Partition, int] = {}
         self._buffered = 0
+        self._buffered_bytes = 0
         self.rows_written = 0
         self.files: list[Path] = []
 
     def write(self, partition: Partition, table: pa.Table) -> None:
         """Queue ``table`` (same schema as the writer) for ``partition``."""
-        if table.num_rows == 0:
+        rows = table.num_rows
+        if rows == 0:
             return
-        buf = self._buffers.setdefault(partition, _Buffer())
+        nbytes = table.nbytes  # the rows' own bytes, also for a slice
+        if table.get_total_buffer_size() > 2 * nbytes + 65536:
+            table = table.take(pa.array(range(rows), pa.int32()))  # do not pin the parent
+        buf = self._buffers.get(partition)
+        if buf is None:
+            buf = self._buffers[partition] = _Buffer()
+        else:
+            self._buffers.move_to_end(partition)
         buf.tables.append(table)
-        buf.rows += table.num_rows
-        self._buffered += table.num_rows
+        buf.rows += rows
+        buf.nbytes += nbytes
+        self._buffered += rows
+        self._buffered_bytes += nbytes
         if buf.rows >= self._row_group_rows:
             self._flush(partition)
-        if self._buffered > self._max_buffered:
-            # largest first, down to half the cap: small partitions keep filling up
-            for part in sorted(self._buffers, key=lambda p: -self._buffers[p].rows):
-                if self._buffered <= self._max_buffered // 2:
-                    break
-                self._flush(part)
+        if self._buffered > self._max_buffered or self._buffered_bytes > self._max_bytes:
+            # least recently appended first, down to half the caps: in time-ordered input
+            # these are finished days; the partitions still filling up keep their rows
+            while self._buffers and (
+                self._buffered > self._max_buffered // 2
+                or self._buffered_bytes > self._max_bytes // 2
+            ):
+                self._flush(next(iter(self._buffers)))
 
     def _writer_for(self, partition: Partition) -> pq.ParquetWriter:
         writer = self._writers.get(partition)
@@ -99,6 +121,7 @@ class PartitionedWriter:
         table = pa.concat_tables(buf.tables).replace_schema_metadata(self._schema.metadata)
         self._writer_for(partition).write_table(table, row_group_size=self._row_group_rows)
         self._buffered -= buf.rows
+        self._buffered_bytes -= buf.nbytes
         self.rows_written += buf.rows
 
     def close(self) -> None:

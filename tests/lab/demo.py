@@ -168,10 +168,7 @@ def confusion_table(outcomes: list[Outcome]) -> str:
     rows = [head] + [[e, *[str(pairs.get((e, g), "") or ".") for g in got]] for e in expected]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join(
-        "  ".join(
-            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
 
 
