@@ -237,7 +237,13 @@ async def _fetch_hop(flow: _Flow, url: str, addresses: list[str], *, tags: list[
 
     async def attempt(i: int, ip: str) -> None:
         conns[i] = await _connect(
-            flow, host, ip, port, https=https, tags=tags, tls_failures=tls_failures
+            flow,
+            ip,
+            port,
+            server_name=host,
+            ssl_context=ctx.ssl_context if https else None,
+            tags=tags,
+            tls_failures=tls_failures,
         )
 
     async with trio.open_nursery() as nursery:
@@ -265,41 +271,39 @@ async def _fetch_hop(flow: _Flow, url: str, addresses: list[str], *, tags: list[
 
 async def _connect(
     flow: _Flow,
-    host: str,
     ip: str,
     port: int,
     *,
-    https: bool,
+    server_name: str,
+    ssl_context: ssl.SSLContext | None,
     tags: list[str],
-    tls_failures: dict[str, str],
+    tls_failures: dict[str, str] | None = None,
 ) -> _Conn | None:
-    ctx = flow.ctx
+    """One TCP connect to ``ip:port`` and, with ``ssl_context``, a TLS handshake on it."""
+    timeouts = flow.ctx.config.timeouts
     txid = flow.trace.new_transaction_id()
-    timeouts = ctx.config.timeouts
     stream = await tcp.connect(
         flow.trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags
     )
     if stream is None:
         return None
-    if not https:
+    if ssl_context is None:
         return _Conn(ip=ip, transaction_id=txid, stream=stream, alpn="")
     before = len(flow.trace.tls_handshakes)
     tls_stream = await tls.handshake(
         flow.trace,
         stream,
         address=join_endpoint(ip, port),
-        server_name=host,
-        ssl_context=ctx.ssl_context,
+        server_name=server_name,
+        ssl_context=ssl_context,
         timeouts=timeouts,
         transaction_id=txid,
         tags=tags,
     )
     if tls_stream is None:
-        event = (
-            flow.trace.tls_handshakes[before] if len(flow.trace.tls_handshakes) > before else None
-        )
-        if event is not None and event.failure:
-            tls_failures[ip] = event.failure
+        events = flow.trace.tls_handshakes[before:]
+        if tls_failures is not None and events and events[0].failure:
+            tls_failures[ip] = events[0].failure
         return None
     alpn = tls_stream.selected_alpn_protocol() or ""
     return _Conn(ip=ip, transaction_id=txid, stream=tls_stream, alpn=alpn)
@@ -332,74 +336,48 @@ async def _get(
         await _aclose(conn.stream)
 
 
+def _diag_tags(tags: list[str], name: str) -> list[str]:
+    return [t for t in tags if t != "classic"] + [f"x_diag={name}"]
+
+
 async def _sni_retry(flow: _Flow, ip: str, port: int, tags: list[str]) -> None:
     """Same address, innocuous SNI, no verification: does a ServerHello come back?"""
     ctx = flow.ctx
-    diag_tags = [t for t in tags if t != "classic"] + ["x_diag=sni_retry"]
-    txid = flow.trace.new_transaction_id()
-    stream = await tcp.connect(
-        flow.trace, ip, port, timeouts=ctx.config.timeouts, transaction_id=txid, tags=diag_tags
-    )
-    if stream is None:
-        return
-    tls_stream = await tls.handshake(
-        flow.trace,
-        stream,
-        address=join_endpoint(ip, port),
+    conn = await _connect(
+        flow,
+        ip,
+        port,
         server_name=ctx.innocuous_sni,
         ssl_context=ctx.diag_ssl_context,
-        timeouts=ctx.config.timeouts,
-        transaction_id=txid,
-        tags=diag_tags,
+        tags=_diag_tags(tags, "sni_retry"),
     )
-    if tls_stream is not None:
-        await _aclose(tls_stream)
+    if conn is not None:
+        await _aclose(conn.stream)
 
 
 async def _host_retry(flow: _Flow, url: str, ip: str, port: int, tags: list[str]) -> None:
     """Same address, innocuous Host header (and SNI): is the reset tied to the name?"""
     ctx = flow.ctx
     parts = urlsplit(url)
-    diag_tags = [t for t in tags if t != "classic"] + ["x_diag=host_retry"]
-    txid = flow.trace.new_transaction_id()
-    stream = await tcp.connect(
-        flow.trace, ip, port, timeouts=ctx.config.timeouts, transaction_id=txid, tags=diag_tags
-    )
-    if stream is None:
-        return
-    alpn = ""
-    conn_stream: trio.abc.Stream = stream
-    if parts.scheme == "https":
-        tls_stream = await tls.handshake(
-            flow.trace,
-            stream,
-            address=join_endpoint(ip, port),
-            server_name=ctx.innocuous_sni,
-            ssl_context=ctx.diag_ssl_context,
-            timeouts=ctx.config.timeouts,
-            transaction_id=txid,
-            tags=diag_tags,
-        )
-        if tls_stream is None:
-            return
-        conn_stream, alpn = tls_stream, tls_stream.selected_alpn_protocol() or ""
-    netloc = ctx.innocuous_host if parts.port is None else f"{ctx.innocuous_host}:{parts.port}"
-    innocuous_url = parts._replace(netloc=netloc).geturl()
-    await _get(
+    diag_tags = _diag_tags(tags, "host_retry")
+    conn = await _connect(
         flow,
-        innocuous_url,
-        _Conn(ip=ip, transaction_id=txid, stream=conn_stream, alpn=alpn),
+        ip,
         port,
+        server_name=ctx.innocuous_sni,
+        ssl_context=ctx.diag_ssl_context if parts.scheme == "https" else None,
         tags=diag_tags,
     )
+    if conn is None:
+        return
+    netloc = ctx.innocuous_host if parts.port is None else f"{ctx.innocuous_host}:{parts.port}"
+    await _get(flow, parts._replace(netloc=netloc).geturl(), conn, port, tags=diag_tags)
 
 
 async def _aclose(stream: trio.abc.AsyncResource) -> None:
-    with trio.CancelScope(shield=True), trio.move_on_after(1):
-        try:
-            await stream.aclose()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
+    """Close without waiting for the peer (a measured connection owes it no goodbye)."""
+    with trio.CancelScope(shield=True):
+        await trio.aclose_forcefully(stream)
 
 
 def _round(x: float) -> float:

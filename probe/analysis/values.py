@@ -18,13 +18,13 @@ _CHARSET = re.compile(rb"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]{1,40})", re.IGNORE
 def as_dict(value: object) -> Mapping[str, Any]:
     # JSON objects are dicts: test that first, the ABC check is several times slower
     if type(value) is dict or isinstance(value, Mapping):
-        return value  # type: ignore[return-value]
+        return value
     return {}
 
 
 def as_list(value: object) -> list[Any]:
     if type(value) is list or isinstance(value, list | tuple):
-        return list(value)  # type: ignore[arg-type]
+        return list(value)
     return []
 
 

@@ -5,18 +5,27 @@ Accepted inputs: ``*.jsonl`` / ``*.jsonl.gz`` (one measurement per line, OONI's 
 measurements; a ``.json`` file that holds JSONL is read as JSONL) and folders of them (walked
 recursively in sorted order, so the output is deterministic). Every record keeps its source
 name and 1-based line number: they make the deterministic ids and the error reports.
+
+``.gz`` files are inflated with ISA-L (``isal.igzip``, same format, several times faster than
+zlib) when the ``isal`` package is installed, else with the standard ``gzip`` module.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
+
+try:
+    _GZIP: Any = importlib.import_module("isal.igzip")
+except ImportError:  # pragma: no cover - optional speed-up
+    _GZIP = gzip
 
 #: file suffixes we read; anything else in a folder is ignored (README.md, .tsv, ...)
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
@@ -69,7 +78,8 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
 
 def _open(path: Path) -> BinaryIO:
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        handle: BinaryIO = _GZIP.open(path, "rb")
+        return handle
     return path.open("rb")
 
 

@@ -34,13 +34,17 @@ ISP_INET_ADDR, INET_ADDR = "198.18.1.1", "198.18.1.2"
 ISP_RESOLVER = "198.18.2.53"
 ISP_BLOCKPAGE = "198.18.2.10"
 ISP_TPROXY = "198.18.2.80"
+ISP_MITM = "198.18.2.44"  # TLS interception server (leaf certificates from the censor CA)
 # services in cp-inet (on its loopback)
 AUTH_DNS = "198.19.0.53"
 PUBLIC_RESOLVER = "198.19.8.8"
 CONTROL_ADDR = "198.19.0.100"
 CONTROL_PORT = 443
 CONTROL_NAME = "control.lab.test"
-APP_RANGE = "198.19.2.0/24"  # reserved for the app hosts (later issue)
+APP_RANGE = "198.19.2.0/24"  # the app hosts ([[app_host]] in scenarios.toml)
+APP_ZONE = "app.lab.test"
+APPS_DIR = HERE / "apps"  # lab variants of the app files
+SIGNAL_CA_FILE = APPS_DIR / "signal-lab-ca.pem"  # written by lab-up (gitignored)
 
 LAB_ZONE = "lab.test"
 THROTTLE_RATE = "16kbit"
@@ -85,6 +89,68 @@ class Scenario:
     x_outcome: str
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One exact path of an app host and its answer."""
+
+    path: str
+    status: int
+    type: str = "text/plain"
+    body: str = ""
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class AppHost:
+    """One app API host of the lab ([[app_host]]): its server and how the censor treats it."""
+
+    app: str
+    name: str
+    address: str
+    listen: tuple[str, ...] = ()  # "https:443", "http:80", "http:443" (plain), "https:5222"
+    ca: str = "lab"  # "lab" or "signal"
+    status: int = 404  # the answer for every path not in routes
+    routes: tuple[Route, ...] = ()
+    isp_dns: str | None = None
+    censor: str | None = None  # as Site.censor, plus "tls-mitm"
+    inet_drop: bool = False
+    dns_only: bool = False
+
+    @property
+    def ports(self) -> tuple[tuple[str, int], ...]:
+        """(scheme, port) of every listener."""
+        out = []
+        for item in self.listen:
+            scheme, _, port = item.partition(":")
+            out.append((scheme, int(port)))
+        return tuple(out)
+
+    def site(self) -> Site:
+        """The censor's and the DNS servers' view of this host (the rules shared with sites)."""
+        return Site(
+            name=self.name,
+            address=self.address,
+            title=f"{self.app} app host",
+            serves=(),
+            isp_dns=self.isp_dns,
+            censor=self.censor,
+            inet_drop=self.inet_drop,
+            role="app",
+        )
+
+
+def load_app_hosts(path: Path = SCENARIOS_FILE) -> list[AppHost]:
+    """The [[app_host]] tables of scenarios.toml."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    hosts = []
+    for raw in data.get("app_host", []):
+        routes = tuple(Route(**r) for r in raw.get("routes", ()))
+        hosts.append(
+            AppHost(**{**raw, "listen": tuple(raw.get("listen", ())), "routes": routes})
+        )
+    return hosts
 
 
 def _null(value: Any) -> Any:

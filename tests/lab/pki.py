@@ -1,4 +1,4 @@
-"""The lab certificate authority: one CA and one leaf certificate per lab name (cryptography).
+"""The lab certificate authorities: CAs and one leaf certificate per lab name (cryptography).
 
 The probe trusts the CA through ``--ca-file``; nothing here is trusted by the host.
 """
@@ -33,11 +33,17 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
-def make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey, Path]:
-    """Create the lab CA in ``directory``; returns (certificate, key, path of ca.pem)."""
+def make_ca(
+    directory: Path, *, common_name: str = "censorprobe lab CA", stem: str = "ca"
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey, Path]:
+    """Create a CA in ``directory`` (``<stem>.pem``, ``<stem>.key``); returns (cert, key, pem).
+
+    The lab CA is the default; the Signal lab CA and the censor CA are others, each with its own
+    name (two CAs with one subject would confuse chain building).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "censorprobe lab CA")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -65,9 +71,9 @@ def make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateK
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    path = directory / "ca.pem"
+    path = directory / f"{stem}.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(key, directory / "ca.key")
+    _write_key(key, directory / f"{stem}.key")
     return cert, key, path
 
 
