@@ -7,9 +7,10 @@
    the client sees ``--rtt-ms`` more round-trip time) and starts the control vantage.
 2. Runs ``probe run`` from cp-client over ``--n`` HTTPS targets: mostly the open lab site
    (distinct URLs, each measured through DNS, TCP, TLS, HTTP and the control), every
-   ``--blocked-every``-th one (1% by default) the blackholed site (connect timeout). Prints targets/s, wall time as
-   a ratio of the lower bound ceil(N/C) x (DNS + TCP + TLS + HTTP round trips) + the longest
-   timeout, and CPU ms per target (user+sys of the probe process, start-up included).
+   ``--blocked-every``-th one (1% by default) the blackholed site (connect timeout). Prints
+   targets/s, wall time as a ratio of the lower bound ceil(N/C) x (DNS + TCP + TLS + HTTP
+   round trips) + the longest timeout, and CPU ms per target (user+sys of the probe process,
+   start-up included).
 3. Peak RSS of ``probe run`` over a ``--rss-lines``-line list of fast-failing targets (RST to
    SYN, no control) next to one of a tenth of the size: flat means the input is streamed.
 Nothing is asserted: these machines are shared and noisy.

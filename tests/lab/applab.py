@@ -60,8 +60,7 @@ def _locations(host: AppHost) -> list[str]:
         else:
             answer = f"return {route.status};"
         out.append(f"    location = {route.path} {{ {answer} }}\n")
-    if not any(r.path == "/" for r in host.routes) or host.routes:
-        out.append(f"    location / {{ return {host.status}; }}\n")
+    out.append(f"    location / {{ return {host.status}; }}\n")
     return out
 
 

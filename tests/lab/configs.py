@@ -33,6 +33,11 @@ http {{
 """
 
 
+def nginx_head(state: Path, tag: str) -> str:
+    """The top of an nginx config (paths under ``state``, files named after ``tag``)."""
+    return _NGINX_HEAD.format(state=state, tag=tag)
+
+
 def _listen(address: str, scheme: str) -> str:
     return f"listen {address}:443 ssl;" if scheme == "https" else f"listen {address}:80;"
 
@@ -206,6 +211,11 @@ def iptables_isp(sites: list[Site], *, delay_ms: float) -> str:
             nat.append(
                 f"-A PREROUTING -i {m.ISP_CLIENT_IF} -d {s.address} -p tcp --dport 80 "
                 f"-j DNAT --to-destination {m.ISP_TPROXY}:80"
+            )
+        elif s.censor == "tls-mitm":
+            nat.append(
+                f"-A PREROUTING -i {m.ISP_CLIENT_IF} -d {s.address} -p tcp --dport 443 "
+                f"-j DNAT --to-destination {m.ISP_MITM}:443"
             )
         elif s.censor == "ip-drop":
             filt.append(f"-A FORWARD -d {s.address} -j DROP")
