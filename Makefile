@@ -58,4 +58,6 @@ clean:
 
 demo: $(STAMP)
 	$(BIN)/python -m tests.lab up --control
-	$(BIN)/python -m tests.lab.demo; rc=$$?; $(BIN)/python -m tests.lab down; exit $$rc
+	$(BIN)/python -m tests.lab.demo; rc=$$?; \
+	$(BIN)/python -m tests.lab.demo_apps; rc2=$$?; \
+	$(BIN)/python -m tests.lab down; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]

@@ -416,6 +416,8 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
         "network_events": dumped["network_events"],
         "x_dns_duplicate_responses": dumped["dns_duplicates"],
         "x_skipped_endpoints": flow.skipped,
+        # special-purpose ranges this run treated as public (the lab's): a re-analysis needs it
+        "x_public_ranges": [str(r) for r in config.public_ranges],
         "x_control_request": flow.control_request,
         "control": flow.control if flow.control is not None else {},
         "control_failure": flow.control_failure,

@@ -8,6 +8,7 @@ rule of :data:`~probe.analysis.rules.RULES` that matches. The output holds OONI'
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,9 +35,16 @@ def analyze(
     fingerprints: Fingerprints | None = None,
     public_ranges: Sequence[IPNetwork] = (),
 ) -> dict[str, Any]:
-    """Verdict keys for one measurement (ours, or OONI web_connectivity 0.4 / 0.5)."""
+    """Verdict keys for one measurement (ours, or OONI web_connectivity 0.4 / 0.5).
+
+    Without ``public_ranges`` the ranges the probe itself treated as public (recorded in
+    ``test_keys.x_public_ranges``, only ever set in the lab) apply, so a re-analysis of stored
+    measurements reaches the verdict the probe reached.
+    """
     fps = fingerprints if fingerprints is not None else _EMPTY
     try:
+        if not public_ranges:
+            public_ranges = recorded_public_ranges(measurement)
         ctx = build(observe(measurement), fingerprints=fps, public_ranges=public_ranges)
         for rule in RULES:
             hit = rule.predicate(ctx)
@@ -45,6 +53,21 @@ def analyze(
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
         return _internal_error(exc, fps)
     raise AssertionError("the catch-all rule always matches")  # pragma: no cover
+
+
+def recorded_public_ranges(measurement: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
+    """``test_keys.x_public_ranges`` as networks; malformed items are ignored."""
+    tk = measurement.get("test_keys")
+    raw = tk.get("x_public_ranges") if isinstance(tk, Mapping) else None
+    if not isinstance(raw, list):
+        return ()
+    out: list[IPNetwork] = []
+    for item in raw:
+        try:
+            out.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            continue
+    return tuple(out)
 
 
 def _dns_failure(ctx: Context) -> str | None:

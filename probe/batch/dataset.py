@@ -1,23 +1,24 @@
 """Incremental, hive-partitioned Parquet writer for the batch dataset.
 
 Layout: ``DIR/<table>/date=YYYY-MM-DD/cc=XX/part-N.parquet``. Rows arrive as small Arrow
-tables (one per chunk and partition, often zero-copy slices of a chunk's table) and are
-buffered per partition; a partition is written as one row group when it holds
+tables (one per chunk, rows grouped by partition, see ``write_runs``) and are buffered per
+partition as zero-copy slices; a partition is written as one row group when it holds
 ``row_group_rows`` rows, and when all buffers together exceed ``max_buffered_rows`` rows or
-``max_buffered_bytes`` bytes, the partitions that received rows least recently are flushed
-until half of that is left. OONI data is ordered by time, so those are the days that are
-complete: each is written once, as one file with large row groups, instead of many small files.
-A slice that would pin a much larger parent table is copied when buffered, so the buffered
-bytes are the bytes held. At most ``max_open_files`` writers stay open (least recently used
-closed first; a partition that comes back gets the next ``part-N``), so memory stays bounded
-whatever the input size or the number of partitions. The writer is used by one thread only
-(the pipeline's main loop), in input order, and every decision depends only on the rows, so
-the files are deterministic.
+the chunk tables they pin exceed ``max_buffered_bytes`` bytes (a chunk table counts in full
+until its last slice is written, so this is the memory really held), the partitions that
+received rows least recently are flushed until half of that is left. OONI data is ordered by
+time, so those are the days that are complete: each is written once, as one file with large
+row groups, instead of many small files. At most ``max_open_files`` writers stay open
+(least recently used closed first; a partition that comes back gets the next ``part-N``), so
+memory stays bounded whatever the input size or the number of partitions. The writer is used
+by one thread only (the pipeline's main loop), in input order, and every decision depends
+only on the rows, so the files are deterministic.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -29,10 +30,18 @@ Partition = tuple[str, str]
 
 
 @dataclass
+class _Block:
+    """A chunk table held by buffered slices: its size, and how many buffers still use it."""
+
+    nbytes: int
+    live: int
+
+
+@dataclass
 class _Buffer:
     tables: list[pa.Table] = field(default_factory=list)
+    blocks: list[_Block] = field(default_factory=list)
     rows: int = 0
-    nbytes: int = 0
 
 
 class PartitionedWriter:
@@ -62,36 +71,43 @@ class PartitionedWriter:
         self._writers: OrderedDict[Partition, pq.ParquetWriter] = OrderedDict()
         self._next_part: dict[Partition, int] = {}
         self._buffered = 0
-        self._buffered_bytes = 0
+        self._held_bytes = 0
         self.rows_written = 0
         self.files: list[Path] = []
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the chunk tables the buffers pin (at most ``max_buffered_bytes``)."""
+        return self._held_bytes
+
     def write(self, partition: Partition, table: pa.Table) -> None:
         """Queue ``table`` (same schema as the writer) for ``partition``."""
-        rows = table.num_rows
-        if rows == 0:
+        self.write_runs(table, [(partition, 0, table.num_rows)])
+
+    def write_runs(self, table: pa.Table, runs: Sequence[tuple[Partition, int, int]]) -> None:
+        """Queue the rows of ``table``: ``(partition, first row, row count)`` for each run."""
+        runs = [run for run in runs if run[2] > 0]
+        if not runs:
             return
-        nbytes = table.nbytes  # the rows' own bytes, also for a slice
-        if table.get_total_buffer_size() > 2 * nbytes + 65536:
-            table = table.take(pa.array(range(rows), pa.int32()))  # do not pin the parent
-        buf = self._buffers.get(partition)
-        if buf is None:
-            buf = self._buffers[partition] = _Buffer()
-        else:
-            self._buffers.move_to_end(partition)
-        buf.tables.append(table)
-        buf.rows += rows
-        buf.nbytes += nbytes
-        self._buffered += rows
-        self._buffered_bytes += nbytes
-        if buf.rows >= self._row_group_rows:
-            self._flush(partition)
-        if self._buffered > self._max_buffered or self._buffered_bytes > self._max_bytes:
+        block = _Block(table.nbytes, len(runs))
+        self._held_bytes += block.nbytes
+        for partition, first, count in runs:
+            buf = self._buffers.get(partition)
+            if buf is None:
+                buf = self._buffers[partition] = _Buffer()
+            else:
+                self._buffers.move_to_end(partition)
+            buf.tables.append(table.slice(first, count))
+            buf.blocks.append(block)
+            buf.rows += count
+            self._buffered += count
+            if buf.rows >= self._row_group_rows:
+                self._flush(partition)
+        if self._buffered > self._max_buffered or self._held_bytes > self._max_bytes:
             # least recently appended first, down to half the caps: in time-ordered input
             # these are finished days; the partitions still filling up keep their rows
             while self._buffers and (
-                self._buffered > self._max_buffered // 2
-                or self._buffered_bytes > self._max_bytes // 2
+                self._buffered > self._max_buffered // 2 or self._held_bytes > self._max_bytes // 2
             ):
                 self._flush(next(iter(self._buffers)))
 
@@ -105,7 +121,8 @@ class PartitionedWriter:
             oldest.close()
         day, cc = partition
         folder = self._root / f"date={day}" / f"cc={cc}"
-        folder.mkdir(parents=True, exist_ok=True)
+        if partition not in self._next_part:
+            folder.mkdir(parents=True, exist_ok=True)
         number = self._next_part.get(partition, 0)
         self._next_part[partition] = number + 1
         path = folder / f"part-{number}.parquet"
@@ -121,7 +138,10 @@ class PartitionedWriter:
         table = pa.concat_tables(buf.tables).replace_schema_metadata(self._schema.metadata)
         self._writer_for(partition).write_table(table, row_group_size=self._row_group_rows)
         self._buffered -= buf.rows
-        self._buffered_bytes -= buf.nbytes
+        for block in buf.blocks:
+            block.live -= 1
+            if block.live == 0:
+                self._held_bytes -= block.nbytes
         self.rows_written += buf.rows
 
     def close(self) -> None:

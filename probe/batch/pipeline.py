@@ -164,12 +164,12 @@ def _consume(
     rules: set[str],
 ) -> None:
     summary.lines += result.lines
-    for part, table in result.measurements.items():
-        writers[MEASUREMENTS].write(part, table)
-        summary.measurements += table.num_rows
-    for part, table in result.observations.items():
-        writers[OBSERVATIONS].write(part, table)
-        summary.observations += table.num_rows
+    if result.measurement_table is not None:
+        writers[MEASUREMENTS].write_runs(result.measurement_table, result.measurement_runs)
+        summary.measurements += result.measurement_table.num_rows
+    if result.observation_table is not None:
+        writers[OBSERVATIONS].write_runs(result.observation_table, result.observation_runs)
+        summary.observations += result.observation_table.num_rows
     summary.malformed_count += len(result.malformed)
     room = MAX_LISTED - len(summary.malformed)
     summary.malformed.extend(_listed(p) for p in result.malformed[: max(room, 0)])
@@ -209,10 +209,13 @@ def format_summary(summary: Summary, output: Path) -> str:
     return "\n".join(lines)
 
 
-def _load_fingerprints(directory: str) -> Any:
-    from probe.analysis.fingerprints import load_directory
+def _load_fingerprints(directory: str | None) -> Any:
+    """Our bundled fingerprints, merged with a directory of OONI / Censored Planet files: the
+    same set ``probe run`` and ``probe analyze --stdin`` use, so verdicts agree."""
+    from probe.analysis.fingerprints import builtin, load_directory
 
-    return load_directory(Path(directory))
+    fps = builtin()
+    return fps.merged(load_directory(Path(directory))) if directory else fps
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -230,14 +233,12 @@ def run_cli(args: argparse.Namespace) -> int:
         if not Path(raw).exists():
             print(f"probe analyze: error: no such file or folder: {raw}", file=sys.stderr)
             return 2
-    fingerprints = None
     fp_dir = getattr(args, "fingerprints_dir", None)
-    if fp_dir:
-        try:
-            fingerprints = _load_fingerprints(fp_dir)
-        except (ImportError, AttributeError, OSError, ValueError) as exc:
-            print(f"probe analyze: error: cannot load fingerprints: {exc}", file=sys.stderr)
-            return 2
+    try:
+        fingerprints = _load_fingerprints(fp_dir)
+    except (ImportError, AttributeError, OSError, ValueError) as exc:
+        print(f"probe analyze: error: cannot load fingerprints: {exc}", file=sys.stderr)
+        return 2
     workers = getattr(args, "workers", None)
     summary = run(
         paths,

@@ -63,3 +63,42 @@ def test_demo_output_mentions_every_scenario(outcomes: dict[str, Outcome]) -> No
     for scenario in SCENARIOS:
         assert scenario.id in text
     assert Path(m.SCENARIOS_FILE).exists()
+
+
+def test_batch_reanalysis_agrees_with_the_probe(
+    outcomes: dict[str, Outcome], tmp_path: Path
+) -> None:
+    """Researchers' pipeline over the lab output: same verdicts, recomputed from the facts."""
+    import subprocess
+    import sys
+
+    import pyarrow.dataset as ds
+
+    src = tmp_path / "lab.jsonl"
+    src.write_text("".join(json.dumps(o.measurement) + "\n" for o in outcomes.values()))
+    out = tmp_path / "dataset"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "probe",
+            "analyze",
+            str(src),
+            "--output",
+            str(out),
+            "--workers",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = ds.dataset(out / "measurements", format="parquet", partitioning="hive").to_table(
+        columns=["input", "outcome", "blocking"]
+    )
+    got = dict(
+        zip(table.column("input").to_pylist(), table.column("outcome").to_pylist(), strict=True)
+    )
+    for o in outcomes.values():
+        assert got[o.scenario.url] == o.keys["x_outcome"], o.scenario.id

@@ -71,9 +71,9 @@ def nginx_inet(sites: list[Site], state: Path) -> str:
                     out.append(f"    ssl_certificate {state}/pki/{site.name}.pem;\n")
                     out.append(f"    ssl_certificate_key {state}/pki/{site.name}.key;\n")
                     if site.large_path:
-                        # 4 KiB TLS records (like servers with dynamic record sizing): at
-                        # 16 kbit/s a default 16 KiB record alone would outlast the probe's
-                        # HTTP timeout, hiding the slow but steady transfer
+                        # 4 KiB TLS records (like servers with dynamic record sizing): at a
+                        # throttled rate whole 16 KiB records complete too rarely to show the
+                        # slow but steady transfer within the probe's HTTP timeout
                         out.append("    ssl_buffer_size 4k;\n")
                 out.append(f"    root {state}/www/{site.name};\n")
                 if site.status != 200:
@@ -247,10 +247,10 @@ def iptables_inet(sites: list[Site]) -> str:
 
 
 def tc_isp(sites: list[Site]) -> list[list[str]]:
-    """htb on both ISP links: throttled servers get a 16 kbit/s class in each direction.
+    """htb on both ISP links: throttled servers get a THROTTLE_RATE (64 kbit/s) class in each direction.
 
     The senders' veths have GSO limited to one segment (lab.py): a 64 KiB GSO packet would
-    otherwise cross the 16 kbit/s class as one unit.
+    otherwise cross the throttled class as one unit.
     """
     cmds: list[list[str]] = []
     throttled = [s.address for s in sites if s.censor == "throttle"]

@@ -119,14 +119,23 @@ def probe_argv(info: dict[str, Any], output: Path, urls: list[str]) -> list[str]
 
 
 def run_scenarios(info: dict[str, Any], output: Path) -> list[Outcome]:
-    """Run the probe once over every scenario URL; one Outcome per scenario."""
+    """Run the probe over every scenario URL; one Outcome per scenario.
+
+    One probe run measures every scenario at once; scenarios marked ``serial`` (they share a
+    throttled link, where concurrent flows would starve each other) run afterwards, one by one.
+    """
     _sites, scenarios = m.load()
-    urls = list(dict.fromkeys(s.url for s in scenarios))
-    proc = subprocess.run(
-        probe_argv(info, output, urls), capture_output=True, text=True, timeout=300
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"probe run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    batches = [[s.url for s in scenarios if not s.extra.get("serial")]]
+    batches += [[s.url] for s in scenarios if s.extra.get("serial")]
+    for urls in batches:
+        urls = list(dict.fromkeys(urls))
+        if not urls:
+            continue
+        proc = subprocess.run(
+            probe_argv(info, output, urls), capture_output=True, text=True, timeout=300
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"probe run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     by_url = {}
     for line in output.read_text(encoding="utf-8").splitlines():
         msmt = json.loads(line)

@@ -3,7 +3,7 @@
 
 LAB_PYTHON ?= .venv/bin/python
 
-.PHONY: lab-up lab-down lab-status lab-env lab-test
+.PHONY: lab-up lab-down lab-status lab-env lab-test lab-demo-apps
 
 lab-up:  ## start (or cleanly restart) the lab; LAB_DELAY_MS=N for extra latency
 	$(LAB_PYTHON) -m tests.lab up
@@ -19,3 +19,6 @@ lab-env:  ## the facts the probe needs (resolver, CA file, control URL, ranges, 
 
 lab-test:  ## wire-level checks of every censor mechanism (root; reuses a running lab)
 	$(LAB_PYTHON) -m pytest tests/lab -m lab -q
+
+lab-demo-apps:  ## the app scenarios (issue 6): every lab app file from cp-client, per-host table
+	$(LAB_PYTHON) -m tests.lab.demo_apps

@@ -1,7 +1,8 @@
 """Bring the censorship lab up and down: namespaces, links, servers, censor, recorded processes.
 
     cp-client (198.18.0.2) --veth-- cp-isp (router, ISP resolver, censor) --veth-- cp-inet
-    (authoritative DNS, web sites on distinct addresses, public resolver, control vantage)
+    (authoritative DNS, web sites and app API hosts on distinct addresses, public resolver,
+    control vantage)
 
 Only 198.18.0.0/15 is routed, there is no default route and no NAT to the host: nothing leaves
 the namespaces. ``up`` is a clean restart (it runs ``down`` first); ``down`` removes the
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.lab import configs, pki, procs
+from tests.lab import applab, configs, pki, procs
 from tests.lab import model as m
 
 ETC_NETNS = Path("/etc/netns")
@@ -58,6 +59,7 @@ def down(state: Path | None = None) -> list[str]:
             done.append(f"removed {ETC_NETNS / ns}")
     # a veth whose peer namespace vanished disappears with it; nothing is left in the host netns
     (state / "lab.json").unlink(missing_ok=True)
+    done += applab.remove_generated()
     return done
 
 
@@ -67,11 +69,12 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _prepare_files(state: Path, sites: list[m.Site]) -> Path:
+def _prepare_files(state: Path, sites: list[m.Site], hosts: list[m.AppHost]) -> Path:
     """Certificates, web roots and daemon configs; returns the CA file."""
     for sub in ("pki", "www", "conf", "logs", "run", "pids"):
         (state / sub).mkdir(parents=True, exist_ok=True)
     ca_cert, ca_key, ca_file = pki.make_ca(state / "pki")
+    applab.prepare(state, hosts, lab_ca=(ca_cert, ca_key))
     for site in sites:
         pki.issue(
             ca_cert,
@@ -90,12 +93,13 @@ def _prepare_files(state: Path, sites: list[m.Site]) -> Path:
     )
     _write(state / "conf" / "inet-nginx.conf", configs.nginx_inet(sites, state))
     _write(state / "conf" / "isp-nginx.conf", configs.nginx_isp(sites, state))
-    _write(state / "conf" / "auth-dns.conf", configs.unbound_auth(sites, state))
+    named = [*sites, *applab.app_sites(hosts)]
+    _write(state / "conf" / "auth-dns.conf", configs.unbound_auth(named, state))
     _write(state / "conf" / "public-dns.conf", configs.unbound_public(state))
     return ca_file
 
 
-def _network(sites: list[m.Site], *, delay_ms: float) -> None:
+def _network(sites: list[m.Site], hosts: list[m.AppHost], *, delay_ms: float) -> None:
     for ns in m.NAMESPACES:
         sh("ip", "netns", "add", ns)
         sh("ip", "link", "set", "lo", "up", netns=ns)
@@ -143,20 +147,26 @@ def _network(sites: list[m.Site], *, delay_ms: float) -> None:
     # one TCP segment per packet from the senders, so that tc sees packets, not 64 KiB GSO trains
     for ns, dev in ((m.NS_CLIENT, m.CLIENT_IF), (m.NS_INET, m.INET_IF)):
         sh("ip", "link", "set", "dev", dev, "gso_max_size", "1500", "gso_max_segs", "1", netns=ns)
-    for addr in (m.ISP_RESOLVER, m.ISP_BLOCKPAGE, m.ISP_TPROXY):
+    for addr in (m.ISP_RESOLVER, m.ISP_BLOCKPAGE, m.ISP_TPROXY, m.ISP_MITM):
         sh("ip", "addr", "add", f"{addr}/32", "dev", "lo", netns=m.NS_ISP)
     inet_addrs = {m.AUTH_DNS, m.PUBLIC_RESOLVER, m.CONTROL_ADDR}
     for site in sites:
         if site.role == "site":
             inet_addrs.update(configs.site_addresses(site))
+    inet_addrs.update(h.address for h in applab.served(hosts))
     for addr in sorted(inet_addrs):
         sh("ip", "addr", "add", f"{addr}/32", "dev", "lo", netns=m.NS_INET)
     sh("ip", "route", "add", "198.18.0.0/15", "via", m.ISP_CLIENT_ADDR, netns=m.NS_CLIENT)
     sh("ip", "route", "add", "198.19.0.0/16", "via", m.INET_ADDR, netns=m.NS_ISP)
     sh("ip", "route", "add", "198.18.0.0/16", "via", m.ISP_INET_ADDR, netns=m.NS_INET)
     sh("sysctl", "-qw", "net.ipv4.ip_forward=1", netns=m.NS_ISP)
-    sh("iptables-restore", netns=m.NS_ISP, stdin=configs.iptables_isp(sites, delay_ms=delay_ms))
-    sh("iptables-restore", netns=m.NS_INET, stdin=configs.iptables_inet(sites))
+    censored = [*sites, *applab.app_sites(hosts)]
+    sh(
+        "iptables-restore",
+        netns=m.NS_ISP,
+        stdin=configs.iptables_isp(censored, delay_ms=delay_ms),
+    )
+    sh("iptables-restore", netns=m.NS_INET, stdin=configs.iptables_inet(censored))
     for cmd in configs.tc_isp(sites):
         sh(*cmd, netns=m.NS_ISP)
     for ns, resolver in (
@@ -172,7 +182,9 @@ def _python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
-def _start_daemons(sites: list[m.Site], state: Path, *, delay_ms: float) -> None:
+def _start_daemons(
+    sites: list[m.Site], hosts: list[m.AppHost], state: Path, *, delay_ms: float
+) -> None:
     conf = state / "conf"
     env = {**os.environ, "PYTHONPATH": str(m.REPO)}
     procs.start(
@@ -193,7 +205,21 @@ def _start_daemons(sites: list[m.Site], state: Path, *, delay_ms: float) -> None
         netns=m.NS_INET,
         state=state,
     )
-    procs.start("isp-dns", configs.dnsmasq_isp_argv(sites, state), netns=m.NS_ISP, state=state)
+    procs.start(
+        "apps-nginx",
+        ["nginx", "-c", str(conf / "apps-nginx.conf"), "-p", str(state)],
+        netns=m.NS_INET,
+        state=state,
+    )
+    named = [*sites, *applab.app_sites(hosts)]
+    procs.start("isp-dns", configs.dnsmasq_isp_argv(named, state), netns=m.NS_ISP, state=state)
+    if applab.mitm_hosts(hosts):
+        procs.start(
+            "mitm-nginx",
+            ["nginx", "-c", str(conf / "mitm-nginx.conf"), "-p", str(state)],
+            netns=m.NS_ISP,
+            state=state,
+        )
     procs.start(
         "isp-nginx",
         ["nginx", "-c", str(conf / "isp-nginx.conf"), "-p", str(state)],
@@ -234,7 +260,9 @@ def bound_queues() -> set[int]:
     return {int(line.split()[0]) for line in text.splitlines() if line.strip()}
 
 
-def expected_listeners(sites: list[m.Site]) -> dict[str, set[str]]:
+def expected_listeners(
+    sites: list[m.Site], hosts: list[m.AppHost] | None = None
+) -> dict[str, set[str]]:
     inet = {f"udp:{m.AUTH_DNS}:53", f"udp:{m.PUBLIC_RESOLVER}:53"}
     for site in sites:
         if site.role == "site":
@@ -247,11 +275,14 @@ def expected_listeners(sites: list[m.Site]) -> dict[str, set[str]]:
         f"tcp:{m.ISP_BLOCKPAGE}:443",
         f"tcp:{m.ISP_TPROXY}:80",
     }
-    return {m.NS_INET: inet, m.NS_ISP: isp}
+    apps = applab.listeners(hosts or [])
+    return {m.NS_INET: inet | apps[m.NS_INET], m.NS_ISP: isp | apps[m.NS_ISP]}
 
 
-def _wait_ready(sites: list[m.Site], state: Path, *, delay_ms: float, timeout: float) -> None:
-    want = expected_listeners(sites)
+def _wait_ready(
+    sites: list[m.Site], hosts: list[m.AppHost], state: Path, *, delay_ms: float, timeout: float
+) -> None:
+    want = expected_listeners(sites, hosts)
     queues = {m.INJECT_QUEUE} | ({m.DELAY_QUEUE} if delay_ms > 0 else set())
     deadline = time.monotonic() + timeout
     while True:
@@ -284,6 +315,8 @@ def facts(state: Path, *, delay_ms: float = 0.0) -> dict[str, Any]:
         "control_listen": f"{m.CONTROL_ADDR}:{m.CONTROL_PORT}",
         "public_ranges": list(m.PUBLIC_RANGES),
         "targets": [s.url for s in scenarios],
+        "app_files": sorted(str(p) for p in m.APPS_DIR.glob("*.toml")),
+        "signal_ca_file": str(m.SIGNAL_CA_FILE),
         "scenarios_file": str(m.SCENARIOS_FILE),
         "state_dir": str(state),
         "delay_ms": delay_ms,
@@ -302,11 +335,12 @@ def up(
     for sub in ("conf", "logs", "run", "www", "pki"):
         shutil.rmtree(state / sub, ignore_errors=True)
     sites, _ = m.load()
+    hosts = m.load_app_hosts()
     try:
-        _prepare_files(state, sites)
-        _network(sites, delay_ms=delay_ms)
-        _start_daemons(sites, state, delay_ms=delay_ms)
-        _wait_ready(sites, state, delay_ms=delay_ms, timeout=timeout)
+        _prepare_files(state, sites, hosts)
+        _network(sites, hosts, delay_ms=delay_ms)
+        _start_daemons(sites, hosts, state, delay_ms=delay_ms)
+        _wait_ready(sites, hosts, state, delay_ms=delay_ms, timeout=timeout)
     except BaseException:
         down(state)
         raise

@@ -47,8 +47,8 @@ APPS_DIR = HERE / "apps"  # lab variants of the app files
 SIGNAL_CA_FILE = APPS_DIR / "signal-lab-ca.pem"  # written by lab-up (gitignored)
 
 LAB_ZONE = "lab.test"
-THROTTLE_RATE = "16kbit"
-THROTTLE_BYTES_PER_S = 2000
+THROTTLE_RATE = "64kbit"
+THROTTLE_BYTES_PER_S = 8000
 LARGE_OBJECT_SIZE = 320 * 1024
 INJECT_QUEUE = 1
 DELAY_QUEUE = 2
@@ -147,10 +147,36 @@ def load_app_hosts(path: Path = SCENARIOS_FILE) -> list[AppHost]:
     hosts = []
     for raw in data.get("app_host", []):
         routes = tuple(Route(**r) for r in raw.get("routes", ()))
-        hosts.append(
-            AppHost(**{**raw, "listen": tuple(raw.get("listen", ())), "routes": routes})
-        )
+        hosts.append(AppHost(**{**raw, "listen": tuple(raw.get("listen", ())), "routes": routes}))
     return hosts
+
+
+@dataclass(frozen=True)
+class AppScenario:
+    """An app file run from cp-client and the per-host and per-app verdicts of a correct probe."""
+
+    id: str
+    app_file: str  # relative to APPS_DIR
+    technique: str
+    x_app_verdict: str
+    x_outcome: str
+    x_anomaly: bool | None
+    hosts: dict[str, str]  # host id -> outcome of each of its rows
+    ooni: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return APPS_DIR / self.app_file
+
+
+def load_app_scenarios(path: Path = SCENARIOS_FILE) -> list[AppScenario]:
+    """The [[app_scenario]] tables of scenarios.toml ("null" strings become None)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for raw in data.get("app_scenario", []):
+        ooni = {k: _null(v) for k, v in raw.get("ooni", {}).items()}
+        out.append(AppScenario(**{**raw, "x_anomaly": _null(raw["x_anomaly"]), "ooni": ooni}))
+    return out
 
 
 def _null(value: Any) -> Any:
