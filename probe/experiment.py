@@ -18,7 +18,6 @@ The result is a JSON-ready dict; the runner adds verdicts (``probe.analysis``) a
 
 from __future__ import annotations
 
-import math
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +27,11 @@ from urllib.parse import urljoin, urlsplit
 
 import trio
 
-from probe import SOFTWARE_NAME, __version__
-from probe.archival import WEB_CONNECTIVITY_EXTENSIONS, ControlRequest
+from probe.archival import ControlRequest
 from probe.config import Config
 from probe.control.client import query_control
+from probe.envelope import EVENT_LISTS, dump_events, envelope, public_ranges
 from probe.failures import Operation, classify
-from probe.meta import format_time
 from probe.netaddr import is_bogon, join_endpoint, parse_ip
 from probe.stages import dns, http, tcp, tls
 from probe.trace import Trace
@@ -380,25 +378,9 @@ async def _aclose(stream: trio.abc.AsyncResource) -> None:
         await trio.aclose_forcefully(stream)
 
 
-def _round(x: float) -> float:
-    return math.floor(x * 1e6) / 1e6
-
-
 def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> dict[str, Any]:
     ctx = flow.ctx
-    trace = flow.trace
-    config = ctx.config
-    dumped = {
-        name: [event.model_dump(mode="json") for event in getattr(trace, name)]
-        for name in (
-            "queries",
-            "tcp_connect",
-            "tls_handshakes",
-            "requests",
-            "network_events",
-            "dns_duplicates",
-        )
-    }
+    dumped = dump_events(flow.trace, names=(*EVENT_LISTS, "dns_duplicates"))
     dns_failure = None
     for q in dumped["queries"]:
         if "classic" in q.get("tags", []) and q.get("engine") == "getaddrinfo":
@@ -412,12 +394,11 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
         "queries": dumped["queries"],
         "tcp_connect": dumped["tcp_connect"],
         "tls_handshakes": dumped["tls_handshakes"],
-        "requests": list(reversed(dumped["requests"])),
+        "requests": dumped["requests"],
         "network_events": dumped["network_events"],
         "x_dns_duplicate_responses": dumped["dns_duplicates"],
         "x_skipped_endpoints": flow.skipped,
-        # special-purpose ranges this run treated as public (the lab's): a re-analysis needs it
-        "x_public_ranges": [str(r) for r in config.public_ranges],
+        "x_public_ranges": public_ranges(ctx),
         "x_control_request": flow.control_request,
         "control": flow.control if flow.control is not None else {},
         "control_failure": flow.control_failure,
@@ -425,29 +406,12 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
         "x_failure": flow.failure,
         "x_failed_operation": flow.failed_operation,
     }
-    backend = (
-        {"backend": {"address": config.control_url, "type": "https"}} if config.control_url else {}
+    return envelope(
+        ctx,
+        input=url,
+        test_name=TEST_NAME,
+        test_version=TEST_VERSION,
+        started=started,
+        runtime=runtime,
+        test_keys=test_keys,
     )
-    return {
-        "annotations": dict(ctx.annotations),
-        "data_format_version": "0.2.0",
-        "extensions": dict(WEB_CONNECTIVITY_EXTENSIONS),
-        "input": url,
-        "measurement_start_time": format_time(started),
-        "test_start_time": ctx.test_start_time,
-        "probe_asn": config.probe_asn if config.privacy.include_asn else "AS0",
-        "probe_cc": config.probe_cc if config.privacy.include_cc else "ZZ",
-        "probe_ip": "127.0.0.1",
-        "probe_network_name": "",
-        "report_id": ctx.report_id,
-        "resolver_asn": "AS0",
-        "resolver_ip": test_keys["client_resolver"],
-        "resolver_network_name": "",
-        "software_name": SOFTWARE_NAME,
-        "software_version": __version__,
-        "test_helpers": backend,
-        "test_keys": test_keys,
-        "test_name": TEST_NAME,
-        "test_runtime": _round(runtime),
-        "test_version": TEST_VERSION,
-    }

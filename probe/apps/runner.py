@@ -29,13 +29,12 @@ from typing import Any, Protocol
 
 import trio
 
-from probe import SOFTWARE_NAME, __version__
 from probe.apps.spec import AppSpec, HostSpec
-from probe.archival import WEB_CONNECTIVITY_EXTENSIONS, ControlRequest
+from probe.archival import ControlRequest
 from probe.control.client import query_control
+from probe.envelope import dump_events, envelope, public_ranges
 from probe.experiment import RunContext, browser_headers
 from probe.failures import Operation, classify
-from probe.meta import format_time
 from probe.netaddr import is_bogon, join_endpoint
 from probe.stages import dns, http, tcp, tls
 from probe.targets import Target
@@ -265,59 +264,32 @@ def _stage_supports_method() -> bool:
 
 
 async def _aclose(stream: trio.abc.AsyncResource) -> None:
-    with trio.CancelScope(shield=True), trio.move_on_after(1):
-        try:
-            await stream.aclose()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
+    with trio.CancelScope(shield=True):
+        await trio.aclose_forcefully(stream)
 
 
 def _assemble(flow: _Flow, *, started: datetime, failure: str | None) -> dict[str, Any]:
     ctx, trace, app = flow.ctx, flow.trace, flow.app
-    config = ctx.config
-    dumped = {
-        name: [event.model_dump(mode="json") for event in getattr(trace, name)]
-        for name in ("queries", "tcp_connect", "tls_handshakes", "requests", "network_events")
-    }
+    dumped = dump_events(trace)
     test_keys: dict[str, Any] = {
         "agent": "redirect",
         "failed_operation": Operation.TOP_LEVEL.value if failure else None,
         "failure": failure,
         "socksproxy": None,
-        "queries": dumped["queries"],
-        "tcp_connect": dumped["tcp_connect"],
-        "tls_handshakes": dumped["tls_handshakes"],
-        "requests": list(reversed(dumped["requests"])),
-        "network_events": dumped["network_events"],
+        **dumped,
         "x_app": app.name,
         "x_app_hosts": [h.model_dump(mode="json", exclude={"note"}) for h in app.hosts],
         "x_app_control": sorted(flow.control, key=lambda c: (c["host_id"], c["port"])),
         "x_skipped_endpoints": sorted(set(flow.skipped)),
+        "x_public_ranges": public_ranges(ctx),
     }
     ooni = app.ooni_test
-    backend = (
-        {"backend": {"address": config.control_url, "type": "https"}} if config.control_url else {}
+    return envelope(
+        ctx,
+        input=None if ooni else app.key,
+        test_name=ooni or GENERIC_TEST_NAME,
+        test_version=OONI_TEST_VERSIONS[ooni] if ooni else GENERIC_TEST_VERSION,
+        started=started,
+        runtime=trace.elapsed(),
+        test_keys=test_keys,
     )
-    return {
-        "annotations": dict(ctx.annotations),
-        "data_format_version": "0.2.0",
-        "extensions": dict(WEB_CONNECTIVITY_EXTENSIONS),
-        "input": None if ooni else app.key,
-        "measurement_start_time": format_time(started),
-        "test_start_time": ctx.test_start_time,
-        "probe_asn": config.probe_asn if config.privacy.include_asn else "AS0",
-        "probe_cc": config.probe_cc if config.privacy.include_cc else "ZZ",
-        "probe_ip": "127.0.0.1",
-        "probe_network_name": "",
-        "report_id": ctx.report_id,
-        "resolver_asn": "AS0",
-        "resolver_ip": (ctx.udp_resolver or "").rsplit(":", 1)[0],
-        "resolver_network_name": "",
-        "software_name": SOFTWARE_NAME,
-        "software_version": __version__,
-        "test_helpers": backend,
-        "test_keys": test_keys,
-        "test_name": ooni or GENERIC_TEST_NAME,
-        "test_runtime": round(trace.elapsed(), 6),
-        "test_version": OONI_TEST_VERSIONS[ooni] if ooni else GENERIC_TEST_VERSION,
-    }

@@ -13,13 +13,15 @@ from probe.batch.dataset import PartitionedWriter
 SCHEMA = pa.schema([("n", pa.int64()), ("text", pa.string())])
 
 
-def _chunk(rows: list[tuple[tuple[str, str], int]]) -> tuple[pa.Table, list]:
+def _chunk(
+    rows: list[tuple[tuple[str, str], int]],
+) -> tuple[pa.Table, list[tuple[tuple[str, str], int, int]]]:
     """A chunk table grouped by partition, and its runs, as the step returns them."""
     grouped: dict[tuple[str, str], list[int]] = {}
     for part, n in rows:
         grouped.setdefault(part, []).append(n)
     numbers: list[int] = []
-    runs = []
+    runs: list[tuple[tuple[str, str], int, int]] = []
     for part, ns in grouped.items():
         runs.append((part, len(numbers), len(ns)))
         numbers.extend(ns)

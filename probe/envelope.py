@@ -1,0 +1,81 @@
+"""The OONI base-format envelope around a test's keys (df-000), shared by every test we write.
+
+Web Connectivity (:mod:`probe.experiment`) and the app tests (:mod:`probe.apps.runner`) record
+their events in a :class:`~probe.trace.Trace` and differ only in their test keys; the top-level
+keys, the privacy defaults and the event dump are the same and live here.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from probe import SOFTWARE_NAME, __version__
+from probe.archival import WEB_CONNECTIVITY_EXTENSIONS
+from probe.meta import format_time
+from probe.trace import Trace
+
+if TYPE_CHECKING:
+    from probe.experiment import RunContext
+
+EVENT_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests", "network_events")
+
+
+def dump_events(trace: Trace, *, names: tuple[str, ...] = EVENT_LISTS) -> dict[str, Any]:
+    """The trace's events as JSON-ready lists; ``requests`` newest first, as OONI wants."""
+    dumped = {
+        name: [event.model_dump(mode="json") for event in getattr(trace, name)] for name in names
+    }
+    if "requests" in dumped:
+        dumped["requests"].reverse()
+    return dumped
+
+
+def _round(seconds: float) -> float:
+    return math.floor(seconds * 1e6) / 1e6
+
+
+def envelope(
+    ctx: RunContext,
+    *,
+    input: str | None,
+    test_name: str,
+    test_version: str,
+    started: datetime,
+    runtime: float,
+    test_keys: dict[str, Any],
+) -> dict[str, Any]:
+    """A complete measurement: OONI's top-level keys around ``test_keys``."""
+    config = ctx.config
+    backend = (
+        {"backend": {"address": config.control_url, "type": "https"}} if config.control_url else {}
+    )
+    return {
+        "annotations": dict(ctx.annotations),
+        "data_format_version": "0.2.0",
+        "extensions": dict(WEB_CONNECTIVITY_EXTENSIONS),
+        "input": input,
+        "measurement_start_time": format_time(started),
+        "test_start_time": ctx.test_start_time,
+        "probe_asn": config.probe_asn if config.privacy.include_asn else "AS0",
+        "probe_cc": config.probe_cc if config.privacy.include_cc else "ZZ",
+        "probe_ip": "127.0.0.1",
+        "probe_network_name": "",
+        "report_id": ctx.report_id,
+        "resolver_asn": "AS0",
+        "resolver_ip": (ctx.udp_resolver or "").rsplit(":", 1)[0],
+        "resolver_network_name": "",
+        "software_name": SOFTWARE_NAME,
+        "software_version": __version__,
+        "test_helpers": backend,
+        "test_keys": test_keys,
+        "test_name": test_name,
+        "test_runtime": _round(runtime),
+        "test_version": test_version,
+    }
+
+
+def public_ranges(ctx: RunContext) -> list[str]:
+    """The special-purpose ranges this run treated as public (the lab's), for re-analysis."""
+    return [str(r) for r in ctx.config.public_ranges]
