@@ -247,7 +247,7 @@ def iptables_inet(sites: list[Site]) -> str:
 
 
 def tc_isp(sites: list[Site]) -> list[list[str]]:
-    """htb on both ISP links: throttled servers get a THROTTLE_RATE (64 kbit/s) class in each direction.
+    """htb on both ISP links: throttled servers get a 64 kbit/s class in each direction.
 
     The senders' veths have GSO limited to one segment (lab.py): a 64 KiB GSO packet would
     otherwise cross the throttled class as one unit.
