@@ -30,7 +30,7 @@ class ServerLimits:
     #: requests measured at the same time; more get 503 (OONI answers 503 when overloaded)
     max_concurrency: int = 32
     #: requests per minute and client; 0 disables the limit
-    rate_per_minute: float = 60.0
+    rate_per_minute: float = 600.0
     #: bucket capacity (burst); 0 means "same as rate_per_minute"
     burst: float = 0.0
     #: clients remembered by the rate limiter

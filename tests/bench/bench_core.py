@@ -19,6 +19,7 @@ Nothing is asserted: these machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import resource
 import subprocess
@@ -100,14 +101,23 @@ def throughput(info: dict[str, Any], args: argparse.Namespace, tmp: Path) -> Non
             str(timeout),
         )
     )
-    lines = (tmp / "bench.jsonl").read_text().count("\n")
+    lines = 0
+    verdicts: dict[str, int] = {}
+    control_ok = 0
+    for line in (tmp / "bench.jsonl").read_text().splitlines():
+        tk = json.loads(line)["test_keys"]
+        lines += 1
+        control_ok += tk.get("control_failure") is None
+        verdicts[str(tk.get("x_outcome"))] = verdicts.get(str(tk.get("x_outcome")), 0) + 1
     rtt = args.rtt_ms / 1000.0
     bound = math.ceil(args.n / args.concurrency) * ROUND_TRIPS * rtt + timeout
     print(
         f"core: {args.n} HTTPS targets ({blocked} blackholed), concurrency "
         f"{args.concurrency}, +{args.rtt_ms:.0f} ms RTT, control on"
     )
-    print(f"  measurements written     {lines}")
+    print(
+        f"  measurements written     {lines} (control answered {control_ok}; outcomes {verdicts})"
+    )
     print(f"  wall time                {wall:.1f} s  ({args.n / wall:.1f} targets/s)")
     print(
         f"  lower bound              {bound:.1f} s  = ceil(N/C) x {ROUND_TRIPS} RTT + "

@@ -406,6 +406,11 @@ def control_start(state: Path | None = None, *, timeout: float = 15.0) -> int:
         str(state / "pki" / f"{m.CONTROL_NAME}.key"),
         "--ca-file",
         str(state / "pki" / "ca.pem"),
+        # one client (the lab's volunteer) runs benchmarks of thousands of targets
+        "--rate-limit",
+        "0",
+        "--max-concurrency",
+        "256",
     ]
     pid = procs.start("control", argv, netns=m.NS_INET, state=state)
     deadline = time.monotonic() + timeout
