@@ -39,7 +39,7 @@ async def query_control(
     *,
     ssl_context: ssl.SSLContext,
     timeouts: Timeouts,
-    pool: httpcore.AsyncConnectionPool | None = None,
+    pool: ControlPool | None = None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """POST ``request`` to the TH at ``url``: (response JSON, None) or (None, control_failure)."""
     payload = request.model_dump_json().encode()
@@ -49,11 +49,11 @@ async def query_control(
     )
     with trio.move_on_after(timeouts.control):
         if pool is not None:
-            result = await _exchange(url, payload, client=pool)
+            result = await _exchange(url, payload, pool=pool)
             if result[0] is not None or result[1] in _ANSWERED:
                 return result
-        async with open_pool(ssl_context, size=1) as client:
-            result = await _exchange(url, payload, client=client)
+        async with open_pool(ssl_context, size=1) as fresh:
+            result = await _exchange(url, payload, pool=fresh)
     return result
 
 
@@ -61,41 +61,106 @@ async def query_control(
 _ANSWERED = frozenset({str(Failure.HTTP_REQUEST_FAILED), str(Failure.JSON_PARSE_ERROR)})
 
 
-def open_pool(ssl_context: ssl.SSLContext, *, size: int) -> httpcore.AsyncConnectionPool:
-    """Keep-alive connections to the TH, at most ``size`` (use ``async with``).
+class ControlPool:
+    """Keep-alive HTTP/1.1 connections to the TH: a stack of idle ones, at most ``size`` kept.
 
-    httpcore directly rather than httpx: the exchange is one POST, and httpx's layers (cookies,
-    auth, redirects, URL models) were the largest CPU cost per target after the TLS handshake.
+    One POST per target does not need httpx's layers (cookies, auth, redirects, URL models),
+    nor httpcore's general pool, whose request/connection matching scans every connection for
+    every queued request: both were the largest CPU costs per target after our own TLS
+    handshake. Each request takes an idle connection (or opens one) and gives it back if the
+    server kept it open.
     """
-    return httpcore.AsyncConnectionPool(
-        ssl_context=ssl_context, max_connections=size, max_keepalive_connections=size
-    )
+
+    def __init__(self, ssl_context: ssl.SSLContext, *, size: int) -> None:
+        self._ssl_context = ssl_context
+        self._size = size
+        self._idle: list[httpcore.AsyncHTTPConnection] = []
+
+    async def _take(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.can_handle_request(origin) and conn.is_idle() and not conn.has_expired():
+                return conn
+            with trio.CancelScope(shield=True):
+                await conn.aclose()
+        return httpcore.AsyncHTTPConnection(origin=origin, ssl_context=self._ssl_context)
+
+    async def post(
+        self, url: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, bytes | None]:
+        """(status, body) for one POST; body None when it exceeded MAX_RESPONSE_BYTES."""
+        target = httpcore.URL(url)
+        conn = await self._take(target.origin)
+        keep = False
+        try:
+            request = httpcore.Request("POST", target, headers=headers, content=body)
+            response = await conn.handle_async_request(request)
+            data = bytearray()
+            try:
+                async for chunk in response.aiter_stream():
+                    data += chunk
+                    if len(data) > MAX_RESPONSE_BYTES:
+                        return response.status, None
+            finally:
+                await response.aclose()
+            keep = True
+            return response.status, bytes(data)
+        finally:
+            if keep and conn.is_idle() and len(self._idle) < self._size:
+                self._idle.append(conn)
+            else:
+                with trio.CancelScope(shield=True):
+                    await conn.aclose()
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        with trio.CancelScope(shield=True):
+            for conn in idle:
+                await conn.aclose()
+
+    async def __aenter__(self) -> ControlPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def open_pool(ssl_context: ssl.SSLContext, *, size: int) -> ControlPool:
+    """Keep-alive connections to the TH, at most ``size`` kept idle (use ``async with``)."""
+    return ControlPool(ssl_context, size=size)
 
 
 async def _exchange(
-    url: str, payload: bytes, *, client: httpcore.AsyncConnectionPool
+    url: str, payload: bytes, *, pool: ControlPool
 ) -> tuple[dict[str, Any] | None, str | None]:
     headers = [
+        (b"Host", _host_header(url)),
         (b"Content-Type", b"application/json"),
         (b"User-Agent", USER_AGENT.encode()),
         (b"Content-Length", str(len(payload)).encode()),
     ]
-    body = bytearray()
     try:
-        async with client.stream("POST", url, headers=headers, content=payload) as response:
-            if response.status != 200:
-                return None, str(Failure.HTTP_REQUEST_FAILED)
-            async for chunk in response.aiter_stream():
-                body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
-                    return None, str(Failure.JSON_PARSE_ERROR)
+        status, body = await pool.post(url, headers, payload)
     except (httpcore.UnsupportedProtocol, ValueError):
         return None, str(Failure.HTTP_REQUEST_FAILED)
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
         return None, classify(exc, Operation.HTTP_ROUND_TRIP)
     except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
         return None, classify(exc, Operation.HTTP_ROUND_TRIP)
-    return _decode(bytes(body))
+    if status != 200:
+        return None, str(Failure.HTTP_REQUEST_FAILED)
+    if body is None:
+        return None, str(Failure.JSON_PARSE_ERROR)
+    return _decode(body)
+
+
+def _host_header(url: str) -> bytes:
+    parsed = httpcore.URL(url)
+    default = {b"http": 80, b"https": 443}.get(parsed.scheme)
+    host = parsed.host
+    if parsed.port is not None and parsed.port != default:
+        host += b":" + str(parsed.port).encode()
+    return host
 
 
 def _decode(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
