@@ -198,13 +198,21 @@ def report(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def running_lab() -> dict[str, Any] | None:
+    """The facts of the running lab with its control vantage started, or None (said why)."""
     state = m.state_dir()
     if not labmod.status(state)["up"]:
         print("the lab is not up: run `make lab-up` (or `make demo`)", file=sys.stderr)
-        return 2
+        return None
     labmod.control_start(state)
-    info = json.loads((state / "lab.json").read_text())
+    info: dict[str, Any] = json.loads((state / "lab.json").read_text())
+    return info
+
+
+def main() -> int:
+    info = running_lab()
+    if info is None:
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         outcomes = run_scenarios(info, Path(tmp) / "demo.jsonl")
     print(report(outcomes))

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.lab import lab as labmod
 from tests.lab import model as m
 from tests.lab.demo import probe_argv
 
@@ -218,12 +216,11 @@ def report(outcomes: list[AppOutcome], website: dict[str, Any] | None = None) ->
 
 
 def main() -> int:
-    state = m.state_dir()
-    if not labmod.status(state)["up"]:
-        print("the lab is not up: run `make lab-up` (or `make demo`)", file=sys.stderr)
+    from tests.lab.demo import running_lab
+
+    info = running_lab()
+    if info is None:
         return 2
-    labmod.control_start(state)
-    info = json.loads((state / "lab.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         outcomes = run_apps(info, Path(tmp) / "apps.jsonl")
         website = run_seed_website(info, Path(tmp) / "seed.jsonl")
