@@ -15,6 +15,12 @@ Three on-disk formats are understood; nothing is loaded implicitly (callers pass
 Matching: false positives are checked FIRST; any false-positive hit vetoes every blockpage hit on
 the same page (Censored Planet's rule). Scope ``prov`` (a platform obeying a takedown) is not
 network interference and never counts as a blockpage.
+
+Speed: every regex gets a *needle* at load time (:mod:`probe.analysis.needles`), a substring that
+each of its matches contains; a text without the needle is rejected with one ``in`` test instead
+of a regex search. The needle only ever rejects texts the regex cannot match, so the ordered scan
+and the winning fingerprint are exactly those of a plain search. The reconstructed page is only
+built when a page fingerprint gets that far.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+from probe.analysis.needles import Needle, needle_of
 
 #: scopes that identify interference; ``fp`` vetoes, ``prov`` is ignored
 BLOCKING_SCOPES = frozenset({"nat", "isp", "prod", "inst", "vbw", "injb", "unk"})
@@ -106,9 +114,11 @@ class Fingerprints:
             if fp.location == "dns" and fp.pattern_type == "full":
                 dns.setdefault(fp.pattern, []).append(fp)
         self._dns = {k: tuple(v) for k, v in dns.items()}
-        self._http_fp = tuple(f for f in self.items if f.location != "dns" and f.is_false_positive)
+        self._http_fp = tuple(
+            _prepare(f) for f in self.items if f.location != "dns" and f.is_false_positive
+        )
         self._http_block = tuple(
-            f for f in self.items if f.location != "dns" and f.scope in BLOCKING_SCOPES
+            _prepare(f) for f in self.items if f.location != "dns" and f.scope in BLOCKING_SCOPES
         )
 
     def __len__(self) -> int:
@@ -131,25 +141,70 @@ class Fingerprints:
         self, *, status: int, reason: str = "", headers: Sequence[tuple[str, str]], body: str
     ) -> PageMatch:
         """Match one response; false positives first, and a false-positive hit vetoes."""
-        page = reconstruct_page(status, reason, headers, body)
+        if not self._http_fp and not self._http_block:
+            return PageMatch(None, None)
         hdrs: dict[str, list[str]] = {}
         for name, value in headers:
             hdrs.setdefault(name.lower(), []).append(value)
-        for fp in self._http_fp:
-            if _hit(fp, body=body, page=page, headers=hdrs):
-                return PageMatch(None, fp)
-        for fp in self._http_block:
-            if _hit(fp, body=body, page=page, headers=hdrs):
-                return PageMatch(fp, None)
+        texts = _Texts(status, reason, headers, body)
+        for prepared in self._http_fp:
+            if _hit(prepared, texts, hdrs):
+                return PageMatch(None, prepared[0])
+        for prepared in self._http_block:
+            if _hit(prepared, texts, hdrs):
+                return PageMatch(prepared[0], None)
         return PageMatch(None, None)
 
 
-def _hit(fp: Fingerprint, *, body: str, page: str, headers: dict[str, list[str]]) -> bool:
-    if fp.location == "body":
-        return fp.matches(body)
-    if fp.location == "page":
-        return fp.matches(page)
-    return any(fp.matches(v) for v in headers.get(fp.location[len("header.") :], ()))
+#: a fingerprint ready for matching: itself, the header it reads (or "" for body / page), and
+#: the needle of its regex (None: no cheap test, always search)
+_Prepared = tuple[Fingerprint, str, Needle | None]
+
+
+def _prepare(fp: Fingerprint) -> _Prepared:
+    header = fp.location[len("header.") :] if fp.location.startswith("header.") else ""
+    return fp, header, needle_of(fp.regex) if fp.regex is not None else None
+
+
+class _Texts:
+    """The texts of one response, the page and the lower-case forms built on first use."""
+
+    __slots__ = ("_status", "_reason", "_headers", "body", "_page", "_lower")
+
+    def __init__(
+        self, status: int, reason: str, headers: Sequence[tuple[str, str]], body: str
+    ) -> None:
+        self._status, self._reason, self._headers, self.body = status, reason, headers, body
+        self._page: str | None = None
+        self._lower: dict[str, str] = {}
+
+    @property
+    def page(self) -> str:
+        if self._page is None:
+            self._page = reconstruct_page(self._status, self._reason, self._headers, self.body)
+        return self._page
+
+    def lower(self, text: str) -> str:
+        low = self._lower.get(text)
+        if low is None:
+            low = self._lower[text] = text.lower()
+        return low
+
+
+def _hit(prepared: _Prepared, texts: _Texts, headers: dict[str, list[str]]) -> bool:
+    fp, header, needle = prepared
+    if header:
+        values: Sequence[str] = headers.get(header, ())
+    elif fp.location == "body":
+        values = (texts.body,)
+    else:
+        values = (texts.page,)
+    for text in values:
+        if needle is not None and not needle.may_occur(text, texts.lower):
+            continue
+        if fp.matches(text):
+            return True
+    return False
 
 
 def reconstruct_page(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -39,13 +40,15 @@ APP_SCENARIOS = m.load_app_scenarios()
 
 @pytest.fixture(scope="module")
 def runs(
-    lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    lab: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    lab_report: Callable[[str], None],
 ) -> tuple[dict[str, AppOutcome], dict[str, Any]]:
     labmod.control_start()
     tmp = tmp_path_factory.mktemp("lab-apps")
     outcomes = run_apps(lab, tmp / "apps.jsonl")
     website = run_seed_website(lab, tmp / "seed.jsonl")
-    print("\n" + report(outcomes, website))
+    lab_report(report(outcomes, website))
     return {o.scenario.id: o for o in outcomes}, website
 
 

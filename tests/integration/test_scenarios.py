@@ -8,6 +8,7 @@ x_outcome; the verdict and confusion tables are printed (run pytest with -s to s
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,15 @@ _SITES, SCENARIOS = m.load()
 
 
 @pytest.fixture(scope="module")
-def outcomes(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+def outcomes(
+    lab: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    lab_report: Callable[[str], None],
+) -> dict[str, Outcome]:
     labmod.control_start()
     out = tmp_path_factory.mktemp("lab-run") / "lab.jsonl"
     results = run_scenarios(lab, out)
-    print("\n" + report(results))
+    lab_report(report(results))
     return {o.scenario.id: o for o in results}
 
 
