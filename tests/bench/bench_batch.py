@@ -1,12 +1,14 @@
 """`make bench` for the batch pipeline: measurements/s and peak memory, with oonidata as anchor.
 
     .venv/bin/python -m tests.bench.bench_batch [--n 1000000] [--workers 2] [--oonidata-sample N]
+        [--fingerprints builtin|none]
 
 1. Generates a synthetic JSONL.gz of ``--n`` measurements (probe.batch.synth: templates from
    the real samples in ../shared) and a second one of ``n/4``, to show memory is flat.
 2. Runs ``probe.batch.pipeline.run`` (read + re-classify + flatten + Parquet write) on each in a
-   fresh subprocess with ``--workers`` processes; reports rate, per-measurement cost and peak
-   RSS of the main process and of the largest worker.
+   fresh subprocess with ``--workers`` processes and the fingerprints ``probe analyze`` uses by
+   default (our bundled set; ``--fingerprints none`` for none); reports rate, per-measurement
+   cost and peak RSS of the main process and of the largest worker.
 3. Runs OONI's ``oonidata.dataclient.load_measurement`` in .venv-ref on the first
    ``--oonidata-sample`` lines of the same file (read + orjson parse + load; one process), the
    anchor figure. Prints ratios. Nothing is asserted: timings depend on the machine.
@@ -51,9 +53,13 @@ print(json.dumps({"n": n, "failed": failed, "seconds": time.perf_counter() - t0,
 
 
 def _child(args: argparse.Namespace) -> int:
+    from probe.analysis.fingerprints import builtin
     from probe.batch.pipeline import run
+    from probe.batch.step import StepOptions
 
-    summary = run([args.input], Path(args.output), workers=args.workers)
+    fps = builtin() if args.fingerprints == "builtin" else None
+    options = StepOptions(fingerprints=fps)
+    summary = run([args.input], Path(args.output), workers=args.workers, options=options)
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = summary.worker_peak_rss_kb
     print(
@@ -80,9 +86,9 @@ def _generate(path: Path, n: int, seed: int) -> tuple[float, int]:
     return time.perf_counter() - t0, size
 
 
-def _ours(path: Path, out: Path, workers: int) -> dict[str, float]:
+def _ours(path: Path, out: Path, workers: int, fingerprints: str) -> dict[str, float]:
     cmd = [sys.executable, "-m", "tests.bench.bench_batch", "--child", "--input", str(path)]
-    cmd += ["--output", str(out), "--workers", str(workers)]
+    cmd += ["--output", str(out), "--workers", str(workers), "--fingerprints", fingerprints]
     done = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -94,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--oonidata-sample", type=int, default=50_000)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep the files")
+    parser.add_argument("--fingerprints", choices=("builtin", "none"), default="builtin")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
@@ -113,11 +120,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{path.stat().st_size / 2**20:,.0f} MiB gz) in {gen_s:.0f}s",
                 flush=True,
             )
-            results[label] = r = _ours(path, work / f"dataset-{label}", args.workers)
+            results[label] = r = _ours(
+                path, work / f"dataset-{label}", args.workers, args.fingerprints
+            )
             rate = r["n"] / r["seconds"]
             print(
                 f"ours [{label}] {r['n']:,.0f} msmts, {r['observations']:,.0f} observation rows"
-                f" in {r['seconds']:.1f}s: {rate:,.0f}/s with {args.workers} workers "
+                f" in {r['seconds']:.1f}s: {rate:,.0f}/s with {args.workers} workers, "
+                f"fingerprints {args.fingerprints} "
                 f"({1e6 / rate * args.workers:,.0f} us CPU-slot per msmt); peak RSS main "
                 f"{r['rss_main_mb']:.0f} MiB, largest worker {r['rss_worker_max_mb']:.0f} MiB",
                 flush=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probe.analysis.fingerprints import (
+    BLOCKING_SCOPES,
+    Fingerprint,
     Fingerprints,
     builtin,
     load_directory,
     make_fingerprint,
     parse_censoredplanet_jsonl,
     parse_ooni_csv,
+    reconstruct_page,
 )
+from probe.analysis.needles import needle_of
 from probe.cli import main
 
 FP_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fingerprints"
@@ -106,6 +111,85 @@ def test_false_positive_page_is_never_a_blockpage(
     fps = _shared().merged(builtin())
     m = fps.match_http(status=200, headers=[], body=body)
     assert m.blockpage is None
+
+
+# ---------------------------------------------------------------------------------- needles
+
+_REGEXES = [f.regex for f in _shared().merged(builtin()).items if f.regex is not None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(regex=st.sampled_from(_REGEXES), data=st.data(), noise=st.sampled_from(["", "é", "Ж"]))
+def test_a_needle_never_rejects_a_text_its_regex_matches(
+    regex: re.Pattern[str], data: st.DataObject, noise: str
+) -> None:
+    example = data.draw(st.from_regex(regex, fullmatch=False).filter(lambda s: len(s) < 400))
+    for text in (example, example.upper(), example.lower(), noise + example.swapcase()):
+        needle = needle_of(regex)
+        if regex.search(text) is not None and needle is not None:
+            assert needle.may_occur(text), (regex.pattern, text)
+
+
+def test_needles_reject_what_cannot_match_and_keep_unicode_case_folding() -> None:
+    plain = needle_of(re.compile(r"<title>\s*(Blocked|Denied) page</title>", re.DOTALL))
+    assert plain is not None and not plain.fold
+    assert not plain.may_occur("<title>Welcome</title>")
+    cyrillic = needle_of(re.compile(r"(?i)доступ\s+ограничен", re.DOTALL))
+    assert cyrillic is not None and cyrillic.never_ascii
+    assert not cyrillic.may_occur("<html>plain ASCII page</html>")
+    assert cyrillic.may_occur("ДОСТУП ОГРАНИЧЕН")
+    # re folds the Kelvin sign and the long s onto k and s: a non-ASCII text is never rejected
+    # by an ASCII lower-case comparison
+    kelvin = re.compile(r"(?i)blocked by kaspersky", re.DOTALL)
+    text = "BLOCKED BY \u212aAſPERſKY"
+    assert kelvin.search(text) is not None
+    needle = needle_of(kelvin)
+    assert needle is not None and needle.may_occur(text)
+    assert needle_of(re.compile(r"a|[bc]", re.DOTALL)) is None  # no usable literal: searched
+
+
+def _naive(fps: Fingerprints, *, headers: list[tuple[str, str]], body: str) -> tuple[str, str]:
+    """The ordered scan without needles (the semantics the fast path must keep)."""
+    page = reconstruct_page(200, "", headers, body)
+    hdrs: dict[str, list[str]] = {}
+    for name, value in headers:
+        hdrs.setdefault(name.lower(), []).append(value)
+
+    def hit(fp: Fingerprint) -> bool:
+        if fp.location == "body":
+            return fp.matches(body)
+        if fp.location == "page":
+            return fp.matches(page)
+        return any(fp.matches(v) for v in hdrs.get(fp.location[len("header.") :], ()))
+
+    http = [f for f in fps.items if f.location != "dns"]
+    for fp in http:
+        if fp.is_false_positive and hit(fp):
+            return "", fp.fid
+    for fp in http:
+        if fp.scope in BLOCKING_SCOPES and hit(fp):
+            return fp.fid, ""
+    return "", ""
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from([f.pattern for f in _shared().items if f.pattern_type != "regexp"][:400])
+        | st.sampled_from(["Доступ к ресурсу ограничен", "eais.rkn.gov.ru", "<title>", " "])
+        | st.text(max_size=20),
+        max_size=6,
+    ),
+    location=st.sampled_from(["body", "server", "location"]),
+)
+def test_match_http_equals_the_plain_ordered_scan(parts: list[str], location: str) -> None:
+    fps = _shared().merged(builtin())
+    text = "".join(parts)
+    headers = [] if location == "body" else [(location.title(), text)]
+    body = text if location == "body" else ""
+    m = fps.match_http(status=200, headers=headers, body=body)
+    got = (m.blockpage.fid if m.blockpage else "", m.false_positive.fid if m.false_positive else "")
+    assert got == _naive(fps, headers=headers, body=body)
 
 
 # -------------------------------------------------------------------- probe fingerprints update
