@@ -42,11 +42,12 @@ class Session:
     @classmethod
     def create(cls, config: Config, *, test_name: str = TEST_NAME) -> Session:
         now = datetime.now(UTC)
+        verified = tls.make_ssl_context(ca_file=config.ca_file)  # loading the roots is costly
         ctx = RunContext(
             config=config,
-            ssl_context=tls.make_ssl_context(ca_file=config.ca_file),
+            ssl_context=verified,
             diag_ssl_context=tls.make_ssl_context(verify=False),
-            control_ssl_context=tls.make_ssl_context(ca_file=config.ca_file),
+            control_ssl_context=verified,
             udp_resolver=config.resolver or dns.system_resolver(),
             report_id=meta.make_report_id(
                 test_name=test_name,
