@@ -122,15 +122,7 @@ async def _tcp_tls(
         if port != settings.tls_port:
             await stream.aclose()
             return
-        tls_stream = await tls.handshake(
-            trace,
-            stream,
-            address=endpoint,
-            server_name=host,
-            ssl_context=settings.ssl_context,
-            timeouts=settings.timeouts,
-            transaction_id=tid,
-        )
+        tls_stream = await _handshake(trace, stream, endpoint, host, settings, tid)
         tls_failure = _last_tls_failure(trace, tid)
         tls_results[endpoint] = {
             "server_name": host,
@@ -264,15 +256,7 @@ async def _get_on(
     conn: trio.abc.Stream = stream
     alpn = ""
     if scheme == "https":
-        tls_stream = await tls.handshake(
-            trace,
-            stream,
-            address=address,
-            server_name=host,
-            ssl_context=settings.ssl_context,
-            timeouts=settings.timeouts,
-            transaction_id=tid,
-        )
+        tls_stream = await _handshake(trace, stream, address, host, settings, tid)
         if tls_stream is None:
             raise _HopFailed(_last_tls_failure(trace, tid) or p.UNKNOWN_ERROR)
         conn, alpn = tls_stream, "http/1.1"
@@ -331,3 +315,23 @@ def _transfer(trace: Trace, tid: int, body_length: int) -> dict[str, Any]:
         "t_first_byte": round(max(0.0, first - start), 6),
         "t_done": round(max(0.0, done - start), 6),
     }
+
+
+async def _handshake(
+    trace: Trace,
+    stream: trio.SocketStream,
+    address: str,
+    host: str,
+    settings: MeasureSettings,
+    tid: int,
+) -> trio.SSLStream[trio.SocketStream] | None:
+    """The TH's TLS handshake on ``stream`` (SNI = the URL's host, the helper's trust store)."""
+    return await tls.handshake(
+        trace,
+        stream,
+        address=address,
+        server_name=host,
+        ssl_context=settings.ssl_context,
+        timeouts=settings.timeouts,
+        transaction_id=tid,
+    )

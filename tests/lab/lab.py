@@ -177,6 +177,12 @@ def _network(sites: list[m.Site], hosts: list[m.AppHost], *, delay_ms: float) ->
         _write(ETC_NETNS / ns / "resolv.conf", f"nameserver {resolver}\n")
 
 
+def _nginx(name: str, netns: str, state: Path) -> None:
+    """Start the nginx whose config is ``conf/<name>.conf``, as the recorded process ``name``."""
+    conf = state / "conf" / f"{name}.conf"
+    procs.start(name, ["nginx", "-c", str(conf), "-p", str(state)], netns=netns, state=state)
+
+
 def _python() -> str:
     venv = m.REPO / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
@@ -199,33 +205,13 @@ def _start_daemons(
         netns=m.NS_INET,
         state=state,
     )
-    procs.start(
-        "inet-nginx",
-        ["nginx", "-c", str(conf / "inet-nginx.conf"), "-p", str(state)],
-        netns=m.NS_INET,
-        state=state,
-    )
-    procs.start(
-        "apps-nginx",
-        ["nginx", "-c", str(conf / "apps-nginx.conf"), "-p", str(state)],
-        netns=m.NS_INET,
-        state=state,
-    )
+    _nginx("inet-nginx", m.NS_INET, state)
+    _nginx("apps-nginx", m.NS_INET, state)
     named = [*sites, *applab.app_sites(hosts)]
     procs.start("isp-dns", configs.dnsmasq_isp_argv(named, state), netns=m.NS_ISP, state=state)
     if applab.mitm_hosts(hosts):
-        procs.start(
-            "mitm-nginx",
-            ["nginx", "-c", str(conf / "mitm-nginx.conf"), "-p", str(state)],
-            netns=m.NS_ISP,
-            state=state,
-        )
-    procs.start(
-        "isp-nginx",
-        ["nginx", "-c", str(conf / "isp-nginx.conf"), "-p", str(state)],
-        netns=m.NS_ISP,
-        state=state,
-    )
+        _nginx("mitm-nginx", m.NS_ISP, state)
+    _nginx("isp-nginx", m.NS_ISP, state)
     forge = [f"--forge={s.name}={s.inject}" for s in sites if s.inject]
     procs.start(
         "injector",
