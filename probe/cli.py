@@ -20,6 +20,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("analyze", "probe.commands.analyze"),
     ("report", "probe.commands.report"),
     ("helper", "probe.commands.helper"),
+    ("geoip", "probe.commands.geoip"),
     ("fingerprints", "probe.commands.fingerprints"),
     ("schema", "probe.commands.schema"),
 )

@@ -28,6 +28,8 @@ class Timeouts:
     control: float = 30.0
     #: hard deadline for one whole target, all redirects and retries included
     target: float = 90.0
+    #: one public-IP discovery attempt (the whoami GET, or one STUN server's round trip)
+    geolocate: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,24 @@ class Privacy:
     include_ip: bool = False
     include_asn: bool = True
     include_cc: bool = True
+
+
+#: public STUN servers tried in order, as OONI's probe-cli does (host:port)
+DEFAULT_STUN_SERVERS = ("stun.l.google.com:19302", "stun.cloudflare.com:3478")
+
+
+@dataclass(frozen=True, slots=True)
+class Geolocate:
+    """How the probe learns its public IP, ASN and country (see docs/geolocation.md)."""
+
+    #: False (``--no-geolocate``): no discovery, no database lookup
+    enabled: bool = True
+    #: ask the control vantage's ``GET /x/whoami`` first (only our helper has it)
+    whoami: bool = True
+    stun_servers: tuple[str, ...] = DEFAULT_STUN_SERVERS
+    #: MaxMind-format databases; None = the user data dir's ``asn.mmdb`` / ``country.mmdb``
+    asn_db: Path | None = None
+    country_db: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +71,9 @@ class Config:
     control_url: str | None = None
     probe_asn: str = "AS0"
     probe_cc: str = "ZZ"
+    #: the ASN's organisation (OONI's ``probe_network_name``); "" when unknown
+    probe_network_name: str = ""
+    geolocate: Geolocate = field(default_factory=Geolocate)
     #: ranges that must be treated as ordinary public addresses although they are special-purpose
     #: (only the lab sets this, e.g. 198.18.0.0/15)
     public_ranges: tuple[IPNetwork, ...] = ()

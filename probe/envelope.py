@@ -61,7 +61,7 @@ def envelope(
         "probe_asn": config.probe_asn if config.privacy.include_asn else "AS0",
         "probe_cc": config.probe_cc if config.privacy.include_cc else "ZZ",
         "probe_ip": "127.0.0.1",
-        "probe_network_name": "",
+        "probe_network_name": config.probe_network_name if config.privacy.include_asn else "",
         "report_id": ctx.report_id,
         "resolver_asn": "AS0",
         "resolver_ip": (ctx.udp_resolver or "").rsplit(":", 1)[0],

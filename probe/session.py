@@ -1,5 +1,9 @@
 """One probe run: everything built once (SSL contexts, report id, fingerprints, the probe's own
 addresses to scrub) and the per-target pipeline measure -> verdict -> scrub.
+
+Geolocation (:mod:`probe.geo`) runs before the session is created: its identity is already in
+the config (so the report id, which embeds CC and ASN, is minted after it), its public address
+joins the interface addresses in ``probe_ips`` and its annotations join every measurement's.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probe import meta
 from probe.analysis import analyze
@@ -23,6 +27,9 @@ from probe.privacy import local_addresses, scrub_measurement
 from probe.runner import Stats, run_targets
 from probe.stages import dns, tls
 from probe.targets import BadLine, Target, select
+
+if TYPE_CHECKING:
+    from probe.geo.locate import Geolocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +47,15 @@ class Session:
         return self.ctx.config
 
     @classmethod
-    def create(cls, config: Config, *, test_name: str = TEST_NAME) -> Session:
+    def create(
+        cls, config: Config, *, test_name: str = TEST_NAME, geo: Geolocation | None = None
+    ) -> Session:
         now = datetime.now(UTC)
+        annotations = meta.annotations()
+        public_ips: tuple[str, ...] = ()
+        if geo is not None:
+            annotations.update(geo.annotations())
+            public_ips = geo.scrub_addresses()
         verified = tls.make_ssl_context(ca_file=config.ca_file)  # loading the roots is costly
         ctx = RunContext(
             config=config,
@@ -57,12 +71,12 @@ class Session:
                 rng=random.SystemRandom(),
             ),
             test_start_time=meta.format_time(now),
-            annotations=meta.annotations(),
+            annotations=annotations,
         )
         return cls(
             ctx=ctx,
             fingerprints=load_bundled_fingerprints(),
-            probe_ips=tuple(local_addresses()),
+            probe_ips=tuple(dict.fromkeys([*local_addresses(), *public_ips])),
         )
 
     def finish(self, msmt: dict[str, Any]) -> dict[str, Any]:

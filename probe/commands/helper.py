@@ -4,6 +4,8 @@ The server answers OONI's TH protocol (see :mod:`probe.control.server`). It is m
 exposed to the internet: it refuses special-purpose addresses (also after DNS and on every
 redirect), limits request size, endpoints, per-client rate and requests in flight.
 ``--lab-allow-ranges`` is the explicit switch that lets it measure lab or loopback ranges.
+``--asn-db`` (a MaxMind-format ASN database) fills the ASNs of the answer's ``ip_info`` (0
+without it), which the probe's analysis compares with the ASNs of its own DNS answers.
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="most ip:port items per request (default 32)",
     )
+    serve.add_argument(
+        "--asn-db",
+        type=Path,
+        metavar="PATH",
+        help="MaxMind-format ASN database (GeoLite2-ASN, DB-IP asn lite) for ip_info ASNs",
+    )
     serve.set_defaults(func=run)
     parser.set_defaults(func=_usage(parser))
 
@@ -127,8 +135,20 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         max_addresses=args.max_endpoints,
     )
 
+    databases = None
+    if args.asn_db is not None:
+        from probe.geo.db import GeoDatabaseError, GeoDatabases, open_reader
+
+        try:
+            databases = GeoDatabases(asn=open_reader(args.asn_db), country=None)
+        except GeoDatabaseError as exc:
+            raise ValueError(f"--asn-db: {exc}") from exc
+
     async def measure_target(target: Any) -> dict[str, Any]:
-        return await measure(target, settings=settings)
+        answer = await measure(target, settings=settings)
+        if databases is not None:
+            fill_asns(answer, databases)
+        return answer
 
     app = ControlApp(measure=measure_target, limits=limits, log=log or json_log_to_stderr)
     config = hypercorn_config(
@@ -137,6 +157,14 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         tls_key=str(args.tls_key) if args.tls_key else None,
     )
     return app, config
+
+
+def fill_asns(answer: dict[str, Any], databases: Any) -> None:
+    """Set ``ip_info[ip]["asn"]`` from the ASN database (left 0 where it has no record)."""
+    for ip, info in answer.get("ip_info", {}).items():
+        asn = databases.lookup(ip).asn
+        if asn is not None:
+            info["asn"] = asn
 
 
 def run(args: argparse.Namespace) -> int:

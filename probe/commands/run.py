@@ -122,6 +122,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         ("http", "HTTP round trip"),
         ("control", "control request"),
         ("target", "whole target"),
+        ("geolocate", "one public-IP discovery attempt"),
     ):
         t.add_argument(f"--timeout-{name}", type=float, metavar="S", help=f"{what} timeout")
     who = parser.add_argument_group("identity and privacy")
@@ -134,6 +135,30 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     who.add_argument("--no-include-asn", action="store_true", help="withhold the ASN (AS0)")
     who.add_argument("--no-include-cc", action="store_true", help="withhold the country (ZZ)")
+    geo = parser.add_argument_group("geolocation (see docs/geolocation.md)")
+    geo.add_argument(
+        "--no-geolocate",
+        action="store_true",
+        help="do not discover the public IP nor look up ASN/country: only interface addresses "
+        "are scrubbed and ASN/CC come from --probe-asn/--probe-cc",
+    )
+    geo.add_argument(
+        "--asn-db", type=Path, metavar="PATH", help="ASN database (.mmdb; default: data dir)"
+    )
+    geo.add_argument(
+        "--country-db",
+        type=Path,
+        metavar="PATH",
+        help="country database (.mmdb; default: data dir)",
+    )
+    geo.add_argument(
+        "--stun-server",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="STUN server for public-IP discovery (repeatable; default: the config file's "
+        "or stun.l.google.com:19302, stun.cloudflare.com:3478)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -149,6 +174,9 @@ class Plan:
     resume: bool
     total: int | None
     apps: list[Any]
+    #: --probe-asn / --probe-cc (or the config file) given: they win over geolocation
+    asn_explicit: bool = False
+    cc_explicit: bool = False
 
 
 def _fail(message: str) -> int:
@@ -189,7 +217,7 @@ def _plan(args: argparse.Namespace) -> Plan:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be >= 0")
     timeouts_kw: dict[str, float] = {}
-    for name in ("dns", "connect", "tls", "http", "control", "target"):
+    for name in ("dns", "connect", "tls", "http", "control", "target", "geolocate"):
         value = getattr(args, f"timeout_{name}")
         if value is None:
             value = file_cfg.get("timeouts", {}).get(name)
@@ -222,6 +250,7 @@ def _plan(args: argparse.Namespace) -> Plan:
     except ValueError as exc:
         raise UsageError(f"--public-ranges: {exc}") from exc
 
+    geolocate = _plan_geolocate(args, file_cfg)
     config = Config(
         timeouts=Timeouts(**timeouts_kw),
         privacy=Privacy(
@@ -236,6 +265,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         probe_cc=cc,
         public_ranges=ranges,
         concurrency=args.concurrency,
+        geolocate=geolocate,
     )
     apps = _plan_apps(args)
     sources: list[Any] = []
@@ -263,8 +293,57 @@ def _plan(args: argparse.Namespace) -> Plan:
     _check_writable(output)
     total = None if apps else _count(sources, args.category, args.limit)
     return Plan(
-        config=config, sources=sources, output=output, resume=resume, total=total, apps=apps
+        config=config,
+        sources=sources,
+        output=output,
+        resume=resume,
+        total=total,
+        apps=apps,
+        asn_explicit=bool(args.probe_asn or file_cfg.get("probe_asn")),
+        cc_explicit=bool(args.probe_cc or file_cfg.get("probe_cc")),
     )
+
+
+def _plan_geolocate(args: argparse.Namespace, file_cfg: dict[str, Any]) -> Any:
+    """The ``Geolocate`` settings from flags > config file ``[geolocate]`` > defaults."""
+    from probe.config import DEFAULT_STUN_SERVERS, Geolocate
+    from probe.geo.db import GeoDatabaseError, GeoDatabases
+    from probe.geo.publicip import split_host_port
+
+    table = file_cfg.get("geolocate", {})
+    if isinstance(table, bool):  # `geolocate = false` as a shorthand
+        table = {"enabled": table}
+    if not isinstance(table, dict):
+        raise UsageError("config file: geolocate must be a table or a boolean")
+    enabled = table.get("enabled", True)
+    whoami = table.get("whoami", True)
+    if not isinstance(enabled, bool) or not isinstance(whoami, bool):
+        raise UsageError("config file: geolocate.enabled and geolocate.whoami are booleans")
+    servers = args.stun_server or table.get("stun_servers", list(DEFAULT_STUN_SERVERS))
+    if not isinstance(servers, list | tuple) or not all(isinstance(x, str) for x in servers):
+        raise UsageError("config file: geolocate.stun_servers is a list of HOST:PORT strings")
+    for server in servers:
+        try:
+            split_host_port(server)
+        except ValueError as exc:
+            raise UsageError(f"--stun-server: {exc}") from exc
+    paths: list[Path | None] = []
+    for name in ("asn_db", "country_db"):
+        value = getattr(args, name) or table.get(name)
+        paths.append(Path(value).expanduser() if value else None)
+    settings = Geolocate(
+        enabled=enabled and not args.no_geolocate,
+        whoami=whoami,
+        stun_servers=tuple(servers),
+        asn_db=paths[0],
+        country_db=paths[1],
+    )
+    if settings.enabled:
+        try:  # fail before measuring, not after
+            GeoDatabases.open(asn_db=settings.asn_db, country_db=settings.country_db).close()
+        except GeoDatabaseError as exc:
+            raise UsageError(f"geolocation database: {exc}") from exc
+    return settings
 
 
 def _plan_apps(args: argparse.Namespace) -> list[Any]:
@@ -319,6 +398,28 @@ def _check_writable(output: Path) -> None:
         raise UsageError(f"cannot write output {output}: {exc.strerror or exc}") from exc
 
 
+def _geolocate(plan: Plan) -> tuple[Any, Any]:
+    """Run geolocation (or not) and merge it into the config; one summary line on stderr."""
+    import trio
+
+    from probe.geo.db import GeoDatabases
+    from probe.geo.locate import OFF, apply, geolocate, summary
+    from probe.stages.tls import make_ssl_context
+
+    settings = plan.config.geolocate
+    if settings.enabled:
+        ssl_context = make_ssl_context(ca_file=plan.config.ca_file)
+        with GeoDatabases.open(asn_db=settings.asn_db, country_db=settings.country_db) as dbs:
+            geo = trio.run(lambda: geolocate(plan.config, ssl_context=ssl_context, databases=dbs))
+    else:
+        geo = OFF
+    config, geo = apply(
+        plan.config, geo, asn_explicit=plan.asn_explicit, cc_explicit=plan.cc_explicit
+    )
+    print(f"probe run: {summary(geo, config)}", file=sys.stderr, flush=True)
+    return config, geo
+
+
 def _iter_sources(sources: list[Any]) -> Any:
     from probe.targets import read_list, read_urls
 
@@ -350,7 +451,8 @@ def _execute(plan: Plan, args: argparse.Namespace) -> int:
     if plan.apps:
         names = {app.ooni_test or "app_endpoints" for app in plan.apps}
         test_name = names.pop() if len(names) == 1 else "app_endpoints"
-    session = Session.create(plan.config, test_name=test_name)
+    config, geo = _geolocate(plan)
+    session = Session.create(config, test_name=test_name, geo=geo)
     output = plan.output
     if output.name == "x" and args.output is None and not plan.resume:
         output = output.parent / f"{session.report_id}.jsonl"

@@ -2,6 +2,9 @@
 
 ``POST /`` takes a JSON :class:`probe.archival.ControlRequest` and answers the TH response
 (reference/ooni-format.md 10.2, built by :mod:`probe.control.measure`); ``GET /`` answers a hello.
+``GET /x/whoami`` (ours; OONI's TH has no such endpoint) answers ``{"ip": "<client address>"}``
+so that a probe behind NAT learns its public address (probe.geo); it is rate-limited like
+``POST /`` and the address goes only back to that client, never into the logs.
 Checks, in order: method and path (404/405), per-client rate limit (429), requests in flight
 (503, as OONI's TH does when overloaded), body size (413), JSON and field validation (400), then
 the measurement under a hard deadline (504 when it fires). Every error is a JSON object
@@ -35,6 +38,9 @@ Send = Callable[[Message], Awaitable[None]]
 MeasureFn = Callable[[Target], Awaitable[dict[str, Any]]]
 LogFn = Callable[[dict[str, Any]], None]
 
+#: our public-IP discovery endpoint (probe.geo.publicip)
+WHOAMI_PATH = "/x/whoami"
+
 HELLO = {
     "message": "Hello, this is a Web Connectivity test helper. POST a control request to /.",
     "software": f"censorprobe/{__version__}",
@@ -51,6 +57,17 @@ def anonymize_client(ip: str) -> str:
         addr = addr.ipv4_mapped
     prefix = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network((addr, prefix), strict=False))
+
+
+def client_address(ip: str) -> str | None:
+    """The client's address as whoami reports it (IPv4-mapped IPv6 as IPv4); None if none."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
 
 
 def json_log_to_stderr(record: dict[str, Any]) -> None:
@@ -125,6 +142,8 @@ class ControlApp:
     async def _route(
         self, scope: Scope, receive: Receive, client_ip: str, record: dict[str, Any]
     ) -> tuple[int, dict[str, Any]]:
+        if scope["path"] == WHOAMI_PATH:
+            return self._whoami(scope, client_ip)
         if scope["path"] != "/":
             raise _error(404, "not_found", "the test helper lives at /")
         if scope["method"] in ("GET", "HEAD"):
@@ -150,6 +169,16 @@ class ControlApp:
             raise _error(503, "overloaded", "too many requests in flight, retry later") from None
         except RequestError as exc:
             raise _error(exc.status, exc.code, exc.message) from None
+
+    def _whoami(self, scope: Scope, client_ip: str) -> tuple[int, dict[str, Any]]:
+        if scope["method"] not in ("GET", "HEAD"):
+            raise _error(405, "method_not_allowed", f"use GET {WHOAMI_PATH}")
+        if not self.rate_limiter.allow(client_ip):
+            raise _error(429, "rate_limited", "too many requests from your network, slow down")
+        ip = client_address(client_ip)
+        if ip is None:
+            raise _error(400, "bad_request", "no client address on this connection")
+        return 200, {"ip": ip}
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.limits.max_body

@@ -66,6 +66,7 @@ def _probe_argv(info: dict[str, Any], listing: Path, out: Path, *extra: str) -> 
             "--output",
             str(out),
             "--no-progress",
+            "--no-geolocate",
             "--ca-file",
             info["ca_file"],
             "--resolver",

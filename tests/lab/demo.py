@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.lab import lab as labmod
 from tests.lab import model as m
@@ -112,6 +113,10 @@ def probe_argv(info: dict[str, Any], output: Path, urls: list[str]) -> list[str]
         "ZZ",
         "--concurrency",
         "30",
+        # whoami on the lab's helper answers; should it not, the STUN fallback must stay in
+        # the lab too (nothing listens there: a quick "connection_refused")
+        "--stun-server",
+        f"{urlsplit(info['control_url']).hostname}:3478",
     ]
     for url in urls:
         argv += ["--input", url]

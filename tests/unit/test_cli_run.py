@@ -61,7 +61,7 @@ def test_bad_options_fail_before_measuring(tmp_path: Path, args: list[str], need
 def test_help_lists_every_subcommand() -> None:
     proc = _run("--help")
     assert proc.returncode == 0
-    for name in ("run", "analyze", "report", "helper", "fingerprints", "schema"):
+    for name in ("run", "analyze", "report", "helper", "geoip", "fingerprints", "schema"):
         assert f"\n    {name}" in proc.stdout
 
 
@@ -96,6 +96,7 @@ async def test_run_against_loopback_servers(tmp_path: Path) -> None:
                 "--output",
                 str(out),
                 "--no-control",
+                "--no-geolocate",
                 "--ca-file",
                 str(certs.ca_file),
                 "--resolver",
@@ -112,6 +113,7 @@ async def test_run_against_loopback_servers(tmp_path: Path) -> None:
     stdout = proc.stdout.decode()
     assert proc.returncode == 0, stderr
     assert f"{targets}:2: unsupported scheme" in stderr
+    assert stderr.count("geolocation off: only interface addresses are scrubbed") == 1
     assert "skipped 1 invalid input lines" in stdout
     assert str(out) in stdout
     rows = {m["input"]: m for m in map(json.loads, out.read_text().splitlines())}
@@ -152,6 +154,7 @@ async def test_ctrl_c_keeps_whole_lines_and_resume_finishes(tmp_path: Path) -> N
             "--output",
             str(out),
             "--no-control",
+            "--no-geolocate",
             "--concurrency",
             "2",
             "--resolver",
@@ -187,6 +190,7 @@ async def test_ctrl_c_keeps_whole_lines_and_resume_finishes(tmp_path: Path) -> N
                 "--resume",
                 str(out),
                 "--no-control",
+                "--no-geolocate",
                 "--concurrency",
                 "3",
                 "--resolver",

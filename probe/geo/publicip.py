@@ -1,0 +1,159 @@
+"""Public-IP discovery: each method is one explicit attempt under one cancel scope.
+
+* :func:`whoami`: ``GET <control>/x/whoami`` on our own control vantage, which answers
+  ``{"ip": "<the client address it sees>"}``. OONI's test helper has no such endpoint: its 404
+  (like any failure) just means "try the next method".
+* :func:`stun`: one RFC 5389 Binding request over UDP to one STUN server; the answer's
+  (XOR-)MAPPED-ADDRESS is the address the server saw. Datagrams from another source or for
+  another transaction are ignored until the deadline.
+
+Neither raises for network or protocol trouble: each returns an :class:`Attempt` with either the
+address or a failure string (OONI's vocabulary where one fits, else ``stun_bad_response``).
+:func:`discover` tries the methods in order and the first that answers wins.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import httpcore
+import trio
+
+from probe import __version__
+from probe.failures import Failure, Operation, classify
+from probe.geo import stun as stun_codec
+
+WHOAMI_PATH = "x/whoami"
+MAX_WHOAMI_BYTES = 4096
+USER_AGENT = f"censorprobe/{__version__}"
+STUN_BAD_RESPONSE = "stun_bad_response"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One discovery attempt: ``method`` is ``whoami`` or ``stun``; ``server`` as configured."""
+
+    method: str
+    server: str
+    ip: str | None = None
+    failure: str | None = None
+
+
+def whoami_url(control_url: str) -> str:
+    """The whoami endpoint next to the TH root (the control URL's path is kept as a prefix)."""
+    base = control_url if control_url.endswith("/") else control_url + "/"
+    return urljoin(base, WHOAMI_PATH)
+
+
+def _parse_ip(text: object) -> str | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def parse_whoami(body: bytes) -> str | None:
+    """The address in a whoami answer, or None if the body is not ``{"ip": "<address>"}``."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return _parse_ip(data.get("ip")) if isinstance(data, dict) else None
+
+
+async def whoami(control_url: str, *, ssl_context: ssl.SSLContext, timeout: float) -> Attempt:
+    """Ask our control vantage which address it sees (one GET, no retries, no proxy)."""
+    url = whoami_url(control_url)
+    with trio.move_on_after(timeout) as scope:
+        try:
+            async with httpcore.AsyncConnectionPool(ssl_context=ssl_context, retries=0) as pool:
+                headers = [(b"User-Agent", USER_AGENT.encode()), (b"Accept", b"application/json")]
+                async with pool.stream("GET", url, headers=headers) as response:
+                    body = bytearray()
+                    async for chunk in response.aiter_stream():
+                        # past the cap the rest is drained and dropped (breaking out would leave
+                        # httpcore's body generators unclosed); the deadline bounds the drain
+                        if len(body) <= MAX_WHOAMI_BYTES:
+                            body += chunk
+                    status = response.status
+        except Exception as exc:
+            return Attempt("whoami", control_url, failure=classify(exc, Operation.HTTP_ROUND_TRIP))
+    if scope.cancelled_caught:
+        return Attempt("whoami", control_url, failure=str(Failure.GENERIC_TIMEOUT_ERROR))
+    if status != 200:
+        return Attempt("whoami", control_url, failure=str(Failure.HTTP_REQUEST_FAILED))
+    ip = parse_whoami(bytes(body)) if len(body) <= MAX_WHOAMI_BYTES else None
+    if ip is None:
+        return Attempt("whoami", control_url, failure=str(Failure.JSON_PARSE_ERROR))
+    return Attempt("whoami", control_url, ip=ip)
+
+
+def split_host_port(server: str) -> tuple[str, int]:
+    """``host:port`` / ``[v6]:port`` -> (host, port); ValueError when malformed."""
+    if server.startswith("["):
+        host, sep, rest = server[1:].partition("]:")
+    else:
+        host, sep, rest = server.rpartition(":")
+    if not sep or not host or not rest.isdigit() or not 0 < int(rest) < 65536:
+        raise ValueError(f"not HOST:PORT: {server!r}")
+    return host, int(rest)
+
+
+async def stun(server: str, *, timeout: float) -> Attempt:
+    """One Binding request to ``server`` (``host:port``), waiting up to ``timeout`` for it."""
+    try:
+        host, port = split_host_port(server)
+    except ValueError:
+        return Attempt("stun", server, failure=str(Failure.INVALID_ARGUMENT))
+    txid = secrets.token_bytes(12)
+    last_error: str | None = None
+    with trio.move_on_after(timeout) as scope:
+        try:
+            infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            family, _, _, _, sockaddr = infos[0]
+            with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
+                await sock.connect(sockaddr)  # the kernel drops datagrams from anyone else
+                await sock.send(stun_codec.binding_request(txid))
+                while True:
+                    data = await sock.recv(2048)
+                    try:
+                        mapped = stun_codec.parse_binding_response(data, transaction_id=txid)
+                    except stun_codec.StunError:
+                        last_error = STUN_BAD_RESPONSE
+                        continue
+                    return Attempt("stun", server, ip=mapped.ip)
+        except OSError as exc:
+            op = Operation.RESOLVE if isinstance(exc, socket.gaierror) else Operation.READ_FROM
+            return Attempt("stun", server, failure=classify(exc, op))
+    assert scope.cancelled_caught
+    return Attempt("stun", server, failure=last_error or str(Failure.GENERIC_TIMEOUT_ERROR))
+
+
+async def discover(
+    *,
+    control_url: str | None,
+    ssl_context: ssl.SSLContext,
+    stun_servers: Sequence[str],
+    timeout: float,
+    use_whoami: bool = True,
+) -> list[Attempt]:
+    """Every attempt made, in order; the last one holds the address when one answered."""
+    attempts: list[Attempt] = []
+    if control_url and use_whoami:
+        attempts.append(await whoami(control_url, ssl_context=ssl_context, timeout=timeout))
+        if attempts[-1].ip is not None:
+            return attempts
+    for server in stun_servers:
+        attempts.append(await stun(server, timeout=timeout))
+        if attempts[-1].ip is not None:
+            break
+    return attempts
