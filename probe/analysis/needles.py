@@ -9,10 +9,13 @@ literals at the top level, inside plain groups and inside repeats of at least on
 guesses: anything it does not understand (branches, classes, lookarounds, groups with their own
 flags) ends a run, and a regex without a usable run gets no needle (it is always searched).
 
-Case-insensitive regexes (``(?i)``): the needle is lower-cased and compared with the text's
-lower-case form, but only for ASCII-only texts, where ``re``'s case folding is plain
-ASCII ``lower()``; a text with any non-ASCII character is always searched. A needle character
-that no ASCII character matches (Cyrillic, say) proves that an ASCII-only text cannot match.
+Case-insensitive regexes (``(?i)``): the needle is lower-cased and looked for in the text's
+``lower()``. That is exact unless the text holds one of the needle's *unfoldable* characters:
+those ``re`` matches with a needle character although their ``lower()`` is another character
+(U+0130 and U+0131 for ``i``, U+017F for ``s``, U+1C81 for ``д``...; :func:`unfoldable`, checked
+against ``re`` over all of Unicode by a test). A text holding one is searched with the needle's
+own regex. A needle character that no ASCII character matches (Cyrillic, say) proves that an
+ASCII-only text cannot match.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 # the parser behind ``re.compile``; ``sre_parse`` is its deprecated alias
 _parser: Any = importlib.import_module("re._parser")
+_sre: Any = importlib.import_module("_sre")
 
 _REPEATS = frozenset(
     getattr(_parser, name)
@@ -33,6 +37,47 @@ _REPEATS = frozenset(
     if hasattr(_parser, name)
 )
 _ASCII = [chr(i) for i in range(128)]
+#: ``re``'s extra case-insensitive equivalences (lower-case code point -> the others)
+_EXTRA: dict[int, tuple[int, ...]] = importlib.import_module("re._casefix")._EXTRA_CASES
+
+
+#: the needle characters whose ``re`` equivalents are computed here (and tested over all of
+#: Unicode): up to Latin Extended-A, Greek and Cyrillic
+_KNOWN = re.compile(r"[\x00-\u017f\u0370-\u03ff\u0400-\u052f]*")
+
+
+@lru_cache(maxsize=1)
+def _lowered_from() -> dict[int, tuple[str, ...]]:
+    """code point -> the other BMP characters whose simple lower case (``re``'s) it is."""
+    out: dict[int, list[str]] = {}
+    for cp in range(0x10000):
+        low = _sre.unicode_tolower(cp)
+        if low != cp:
+            out.setdefault(low, []).append(chr(cp))
+    return {low: tuple(chars) for low, chars in out.items()}
+
+
+@lru_cache(maxsize=4096)
+def _unfoldable_for(char: str) -> str:
+    low = _sre.unicode_tolower(ord(char))
+    # re matches x with char when x lower-cases (simple mapping) to low or to one of low's
+    # extra cases
+    same: set[str] = set()
+    preimages = _lowered_from()
+    for member in (low, *_EXTRA.get(low, ())):
+        same.add(chr(member))
+        same.update(preimages.get(member, ()))
+    target = char.lower()
+    return "".join(sorted(x for x in same if x.lower() != target))
+
+
+def unfoldable(text: str) -> str | None:
+    """The characters ``re`` (IGNORECASE) matches with some character of ``text`` (a
+    lower-cased needle) while their own ``lower()`` differs from it; None if ``text`` has a
+    character outside the ranges where that is known."""
+    if _KNOWN.fullmatch(text) is None:
+        return None
+    return "".join(sorted({x for char in set(text) for x in _unfoldable_for(char)}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +88,27 @@ class Needle:
     fold: bool
     #: no ASCII-only text can match (a required character has no ASCII match)
     never_ascii: bool = False
-    #: fold only: the texts as one case-insensitive regex (same flags), for non-ASCII texts
+    #: fold only: the texts as one case-insensitive regex (same flags), for the texts where
+    #: the lower-case comparison is not exact
     probe: re.Pattern[str] | None = None
+    #: fold only: :func:`unfoldable` of the texts (None: always search non-ASCII texts)
+    unfoldable: str | None = ""
 
     def may_occur(self, text: str, lower: Callable[[str], str] = str.lower) -> bool:
         """False only if no match of the regex can be in ``text`` (``lower``: a cached
         ``str.lower``)."""
         if not self.fold:
             return any(t in text for t in self.texts)
+        odd = self.unfoldable
         if text.isascii():
             if self.never_ascii:
                 return False
-            if all(t.isascii() for t in self.texts):
+            if self.texts and odd is not None and not any(c.isascii() for c in odd):
                 low = lower(text)
                 return any(t in low for t in self.texts)
+        elif self.texts and odd is not None and not any(c in text for c in odd):
+            low = lower(text)
+            return any(t in low for t in self.texts)
         return self.probe is None or self.probe.search(text) is not None
 
 
@@ -141,7 +193,13 @@ def _needle(pattern: str, flags: int) -> Needle | None:
         return None
     probe = re.compile("|".join(map(re.escape, texts)), flags) if texts else None
     lowered = tuple(t.lower() if t.isascii() else t for t in texts or ())
-    return Needle(lowered, fold=True, never_ascii=never_ascii, probe=probe)
+    return Needle(
+        lowered,
+        fold=True,
+        never_ascii=never_ascii,
+        probe=probe,
+        unfoldable=unfoldable("".join(lowered)),
+    )
 
 
 def needle_of(regex: re.Pattern[str]) -> Needle | None:

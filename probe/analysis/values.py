@@ -23,7 +23,11 @@ def as_dict(value: object) -> Mapping[str, Any]:
 
 
 def as_list(value: object) -> list[Any]:
-    if type(value) is list or isinstance(value, list | tuple):
+    """``value`` if it is a list (not copied: callers only read it), a tuple as a list, else
+    an empty list."""
+    if type(value) is list:
+        return value
+    if isinstance(value, list | tuple):
         return list(value)
     return []
 

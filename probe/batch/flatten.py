@@ -25,7 +25,7 @@ UNKNOWN_CC = "ZZ"
 
 
 def _s(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return value if type(value) is str else None
 
 
 def _i(value: Any) -> int | None:
@@ -46,13 +46,11 @@ def _failure(value: Any) -> str | None:
 
 
 def _tags(value: Any) -> str | None:
-    if isinstance(value, list):
+    if not value:
+        return "" if type(value) is list else None
+    if type(value) is list:
         return ",".join(t for t in value if isinstance(t, str))
     return None
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -149,83 +147,136 @@ def partition_of(fields: Mapping[str, Any]) -> tuple[str, str]:
     return (day.isoformat() if day is not None else UNKNOWN_DAY, fields.get("probe_cc") or "ZZ")
 
 
-def _dns_rows(test_keys: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for q in _list(test_keys.get("queries")):
-        if not isinstance(q, Mapping):
-            continue
-        base = {
-            "stage": "dns",
-            "transaction_id": _i(q.get("transaction_id")),
-            "tags": _tags(q.get("tags")),
-            "hostname": _s(q.get("hostname")),
-            "query_type": _s(q.get("query_type")),
-            "engine": _s(q.get("engine")),
-            "resolver": _s(q.get("resolver_address")),
-            "failure": _failure(q.get("failure")),
-            "t0": _f(q.get("t0")),
-            "t": _f(q.get("t")),
-        }
-        answers = [a for a in _list(q.get("answers")) if isinstance(a, Mapping)]
+#: the stage-specific observation columns, in ``OBSERVATION_SCHEMA`` order (after the eight
+#: columns shared by every observation of a measurement, which the step puts in front)
+STAGE_COLUMNS = (
+    "stage",
+    "transaction_id",
+    "tags",
+    "hostname",
+    "query_type",
+    "engine",
+    "resolver",
+    "answer_type",
+    "ip",
+    "answer",
+    "answer_asn",
+    "port",
+    "failure",
+    "t0",
+    "t",
+    "tls_version",
+    "cipher_suite",
+    "http_url",
+    "http_method",
+    "http_status",
+    "http_body_length",
+    "http_body_truncated",
+)
+
+#: an observation row is a tuple in ``STAGE_COLUMNS`` order: tuples, not dicts, because the
+#: step turns a chunk's rows into Arrow columns with one ``zip`` (dict rows through
+#: ``Table.from_pylist`` cost several times more than the whole flattening)
+StageRow = tuple[Any, ...]
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    if type(value) is not list:
+        return []
+    return [item for item in value if type(item) is dict]
+
+
+def _dns_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
+    for q in _dicts(test_keys.get("queries")):
+        base = (
+            _i(q.get("transaction_id")),
+            _tags(q.get("tags")),
+            _s(q.get("hostname")),
+            _s(q.get("query_type")),
+            _s(q.get("engine")),
+            _s(q.get("resolver_address")),
+        )
+        failure, t0, t = _failure(q.get("failure")), _f(q.get("t0")), _f(q.get("t"))
+        answers = _dicts(q.get("answers"))
         if not answers:
-            rows.append(base)
+            rows.append(("dns", *base, None, None, None, None, None, failure, t0, t) + _NO_TAIL)
         for a in answers:
             rows.append(
-                base
-                | {
-                    "answer_type": _s(a.get("answer_type")),
-                    "ip": _s(a.get("ipv4")) or _s(a.get("ipv6")),
-                    "answer": _s(a.get("hostname")),
-                    "answer_asn": _i(a.get("asn")),
-                }
+                (
+                    "dns",
+                    *base,
+                    _s(a.get("answer_type")),
+                    _s(a.get("ipv4")) or _s(a.get("ipv6")),
+                    _s(a.get("hostname")),
+                    _i(a.get("asn")),
+                    None,
+                    failure,
+                    t0,
+                    t,
+                )
+                + _NO_TAIL
             )
-    return rows
 
 
-def _tcp_rows(test_keys: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for c in _list(test_keys.get("tcp_connect")):
-        if not isinstance(c, Mapping):
-            continue
+#: tls_version .. http_body_truncated, all null
+_NO_TAIL: StageRow = (None,) * 7
+
+
+def _tcp_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
+    for c in _dicts(test_keys.get("tcp_connect")):
         status = c.get("status")
-        failure = _failure(status.get("failure")) if isinstance(status, Mapping) else None
+        failure = _failure(status.get("failure")) if type(status) is dict else None
         rows.append(
-            {
-                "stage": "tcp",
-                "transaction_id": _i(c.get("transaction_id")),
-                "tags": _tags(c.get("tags")),
-                "ip": _s(c.get("ip")),
-                "port": _i(c.get("port")),
-                "failure": failure,
-                "t0": _f(c.get("t0")),
-                "t": _f(c.get("t")),
-            }
+            (
+                "tcp",
+                _i(c.get("transaction_id")),
+                _tags(c.get("tags")),
+                None,
+                None,
+                None,
+                None,
+                None,
+                _s(c.get("ip")),
+                None,
+                None,
+                _i(c.get("port")),
+                failure,
+                _f(c.get("t0")),
+                _f(c.get("t")),
+            )
+            + _NO_TAIL
         )
-    return rows
 
 
-def _tls_rows(test_keys: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for h in _list(test_keys.get("tls_handshakes")):
-        if not isinstance(h, Mapping):
-            continue
+def _tls_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
+    for h in _dicts(test_keys.get("tls_handshakes")):
         ip, port = _split_address(_s(h.get("address")))
         rows.append(
-            {
-                "stage": "tls",
-                "transaction_id": _i(h.get("transaction_id")),
-                "tags": _tags(h.get("tags")),
-                "hostname": _s(h.get("server_name")),
-                "ip": ip,
-                "port": port,
-                "failure": _failure(h.get("failure")),
-                "t0": _f(h.get("t0")),
-                "t": _f(h.get("t")),
-                "tls_version": _s(h.get("tls_version")),
-                "cipher_suite": _s(h.get("cipher_suite")),
-            }
+            (
+                "tls",
+                _i(h.get("transaction_id")),
+                _tags(h.get("tags")),
+                _s(h.get("server_name")),
+                None,
+                None,
+                None,
+                None,
+                ip,
+                None,
+                None,
+                port,
+                _failure(h.get("failure")),
+                _f(h.get("t0")),
+                _f(h.get("t")),
+                _s(h.get("tls_version")),
+                _s(h.get("cipher_suite")),
+                None,
+                None,
+                None,
+                None,
+                None,
+            )
         )
-    return rows
 
 
 def _body_length(body: Any) -> int | None:
@@ -236,44 +287,52 @@ def _body_length(body: Any) -> int | None:
     return None
 
 
-def _http_rows(test_keys: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for r in _list(test_keys.get("requests")):
-        if not isinstance(r, Mapping):
-            continue
+def _http_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
+    for r in _dicts(test_keys.get("requests")):
         request = r.get("request")
         response = r.get("response")
-        request = request if isinstance(request, Mapping) else {}
-        response = response if isinstance(response, Mapping) else {}
+        request = request if type(request) is dict else {}
+        response = response if type(response) is dict else {}
         url = _s(request.get("url"))
         ip, port = _split_address(_s(r.get("address")))
         truncated = response.get("body_is_truncated")
         rows.append(
-            {
-                "stage": "http",
-                "transaction_id": _i(r.get("transaction_id")),
-                "tags": _tags(r.get("tags")),
-                "hostname": _hostname(url),
-                "ip": ip,
-                "port": port,
-                "failure": _failure(r.get("failure")),
-                "t0": _f(r.get("t0")),
-                "t": _f(r.get("t")),
-                "http_url": url,
-                "http_method": _s(request.get("method")),
-                "http_status": _i(response.get("code")),
-                "http_body_length": _body_length(response.get("body")),
-                "http_body_truncated": truncated if isinstance(truncated, bool) else None,
-            }
+            (
+                "http",
+                _i(r.get("transaction_id")),
+                _tags(r.get("tags")),
+                _hostname(url),
+                None,
+                None,
+                None,
+                None,
+                ip,
+                None,
+                None,
+                port,
+                _failure(r.get("failure")),
+                _f(r.get("t0")),
+                _f(r.get("t")),
+                None,
+                None,
+                url,
+                _s(request.get("method")),
+                _i(response.get("code")),
+                _body_length(response.get("body")),
+                truncated if isinstance(truncated, bool) else None,
+            )
         )
-    return rows
 
 
-def observation_rows(msmt: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Observation rows of one measurement, stage by stage (dns, tcp, tls, http)."""
+def observation_rows(msmt: Mapping[str, Any]) -> list[StageRow]:
+    """Observation rows of one measurement, stage by stage (dns, tcp, tls, http), as tuples in
+    ``STAGE_COLUMNS`` order (``dict(zip(STAGE_COLUMNS, row))`` for a readable view)."""
     test_keys = msmt.get("test_keys")
-    if not isinstance(test_keys, Mapping):
+    if type(test_keys) is not dict:
         return []
-    return (
-        _dns_rows(test_keys) + _tcp_rows(test_keys) + _tls_rows(test_keys) + _http_rows(test_keys)
-    )
+    rows: list[StageRow] = []
+    _dns_rows(test_keys, rows)
+    _tcp_rows(test_keys, rows)
+    _tls_rows(test_keys, rows)
+    _http_rows(test_keys, rows)
+    return rows

@@ -9,6 +9,8 @@ and returned with file and line; they never raise.
 
 from __future__ import annotations
 
+import hashlib
+import operator
 import resource
 import uuid
 from calendar import timegm
@@ -92,27 +94,42 @@ def _views(table: pa.Table | None, runs: list[Run]) -> dict[Partition, pa.Table]
 
 
 def _grouped(
-    rows: dict[Partition, list[dict[str, Any]]], schema: pa.Schema
+    rows: dict[Partition, list[tuple[Any, ...]]], schema: pa.Schema
 ) -> tuple[pa.Table | None, list[Run]]:
-    """One table holding every partition's rows, partitions in first-seen order."""
+    """One table holding every partition's rows (tuples in schema order), partitions in
+    first-seen order. Columns are built with one ``zip``: several times cheaper than
+    ``Table.from_pylist`` on dicts."""
     if not rows:
         return None, []
     runs: list[Run] = []
-    flat: list[dict[str, Any]] = []
+    flat: list[tuple[Any, ...]] = []
     for part, group in rows.items():
         runs.append((part, len(flat), len(group)))
         flat.extend(group)
-    return pa.Table.from_pylist(flat, schema=schema), runs
+    columns = zip(*flat, strict=True)
+    arrays = [pa.array(column, type=f.type) for column, f in zip(columns, schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema), runs
+
+
+_NAMESPACE_BYTES = NAMESPACE.bytes
 
 
 def measurement_id(source: str, line: int) -> str:
-    """The deterministic id of the measurement at ``source:line``."""
-    return str(uuid.uuid5(NAMESPACE, f"{source}:{line}"))
+    """The deterministic id of the measurement at ``source:line``: ``uuid5(NAMESPACE, ...)``,
+    computed without building ``uuid.UUID`` objects (same value, a third of the cost)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{source}:{line}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_MEASUREMENT_ROW = operator.itemgetter(*MEASUREMENT_SCHEMA.names)
 
 
 def _rows_for(
     msmt: Mapping[str, Any], source: str, line: int, options: StepOptions
-) -> tuple[dict[str, Any], list[dict[str, Any]], Partition]:
+) -> tuple[dict[str, Any], list[tuple[Any, ...]], Partition]:
     issues: list[str] = []
     fields = measurement_fields(msmt, issues)
     verdict = derive_verdict(
@@ -127,19 +144,17 @@ def _rows_for(
         # rest of the conversion. Whole seconds, as pyarrow truncates a datetime.
         fields["measurement_start_time"] = timegm(when.timetuple())
         fields["day"] = fields["day"].toordinal() - _EPOCH_DAYS
-    shared = {
-        "msmt_id": msmt_id,
-        "test_name": fields["test_name"],
-        "target": fields["target"],
-        "probe_cc": fields["probe_cc"],
-        "probe_asn": fields["probe_asn"],
-        "measurement_start_time": fields["measurement_start_time"],
-    }
-    observations = observation_rows(msmt)
-    for n, obs in enumerate(observations):
-        obs.update(shared)
-        obs["obs_id"] = f"{msmt_id}:{n}"
-        obs["obs_index"] = n
+    shared = (
+        fields["test_name"],
+        fields["target"],
+        fields["probe_cc"],
+        fields["probe_asn"],
+        fields["measurement_start_time"],
+    )
+    observations = [
+        (f"{msmt_id}:{n}", msmt_id, n, *shared, *stage)
+        for n, stage in enumerate(observation_rows(msmt))
+    ]
     outcome = verdict["outcome"]
     row = fields | verdict
     row["msmt_id"] = msmt_id
@@ -154,8 +169,8 @@ def _rows_for(
 def process_chunk(chunk: Chunk, options: StepOptions) -> ChunkResult:
     """Parse, classify and flatten every line of ``chunk`` (total: never raises for bad data)."""
     result = ChunkResult(index=chunk.index, lines=len(chunk.lines))
-    msmt_rows: dict[Partition, list[dict[str, Any]]] = {}
-    obs_rows: dict[Partition, list[dict[str, Any]]] = {}
+    msmt_rows: dict[Partition, list[tuple[Any, ...]]] = {}
+    obs_rows: dict[Partition, list[tuple[Any, ...]]] = {}
     for line, raw in zip(chunk.line_numbers, chunk.lines, strict=True):
         try:
             msmt = orjson.loads(raw)
@@ -171,7 +186,7 @@ def process_chunk(chunk: Chunk, options: StepOptions) -> ChunkResult:
             result.malformed.append(Problem(chunk.source, line, "not-a-measurement", keys))
             continue
         row, observations, part = _rows_for(msmt, chunk.source, line, options)
-        msmt_rows.setdefault(part, []).append(row)
+        msmt_rows.setdefault(part, []).append(_MEASUREMENT_ROW(row))
         if observations:
             obs_rows.setdefault(part, []).extend(observations)
         if row["rules_version"]:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import uuid
 from pathlib import Path
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from probe.batch.apps import app_verdict
+from probe.batch.flatten import STAGE_COLUMNS
 from probe.batch.reader import Chunk, discover, iter_chunks
-from probe.batch.step import StepOptions, measurement_id, process_chunk
+from probe.batch.schema import OBSERVATION_SCHEMA
+from probe.batch.step import NAMESPACE, StepOptions, measurement_id, process_chunk
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 SAMPLES = SHARED / "ooni-samples"
@@ -113,3 +118,22 @@ def test_web_verdict_comes_from_the_current_rules() -> None:
     assert row["blocking"] == "dns" and row["anomaly"] is True
     assert row["rules_version"] and row["outcome"].startswith("dns/")
     assert row["recorded_blocking"] is None
+
+
+@given(st.text(max_size=80), st.integers(min_value=0, max_value=2**40))
+def test_measurement_id_is_uuid5(source: str, line: int) -> None:
+    assert measurement_id(source, line) == str(uuid.uuid5(NAMESPACE, f"{source}:{line}"))
+
+
+def test_stage_columns_follow_the_schema() -> None:
+    assert OBSERVATION_SCHEMA.names[8:] == list(STAGE_COLUMNS)
+    assert OBSERVATION_SCHEMA.names[:8] == [
+        "obs_id",
+        "msmt_id",
+        "obs_index",
+        "test_name",
+        "target",
+        "probe_cc",
+        "probe_asn",
+        "measurement_start_time",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import re
+import string
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from probe.analysis.fingerprints import (
     parse_ooni_csv,
     reconstruct_page,
 )
-from probe.analysis.needles import needle_of
+from probe.analysis.needles import needle_of, unfoldable
 from probe.cli import main
 
 FP_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fingerprints"
@@ -230,3 +231,31 @@ def test_update_failure_keeps_old_files(loopback_mirror: str, tmp_path: Path) ->
             loopback_mirror + "missing/", "--cp-base-url", loopback_mirror]  # fmt: skip
     assert main(argv) == 1
     assert (tmp_path / "fingerprints_dns.csv").read_text(encoding="utf-8") == "old"
+
+
+def test_unfoldable_is_exactly_what_re_folds_differently_from_lower() -> None:
+    every = "".join(chr(cp) for cp in range(128, 0x110000) if not 0xD800 <= cp < 0xE000)
+    every = string.printable + every
+    chars = {c.lower() for c in map(chr, range(0x20, 0x180))}
+    chars |= {chr(cp).lower() for cp in range(0x370, 0x530)}
+    chars = {c for c in chars if len(c) == 1 and c.isalpha()}
+    for char in sorted(chars):
+        found = {x for x in re.findall(re.escape(char), every, re.IGNORECASE) if x.lower() != char}
+        odd = unfoldable(char)
+        assert odd is not None and found == set(odd), (char, found, odd)
+    assert unfoldable("中") is None  # outside the ranges checked here: always searched
+
+
+def test_folded_needles_search_the_unfoldable_texts() -> None:
+    needle = needle_of(re.compile(r"(?i)this site is blocked", re.DOTALL))
+    assert needle is not None and needle.unfoldable == "\u0130\u0131\u017f"
+    assert needle.may_occur("THİS SİTE İS BLOCKED")  # re matches İ with i
+    assert needle.may_occur("thıs ſıte ıs blocked")
+    assert needle.may_occur("Добро пожаловать: THIS SITE IS BLOCKED")
+    assert not needle.may_occur("Добро пожаловать, welcome")
+    regex = re.compile(r"(?i)доступ\s+ограничен", re.DOTALL)
+    cyrillic = needle_of(regex)
+    assert cyrillic is not None and cyrillic.unfoldable
+    text = "ДОСТУП \u1c82ГРАНИЧЕН"  # U+1C82 (narrow o) is о for re, not for lower()
+    assert regex.search(text) is not None and cyrillic.may_occur(text)
+    assert not cyrillic.may_occur("Добро пожаловать")
