@@ -33,13 +33,14 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import json
 import re
 import subprocess
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from probe.failures import scrub_ips
 
@@ -94,6 +95,7 @@ class IPScrubber:
         self._needles = tuple(
             sorted({f.lower() for a in self.addresses for f in _text_forms(a)}, key=len)
         )
+        self._byte_needles = tuple(n.encode("ascii") for n in self._needles)
         if branches:
             pattern = "|".join(branches)
             self._text: re.Pattern[str] | None = re.compile(pattern, re.IGNORECASE)
@@ -112,9 +114,9 @@ class IPScrubber:
         payload once decoded): one search over the JSON text instead of a walk."""
         if not self._needles:
             return False
-        text = json.dumps(msmt, ensure_ascii=False)
+        text = orjson.dumps(msmt)  # UTF-8; the needles are ASCII, bytes.lower() folds ASCII
         low = text.lower()
-        if any(needle in low for needle in self._needles):
+        if any(needle in low for needle in self._byte_needles):
             return True
         for match in _B64_IN_JSON.finditer(text):
             try:
@@ -184,7 +186,7 @@ def scrub_measurement(
     (``unknown_failure`` texts are already scrubbed at classification time).
     """
     if include_ip:
-        copy: dict[str, Any] = json.loads(json.dumps(msmt))
+        copy: dict[str, Any] = orjson.loads(orjson.dumps(msmt))
         return copy
     scrubber = _scrubber(tuple(probe_ips))
     if not scrubber.finds(msmt):
@@ -202,7 +204,7 @@ def _scrubber(ips: tuple[str, ...]) -> IPScrubber:
 
 
 #: base64 payloads inside the JSON text: BinaryData ``data`` and DNS ``raw_response``
-_B64_IN_JSON = re.compile(r'"(?:data|raw_response)":\s*"([A-Za-z0-9+/=]+)"')
+_B64_IN_JSON = re.compile(rb'"(?:data|raw_response)":\s*"([A-Za-z0-9+/=]+)"')
 
 
 # --- the probe's own addresses ----------------------------------------------------------------
@@ -252,7 +254,7 @@ def parse_if_inet6(text: str) -> list[str]:
 def parse_ip_json(text: str) -> list[str]:
     """Addresses from ``ip -j addr`` output."""
     out: list[str] = []
-    for link in json.loads(text):
+    for link in orjson.loads(text):
         for info in link.get("addr_info", []):
             try:
                 addr = ipaddress.ip_address(str(info.get("local", "")).split("%", 1)[0])

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 import trio
 
 from probe.targets import BadLine, Target
@@ -187,10 +188,10 @@ async def run_targets(
 
     async def writer(receive: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        with output.open("a", encoding="utf-8") as fh:
+        with output.open("ab") as fh:
             async with receive:
                 async for msmt in receive:
-                    fh.write(json.dumps(msmt, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    fh.write(orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE))
                     fh.flush()
                     row = summarize(msmt)
                     stats.done += 1

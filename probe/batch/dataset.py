@@ -58,6 +58,7 @@ class PartitionedWriter:
         max_buffered_bytes: int = 96 << 20,
         max_open_files: int = 256,
         compression: str = "zstd",
+        dictionary_columns: Sequence[str] | bool = True,
     ) -> None:
         self._root = root
         self._schema = schema.with_metadata(metadata or {})
@@ -66,6 +67,9 @@ class PartitionedWriter:
         self._max_bytes = max_buffered_bytes
         self._max_open = max_open_files
         self._compression = compression
+        self._dictionary = (
+            dictionary_columns if isinstance(dictionary_columns, bool) else list(dictionary_columns)
+        )
         #: least recently appended first
         self._buffers: OrderedDict[Partition, _Buffer] = OrderedDict()
         self._writers: OrderedDict[Partition, pq.ParquetWriter] = OrderedDict()
@@ -126,7 +130,9 @@ class PartitionedWriter:
         number = self._next_part.get(partition, 0)
         self._next_part[partition] = number + 1
         path = folder / f"part-{number}.parquet"
-        writer = pq.ParquetWriter(path, self._schema, compression=self._compression)
+        writer = pq.ParquetWriter(
+            path, self._schema, compression=self._compression, use_dictionary=self._dictionary
+        )
         self._writers[partition] = writer
         self.files.append(path)
         return writer

@@ -25,7 +25,13 @@ from typing import Any, Protocol
 
 from probe.batch.dataset import PartitionedWriter
 from probe.batch.reader import Chunk, discover, iter_chunks
-from probe.batch.schema import MEASUREMENTS, OBSERVATIONS, SCHEMA_VERSION, SCHEMAS
+from probe.batch.schema import (
+    DICTIONARY_COLUMNS,
+    MEASUREMENTS,
+    OBSERVATIONS,
+    SCHEMA_VERSION,
+    SCHEMAS,
+)
 from probe.batch.step import ChunkResult, Problem, StepOptions, process_chunk
 
 #: malformed lines / edge cases kept verbatim in the summary (all are counted)
@@ -123,7 +129,13 @@ def run(
     meta = {"probe.schema_version": SCHEMA_VERSION}
     output.mkdir(parents=True, exist_ok=True)
     writers = {
-        name: PartitionedWriter(output / name, schema, metadata=meta, row_group_rows=writer_rows)
+        name: PartitionedWriter(
+            output / name,
+            schema,
+            metadata=meta,
+            row_group_rows=writer_rows,
+            dictionary_columns=DICTIONARY_COLUMNS[name],
+        )
         for name, schema in SCHEMAS.items()
     }
     try:

@@ -87,3 +87,45 @@ OBSERVATION_SCHEMA = pa.schema(
 )
 
 SCHEMAS = {MEASUREMENTS: MEASUREMENT_SCHEMA, OBSERVATIONS: OBSERVATION_SCHEMA}
+
+#: columns written dictionary-encoded: the few-valued ones, where a dictionary shrinks the file.
+#: Not the others (ids, addresses, URLs): there a dictionary page is one more compressed page
+#: per column for nothing, which more than doubled the cost of the many small partition files
+#: (zstd sets up a context per page) and made them larger.
+DICTIONARY_COLUMNS = {
+    MEASUREMENTS: [
+        "source_file",
+        "test_name",
+        "test_version",
+        "software_name",
+        "software_version",
+        "probe_cc",
+        "probe_asn",
+        "probe_network_name",
+        "resolver_asn",
+        "blocking",
+        "outcome",
+        "outcome_stage",
+        "rule_id",
+        "rules_version",
+        "fingerprint_id",
+        "verdict_source",
+        "verdict_error",
+        "recorded_blocking",
+    ],
+    OBSERVATIONS: [
+        "test_name",
+        "probe_cc",
+        "probe_asn",
+        "stage",
+        "tags",
+        "query_type",
+        "engine",
+        "resolver",
+        "answer_type",
+        "failure",
+        "tls_version",
+        "cipher_suite",
+        "http_method",
+    ],
+}

@@ -137,3 +137,10 @@ def test_stage_columns_follow_the_schema() -> None:
         "probe_asn",
         "measurement_start_time",
     ]
+
+
+def test_dictionary_columns_exist_in_their_tables() -> None:
+    from probe.batch.schema import DICTIONARY_COLUMNS, SCHEMAS
+
+    for name, columns in DICTIONARY_COLUMNS.items():
+        assert set(columns) <= set(SCHEMAS[name].names), name
