@@ -59,6 +59,9 @@ class Summary:
     schema_version: str = SCHEMA_VERSION
     executor: str = ""
     worker_peak_rss_kb: int = 0
+    #: CPU seconds spent in the per-chunk step (wherever it ran) and in this process
+    step_cpu_seconds: float = 0.0
+    main_cpu_seconds: float = 0.0
     seconds: float = 0.0
 
     @property
@@ -115,6 +118,7 @@ def run(
     options = options or StepOptions()
     files = discover(paths)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     if scheduler:
         executor, label = _dask(options, scheduler), f"dask:{scheduler}"
         window = 16
@@ -155,6 +159,7 @@ def run(
     summary.edge_case_counts = dict(sorted(edge_counts.items()))
     summary.rules_versions = sorted(rules)
     summary.seconds = time.perf_counter() - started
+    summary.main_cpu_seconds = time.process_time() - cpu_started
     (output / "_summary.json").write_text(json.dumps(asdict(summary), indent=1) + "\n")
     return summary
 
@@ -193,6 +198,7 @@ def _consume(
             summary.edge_cases.append(_listed(problem))
     rules.update(result.rules_versions)
     summary.worker_peak_rss_kb = max(summary.worker_peak_rss_kb, result.peak_rss_kb)
+    summary.step_cpu_seconds += result.cpu_seconds
 
 
 def _by_kind(items: list[dict[str, Any]]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import operator
 import resource
+import time
 import uuid
 from calendar import timegm
 from collections.abc import Mapping
@@ -77,6 +78,8 @@ class ChunkResult:
     rules_versions: set[str] = field(default_factory=set)
     #: peak RSS (KiB) of the process that ran the step, for the benchmark's memory figure
     peak_rss_kb: int = 0
+    #: CPU seconds the step took (the benchmark's per-measurement cost, split by process)
+    cpu_seconds: float = 0.0
 
     @property
     def measurements(self) -> dict[Partition, pa.Table]:
@@ -168,6 +171,7 @@ def _rows_for(
 
 def process_chunk(chunk: Chunk, options: StepOptions) -> ChunkResult:
     """Parse, classify and flatten every line of ``chunk`` (total: never raises for bad data)."""
+    started = time.process_time()
     result = ChunkResult(index=chunk.index, lines=len(chunk.lines))
     msmt_rows: dict[Partition, list[tuple[Any, ...]]] = {}
     obs_rows: dict[Partition, list[tuple[Any, ...]]] = {}
@@ -200,4 +204,5 @@ def process_chunk(chunk: Chunk, options: StepOptions) -> ChunkResult:
     result.measurement_table, result.measurement_runs = _grouped(msmt_rows, MEASUREMENT_SCHEMA)
     result.observation_table, result.observation_runs = _grouped(obs_rows, OBSERVATION_SCHEMA)
     result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result.cpu_seconds = time.process_time() - started
     return result

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import maxminddb
+if TYPE_CHECKING:
+    import maxminddb
 
 ASN_FILE = "asn.mmdb"
 COUNTRY_FILE = "country.mmdb"
@@ -57,6 +58,8 @@ def describe(reader: maxminddb.Reader) -> str:
 
 def open_reader(path: Path) -> maxminddb.Reader:
     """Open one database in memory (the file may be replaced while we run)."""
+    import maxminddb  # here, not at module level: it costs 30 ms of start-up (multiprocessing)
+
     try:
         return maxminddb.open_database(str(path), mode=maxminddb.MODE_MEMORY)
     except FileNotFoundError as exc:

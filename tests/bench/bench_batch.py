@@ -72,6 +72,8 @@ def _child(args: argparse.Namespace) -> int:
                 "seconds": summary.seconds,
                 "rss_main_mb": me / 1024,
                 "rss_worker_max_mb": kids / 1024,
+                "step_cpu": summary.step_cpu_seconds,
+                "main_cpu": summary.main_cpu_seconds,
             }
         )
     )
@@ -130,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"fingerprints {args.fingerprints} "
                 f"({1e6 / rate * args.workers:,.0f} us CPU-slot per msmt); peak RSS main "
                 f"{r['rss_main_mb']:.0f} MiB, largest worker {r['rss_worker_max_mb']:.0f} MiB",
+                flush=True,
+            )
+            print(
+                f"  CPU per msmt: step (parse, verdict, flatten; in the workers) "
+                f"{1e6 * r['step_cpu'] / r['n']:,.0f} us + main process (read, dispatch, "
+                f"Parquet) {1e6 * r['main_cpu'] / r['n']:,.0f} us; {args.workers} cores "
+                f"reach 10,000/s at {1e6 * args.workers / 10_000:,.0f} us",
                 flush=True,
             )
         full = work / f"synthetic-{args.n}.jsonl.gz"

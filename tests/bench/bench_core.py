@@ -147,6 +147,28 @@ def throughput(info: dict[str, Any], args: argparse.Namespace, tmp: Path) -> Non
         "filters and delay queue, done in the sender's context)"
     )
     del proc
+    # the same run over a few targets: its CPU is mostly the fixed start-up cost, so the
+    # difference gives what one more target costs
+    few = min(50, args.n // 4)
+    small = tmp / "bench-few.txt"
+    small.write_text("".join(f"https://ok.lab.test/?few={i}\n" for i in range(few)))
+    _w, cpu_few, _r, _p = _run_child(
+        _probe_argv(
+            info,
+            small,
+            tmp / "bench-few.jsonl",
+            "--control",
+            info["control_url"],
+            "--concurrency",
+            str(args.concurrency),
+        )
+    )
+    fixed = cpu_few - few * (cpu - cpu_few) / (args.n - few)
+    print(
+        f"  CPU per extra target     {1000 * (cpu - cpu_few) / (args.n - few):.2f} ms  "
+        f"(marginal: (CPU({args.n}) - CPU({few})) / {args.n - few}; the fixed start-up cost, "
+        f"about {1000 * fixed:.0f} ms, left out)"
+    )
 
 
 def memory(info: dict[str, Any], args: argparse.Namespace, tmp: Path) -> None:
