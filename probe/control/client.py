@@ -15,11 +15,11 @@ closed), it is tried once more on a fresh connection within the same deadline.
 
 from __future__ import annotations
 
-import json
 import ssl
 from typing import Any
 
 import httpcore
+import orjson
 import pydantic
 import trio
 
@@ -97,12 +97,22 @@ class ControlPool:
             response = await conn.handle_async_request(request)
             data = bytearray()
             try:
+                if _declared_length(response.headers) > MAX_RESPONSE_BYTES:
+                    return response.status, None  # refused unread (connection not kept)
+                oversized = False
                 async for chunk in response.aiter_stream():
-                    data += chunk
-                    if len(data) > MAX_RESPONSE_BYTES:
-                        return response.status, None
+                    # past the cap the rest is drained and dropped: leaving the loop early
+                    # would leave httpcore's body generators unclosed; the control deadline
+                    # bounds the drain
+                    if not oversized:
+                        data += chunk
+                        oversized = len(data) > MAX_RESPONSE_BYTES
+                        if oversized:
+                            data = bytearray()
             finally:
                 await response.aclose()
+            if oversized:
+                return response.status, None
             keep = True
             return response.status, bytes(data)
         finally:
@@ -154,6 +164,14 @@ async def _exchange(
     return _decode(body)
 
 
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The Content-Length a response declares (0 if none or unreadable)."""
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return int(value) if value.strip().isdigit() else 0
+    return 0
+
+
 def _host_header(url: str) -> bytes:
     parsed = httpcore.URL(url)
     default = {b"http": 80, b"https": 443}.get(parsed.scheme)
@@ -165,9 +183,9 @@ def _host_header(url: str) -> bytes:
 
 def _decode(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        data = json.loads(body)
+        data = orjson.loads(body)
         ControlResponse.model_validate(data, strict=False)
-    except (ValueError, pydantic.ValidationError):
+    except (ValueError, pydantic.ValidationError):  # orjson.JSONDecodeError is a ValueError
         return None, str(Failure.JSON_PARSE_ERROR)
     if not isinstance(data, dict):
         return None, str(Failure.JSON_PARSE_ERROR)

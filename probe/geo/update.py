@@ -75,6 +75,9 @@ async def _download(client: httpx.AsyncClient, url: str, dest: Path) -> int:
     async with client.stream("GET", url) as response:
         if response.status_code != 200:
             return response.status_code
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_DOWNLOAD:
+            raise UpdateError(f"{url} is larger than {MAX_DOWNLOAD} bytes")  # refused unread
         size = 0
         async with await trio.open_file(dest, "wb") as fh:
             async for chunk in response.aiter_bytes(CHUNK):

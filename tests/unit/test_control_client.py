@@ -69,3 +69,18 @@ async def test_connection_closed_mid_response_is_classified() -> None:
     async with http_server([b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"]) as s:
         answer, failure = await ask(f"http://{s.address}/")
     assert answer is None and failure is not None and failure != "generic_timeout_error"
+
+
+async def test_an_oversized_answer_is_json_parse_error_and_leaks_nothing() -> None:
+    # filterwarnings=error: an unclosed stream or generator would fail this test
+    body = b"[" + b"0," * (3 << 20) + b"0]"  # over the 4 MiB cap
+    async with http_server([response(body)]) as s:
+        assert await ask(f"http://{s.address}/") == (None, "json_parse_error")
+
+
+async def test_an_oversized_chunked_answer_is_drained_and_refused() -> None:
+    piece = b"0," * 65536
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 40 + b"0\r\n\r\n"
+    async with http_server([raw]) as s:
+        assert await ask(f"http://{s.address}/") == (None, "json_parse_error")
