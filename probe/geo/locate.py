@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from probe.config import Config
 from probe.geo.db import GeoDatabases, GeoInfo
-from probe.geo.publicip import Attempt, discover
+from probe.geo.publicip import Attempt, discover_both
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,8 @@ class Geolocation:
     attempts: tuple[Attempt, ...] = ()
     asn_source: str = "none"
     cc_source: str = "none"
+    #: the other family's public address, when both answered (scrubbed too, never looked up)
+    other_ips: tuple[str, ...] = ()
 
     def annotations(self) -> dict[str, str]:
         return {
@@ -46,11 +48,15 @@ class Geolocation:
         }
 
     def scrub_addresses(self) -> tuple[str, ...]:
-        """The address to add to the scrubbed ones (not loopback/unspecified: see privacy)."""
-        if self.public_ip is None:
-            return ()
-        addr = ipaddress.ip_address(self.public_ip)
-        return () if addr.is_loopback or addr.is_unspecified else (str(addr),)
+        """The addresses to add to the scrubbed ones (not loopback/unspecified: see privacy)."""
+        out: list[str] = []
+        for ip in (self.public_ip, *self.other_ips):
+            if ip is None:
+                continue
+            addr = ipaddress.ip_address(ip)
+            if not (addr.is_loopback or addr.is_unspecified):
+                out.append(str(addr))
+        return tuple(out)
 
 
 #: with ``--no-geolocate``
@@ -64,14 +70,19 @@ async def geolocate(
     settings = config.geolocate
     if not settings.enabled:
         return OFF
-    attempts = await discover(
+    v4, v6 = await discover_both(
         control_url=config.control_url,
         ssl_context=ssl_context,
         stun_servers=settings.stun_servers,
         timeout=config.timeouts.geolocate,
         use_whoami=settings.whoami,
     )
-    found = attempts[-1] if attempts and attempts[-1].ip is not None else None
+    attempts = v4 + v6
+    answers = [chain[-1] for chain in (v4, v6) if chain and chain[-1].ip is not None]
+    found = answers[0] if answers else None  # IPv4 first: what most databases know best
+    others = (
+        tuple(a.ip for a in answers[1:] if a.ip is not None and a.ip != found.ip) if found else ()
+    )
     if found is None or found.ip is None:
         return Geolocation(
             public_ip=None,
@@ -82,6 +93,7 @@ async def geolocate(
         )
     return Geolocation(
         public_ip=found.ip,
+        other_ips=others,
         ip_source=found.method,
         info=databases.lookup(found.ip),
         db=databases.description(),

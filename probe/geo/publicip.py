@@ -9,7 +9,8 @@
 
 Neither raises for network or protocol trouble: each returns an :class:`Attempt` with either the
 address or a failure string (OONI's vocabulary where one fits, else ``stun_bad_response``).
-:func:`discover` tries the methods in order and the first that answers wins.
+:func:`discover` tries the methods in order and the first that answers wins; :func:`discover_both`
+runs it once per address family.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import trio
@@ -70,12 +71,31 @@ def parse_whoami(body: bytes) -> str | None:
     return _parse_ip(data.get("ip")) if isinstance(data, dict) else None
 
 
-async def whoami(control_url: str, *, ssl_context: ssl.SSLContext, timeout: float) -> Attempt:
-    """Ask our control vantage which address it sees (one GET, no retries, no proxy)."""
+#: what binding to each family's wildcard address makes a connection use
+_WILDCARD: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+
+
+def _other_family_literal(host: str, family: int) -> bool:
+    """True when ``host`` is an address literal of another family than ``family``."""
+    try:
+        addr = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return family != 0 and family != (socket.AF_INET if addr.version == 4 else socket.AF_INET6)
+
+
+async def whoami(
+    control_url: str, *, ssl_context: ssl.SSLContext, timeout: float, family: int = 0
+) -> Attempt:
+    """Ask our control vantage which address it sees (one GET, no retries, no proxy), over
+    ``family`` only when given (AF_INET / AF_INET6; 0: whichever connects)."""
     url = whoami_url(control_url)
+    local = _WILDCARD.get(family)
     with trio.move_on_after(timeout) as scope:
         try:
-            async with httpcore.AsyncConnectionPool(ssl_context=ssl_context, retries=0) as pool:
+            async with httpcore.AsyncConnectionPool(
+                ssl_context=ssl_context, retries=0, local_address=local
+            ) as pool:
                 headers = [(b"User-Agent", USER_AGENT.encode()), (b"Accept", b"application/json")]
                 async with pool.stream("GET", url, headers=headers) as response:
                     body = bytearray()
@@ -108,8 +128,9 @@ def split_host_port(server: str) -> tuple[str, int]:
     return host, int(rest)
 
 
-async def stun(server: str, *, timeout: float) -> Attempt:
-    """One Binding request to ``server`` (``host:port``), waiting up to ``timeout`` for it."""
+async def stun(server: str, *, timeout: float, family: int = 0) -> Attempt:
+    """One Binding request to ``server`` (``host:port``), waiting up to ``timeout`` for it,
+    over ``family`` only when given."""
     try:
         host, port = split_host_port(server)
     except ValueError:
@@ -118,7 +139,7 @@ async def stun(server: str, *, timeout: float) -> Attempt:
     last_error: str | None = None
     with trio.move_on_after(timeout) as scope:
         try:
-            infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            infos = await trio.socket.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
             family, _, _, _, sockaddr = infos[0]
             with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
                 await sock.connect(sockaddr)  # the kernel drops datagrams from anyone else
@@ -145,15 +166,56 @@ async def discover(
     stun_servers: Sequence[str],
     timeout: float,
     use_whoami: bool = True,
+    family: int = 0,
 ) -> list[Attempt]:
-    """Every attempt made, in order; the last one holds the address when one answered."""
+    """Every attempt made, in order; the last one holds the address when one answered. With
+    ``family``, only that family is used, and servers given as literals of the other family
+    are skipped (no attempt)."""
     attempts: list[Attempt] = []
-    if control_url and use_whoami:
-        attempts.append(await whoami(control_url, ssl_context=ssl_context, timeout=timeout))
+    host = urlsplit(control_url).hostname or "" if control_url else ""
+    if control_url and use_whoami and not _other_family_literal(host, family):
+        attempts.append(
+            await whoami(control_url, ssl_context=ssl_context, timeout=timeout, family=family)
+        )
         if attempts[-1].ip is not None:
             return attempts
     for server in stun_servers:
-        attempts.append(await stun(server, timeout=timeout))
+        try:
+            stun_host, _port = split_host_port(server)
+        except ValueError:
+            stun_host = ""
+        if _other_family_literal(stun_host, family):
+            continue
+        attempts.append(await stun(server, timeout=timeout, family=family))
         if attempts[-1].ip is not None:
             break
     return attempts
+
+
+async def discover_both(
+    *,
+    control_url: str | None,
+    ssl_context: ssl.SSLContext,
+    stun_servers: Sequence[str],
+    timeout: float,
+    use_whoami: bool = True,
+) -> tuple[list[Attempt], list[Attempt]]:
+    """:func:`discover` over IPv4 and over IPv6 at the same time: a dual-stack volunteer has a
+    public address in each family (the IPv4 one often behind NAT), and both must be scrubbed.
+    Returns (IPv4 attempts, IPv6 attempts)."""
+    chains: dict[int, list[Attempt]] = {}
+
+    async def one(family: int) -> None:
+        chains[family] = await discover(
+            control_url=control_url,
+            ssl_context=ssl_context,
+            stun_servers=stun_servers,
+            timeout=timeout,
+            use_whoami=use_whoami,
+            family=family,
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one, socket.AF_INET)
+        nursery.start_soon(one, socket.AF_INET6)
+    return chains[socket.AF_INET], chains[socket.AF_INET6]

@@ -117,6 +117,25 @@ async def test_oonis_helper_404_falls_through_to_stun() -> None:
     assert ooni_th.requests[0].startswith(b"GET /x/whoami HTTP/1.1\r\n")
 
 
+async def test_both_families_are_discovered_and_both_scrubbed() -> None:
+    # a dual-stack volunteer: IPv4 behind NAT (192.0.2.77), IPv6 seen as 2001:db8::77; a server
+    # given as a literal of the other family is skipped by each family's chain
+    async with (
+        stun_responder(PUBLIC_V4) as v4,
+        stun_responder(PUBLIC_V6, host="::1") as v6,
+    ):
+        config = Config(geolocate=Geolocate(stun_servers=(v4.address, v6.address)))
+        with GeoDatabases(asn=None, country=None) as dbs:
+            geo = await geolocate(config, ssl_context=SSL, databases=dbs)
+    assert geo.public_ip == PUBLIC_V4 and geo.other_ips == (PUBLIC_V6,)
+    assert geo.scrub_addresses() == (PUBLIC_V4, PUBLIC_V6)
+    assert [(a.server, a.ip) for a in geo.attempts] == [
+        (v4.address, PUBLIC_V4),
+        (v6.address, PUBLIC_V6),
+    ]
+    assert len(v4.requests) == len(v6.requests) == 1
+
+
 async def test_nothing_answers(tmp_path: Path) -> None:
     config = Config(
         control_url=f"http://127.0.0.1:{closed_port()}/",

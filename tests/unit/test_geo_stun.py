@@ -32,12 +32,16 @@ class Responder:
 
 
 @asynccontextmanager
-async def stun_responder(ip: str, *, mode: str = "xor") -> AsyncIterator[Responder]:
-    """UDP STUN server on 127.0.0.1. ``mode``: ``xor``, ``mapped``, ``noise`` (a stray
-    datagram for another transaction, then the right answer) or ``silent``."""
-    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    await sock.bind(("127.0.0.1", 0))
-    responder = Responder(address=f"127.0.0.1:{sock.getsockname()[1]}")
+async def stun_responder(
+    ip: str, *, mode: str = "xor", host: str = "127.0.0.1"
+) -> AsyncIterator[Responder]:
+    """UDP STUN server on ``host`` (127.0.0.1 or ::1). ``mode``: ``xor``, ``mapped``, ``noise``
+    (a stray datagram for another transaction, then the right answer) or ``silent``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+    await sock.bind((host, 0))
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    responder = Responder(address=f"{shown}:{sock.getsockname()[1]}")
 
     async def serve() -> None:
         while True:
