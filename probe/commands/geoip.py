@@ -11,7 +11,8 @@ import argparse
 import ipaddress
 import sys
 from pathlib import Path
-from typing import Any
+
+from probe.commands import usage_of
 
 HELP = "download the IP-to-ASN/country databases (DB-IP lite) and look addresses up in them"
 
@@ -47,15 +48,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     look.add_argument("--asn-db", type=Path, metavar="PATH", help="ASN database (.mmdb)")
     look.add_argument("--country-db", type=Path, metavar="PATH", help="country database (.mmdb)")
     look.set_defaults(func=run_lookup)
-    parser.set_defaults(func=_usage(parser))
-
-
-def _usage(parser: argparse.ArgumentParser) -> Any:
-    def usage(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-
-    return usage
+    parser.set_defaults(func=usage_of(parser))
 
 
 def _fail(message: str) -> int:

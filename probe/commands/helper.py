@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from probe.commands import usage_of
+
 HELP = "run a control vantage (Web Connectivity test helper) that probes can query"
 
 _LISTEN = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
@@ -82,15 +84,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="MaxMind-format ASN database (GeoLite2-ASN, DB-IP asn lite) for ip_info ASNs",
     )
     serve.set_defaults(func=run)
-    parser.set_defaults(func=_usage(parser))
-
-
-def _usage(parser: argparse.ArgumentParser) -> Any:
-    def usage(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-
-    return usage
+    parser.set_defaults(func=usage_of(parser))
 
 
 def parse_rate(text: str) -> float:
