@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import secrets
 import socket
 import ssl
@@ -167,11 +168,13 @@ async def discover(
     timeout: float,
     use_whoami: bool = True,
     family: int = 0,
+    attempts: list[Attempt] | None = None,
 ) -> list[Attempt]:
-    """Every attempt made, in order; the last one holds the address when one answered. With
-    ``family``, only that family is used, and servers given as literals of the other family
-    are skipped (no attempt)."""
-    attempts: list[Attempt] = []
+    """Every attempt made, in order (appended to ``attempts`` when given, as they finish); the
+    last one holds the address when one answered. With ``family``, only that family is used,
+    and servers given as literals of the other family are skipped (no attempt)."""
+    if attempts is None:
+        attempts = []
     host = urlsplit(control_url).hostname or "" if control_url else ""
     if control_url and use_whoami and not _other_family_literal(host, family):
         attempts.append(
@@ -202,18 +205,26 @@ async def discover_both(
 ) -> tuple[list[Attempt], list[Attempt]]:
     """:func:`discover` over IPv4 and over IPv6 at the same time: a dual-stack volunteer has a
     public address in each family (the IPv4 one often behind NAT), and both must be scrubbed.
-    Returns (IPv4 attempts, IPv6 attempts)."""
-    chains: dict[int, list[Attempt]] = {}
+    Returns (IPv4 attempts, IPv6 attempts).
+
+    The IPv6 chain has ``timeout`` in all (one attempt's worth), not one per attempt: IPv6
+    addresses are rarely translated (the interface address, already scrubbed, is usually the
+    public one), and a network that blackholes IPv6 must not add every attempt's timeout to the
+    start of the run. A chain cut short returns the attempts it finished."""
+    chains: dict[int, list[Attempt]] = {socket.AF_INET: [], socket.AF_INET6: []}
 
     async def one(family: int) -> None:
-        chains[family] = await discover(
-            control_url=control_url,
-            ssl_context=ssl_context,
-            stun_servers=stun_servers,
-            timeout=timeout,
-            use_whoami=use_whoami,
-            family=family,
-        )
+        deadline = timeout if family == socket.AF_INET6 else math.inf
+        with trio.move_on_after(deadline):
+            await discover(
+                control_url=control_url,
+                ssl_context=ssl_context,
+                stun_servers=stun_servers,
+                timeout=timeout,
+                use_whoami=use_whoami,
+                family=family,
+                attempts=chains[family],
+            )
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(one, socket.AF_INET)

@@ -22,7 +22,7 @@ import trio
 
 from probe.cli import build_parser
 from probe.commands import helper
-from probe.config import Config, Geolocate
+from probe.config import Config, Geolocate, Timeouts
 from probe.control.server import serve
 from probe.geo.db import GeoDatabases
 from probe.geo.locate import geolocate
@@ -134,6 +134,24 @@ async def test_both_families_are_discovered_and_both_scrubbed() -> None:
         (v6.address, PUBLIC_V6),
     ]
     assert len(v4.requests) == len(v6.requests) == 1
+
+
+async def test_a_blackholed_ipv6_costs_one_timeout_at_most(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with (
+        stun_responder(PUBLIC_V4) as v4,
+        stun_responder(PUBLIC_V6, host="::1", mode="silent") as dead1,
+        stun_responder(PUBLIC_V6, host="::1", mode="silent") as dead2,
+    ):
+        servers = (v4.address, dead1.address, dead2.address)
+        config = Config(geolocate=Geolocate(stun_servers=servers), timeouts=Timeouts(geolocate=5))
+        start = trio.current_time()
+        with GeoDatabases(asn=None, country=None) as dbs:
+            geo = await geolocate(config, ssl_context=SSL, databases=dbs)
+        assert trio.current_time() - start == 5  # not 10: the IPv6 chain has one timeout
+    assert geo.public_ip == PUBLIC_V4 and geo.other_ips == ()
+    assert len(dead1.requests) == 1 and dead2.requests == []
 
 
 async def test_nothing_answers(tmp_path: Path) -> None:
