@@ -113,8 +113,13 @@ def run(
     scheduler: str | None = None,
     max_lines: int = 2000,
     writer_rows: int = 65536,
+    progress: Callable[[Summary, float], None] | None = None,
+    progress_every: float = 1.0,
 ) -> Summary:
-    """Analyse every measurement under ``paths`` into the dataset at ``output``."""
+    """Analyse every measurement under ``paths`` into the dataset at ``output``.
+
+    ``progress(summary, elapsed_seconds)`` is called at most every ``progress_every`` seconds
+    while the run goes on (the CLI prints a status line from it)."""
     options = options or StepOptions()
     files = discover(paths)
     started = time.perf_counter()
@@ -146,12 +151,22 @@ def run(
         submit = next(executor)
         pending: deque[_Pending] = deque()
         chunks = iter_chunks(files, max_lines=max_lines)
+        shown = started
+
+        def consume(result: ChunkResult) -> None:
+            nonlocal shown
+            _consume(result, writers, summary, edge_counts, rules)
+            now = time.perf_counter()
+            if progress is not None and now - shown >= progress_every:
+                shown = now
+                progress(summary, now - started)
+
         for chunk in chunks:
             pending.append(submit(chunk))
             if len(pending) >= window:
-                _consume(pending.popleft().result(), writers, summary, edge_counts, rules)
+                consume(pending.popleft().result())
         while pending:
-            _consume(pending.popleft().result(), writers, summary, edge_counts, rules)
+            consume(pending.popleft().result())
     finally:
         for writer in writers.values():
             writer.close()
@@ -199,6 +214,27 @@ def _consume(
     rules.update(result.rules_versions)
     summary.worker_peak_rss_kb = max(summary.worker_peak_rss_kb, result.peak_rss_kb)
     summary.step_cpu_seconds += result.cpu_seconds
+
+
+def progress_line(summary: Summary, elapsed: float) -> str:
+    """One status line: records so far, rate, malformed, elapsed."""
+    rate = summary.lines / elapsed if elapsed > 0 else 0.0
+    return (
+        f"analyzed {summary.lines:,} records ({rate:,.0f}/s), "
+        f"{summary.observations:,} observations, {summary.malformed_count:,} malformed, "
+        f"{elapsed:,.0f}s"
+    )
+
+
+def _progress_printer(*, tty: bool) -> Callable[[Summary, float], None]:
+    def show(summary: Summary, elapsed: float) -> None:
+        line = progress_line(summary, elapsed)
+        if tty:
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    return show
 
 
 def _by_kind(items: list[dict[str, Any]]) -> str:
@@ -258,13 +294,18 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"probe analyze: error: cannot load fingerprints: {exc}", file=sys.stderr)
         return 2
     workers = getattr(args, "workers", None)
+    tty = sys.stderr.isatty()
     summary = run(
         paths,
         out,
         options=StepOptions(fingerprints=fingerprints),
         workers=workers,
         scheduler=getattr(args, "scheduler", None),
+        progress=_progress_printer(tty=tty),
+        progress_every=1.0 if tty else 30.0,
     )
+    if tty:
+        print(file=sys.stderr)  # end the status line
     if getattr(args, "format", None) == "json":
         print(json.dumps(asdict(summary) | {"rate": summary.rate}, indent=1))
     else:

@@ -124,3 +124,22 @@ def test_html_report_charts_render_in_chromium(dataset: Path, tmp_path: Path) ->
         assert f'data-chart="{chart}"' in dom
     assert dom.count('class="series"') >= 1
     assert dom.count('class="bar"') >= 2
+
+
+def test_progress_is_reported_while_the_run_goes_on(tmp_path: Path) -> None:
+    from probe.batch.pipeline import progress_line
+
+    seen: list[tuple[int, float]] = []
+    summary = run(
+        INPUTS,
+        tmp_path / "out",
+        workers=0,
+        max_lines=7,
+        progress=lambda s, elapsed: seen.append((s.lines, elapsed)),
+        progress_every=0.0,
+    )
+    assert len(seen) >= 10  # one per chunk with progress_every=0
+    assert [n for n, _ in seen] == sorted(n for n, _ in seen)
+    assert seen[-1][0] == summary.lines
+    line = progress_line(summary, 2.0)
+    assert line.startswith(f"analyzed {summary.lines:,} records (") and "malformed" in line
