@@ -10,7 +10,9 @@
    ``--blocked-every``-th one (1% by default) the blackholed site (connect timeout). Prints
    targets/s, wall time as a ratio of the lower bound ceil(N/C) x (DNS + TCP + TLS + HTTP
    round trips) + the longest timeout, and CPU ms per target (user+sys of the probe process,
-   start-up included).
+   start-up included), then per extra target (a 50-target run's CPU subtracted), next to the
+   *library floor* (tests/bench/floor.py: the same steps with the same libraries and none of
+   the probe's own work).
 3. Peak RSS of ``probe run`` over a ``--rss-lines``-line list of fast-failing targets (RST to
    SYN, no control) next to one of a tenth of the size: flat means the input is streamed.
 Nothing is asserted: these machines are shared and noisy.
@@ -163,11 +165,45 @@ def throughput(info: dict[str, Any], args: argparse.Namespace, tmp: Path) -> Non
             str(args.concurrency),
         )
     )
+    user_few = LAST_SPLIT[0]
     fixed = cpu_few - few * (cpu - cpu_few) / (args.n - few)
     print(
         f"  CPU per extra target     {1000 * (cpu - cpu_few) / (args.n - few):.2f} ms  "
         f"(marginal: (CPU({args.n}) - CPU({few})) / {args.n - few}; the fixed start-up cost, "
-        f"about {1000 * fixed:.0f} ms, left out)"
+        f"about {1000 * fixed:.0f} ms, left out; user "
+        f"{1000 * (user - user_few) / (args.n - few):.2f} ms)"
+    )
+    # the library floor: the same steps with the same libraries and none of the probe's work
+    ok_urls = [u for u in listing.read_text().splitlines() if "blackhole" not in u]
+    floor_cpu = []
+    for name, urls in (("floor-all", ok_urls), ("floor-few", ok_urls[:few])):
+        path = tmp / f"{name}.txt"
+        path.write_text("".join(u + "\n" for u in urls))
+        argv = [
+            sys.executable,
+            "-m",
+            "tests.bench.floor",
+            "--list",
+            str(path),
+            "--resolver",
+            info["resolver"],
+            "--ca-file",
+            info["ca_file"],
+            "--control",
+            info["control_url"],
+            "--output",
+            str(tmp / f"{name}.jsonl"),
+            "--concurrency",
+            str(args.concurrency),
+        ]
+        floor_cpu.append((len(urls), _run_child(labmod.client_argv(argv))[1], LAST_SPLIT[0]))
+    (n_all, c_all, u_all), (n_few, c_few, u_few) = floor_cpu
+    extra = n_all - n_few
+    print(
+        f"  library floor            {1000 * (c_all - c_few) / extra:.2f} ms per extra target, "
+        f"user {1000 * (u_all - u_few) / extra:.2f} ms (tests/bench/floor.py: the same network "
+        "steps with trio, dnspython, ssl, httpcore and orjson and nothing else: no recording, "
+        "models, verdicts, scrubbing; what no work on the probe's own code can go below)"
     )
 
 
