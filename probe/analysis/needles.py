@@ -93,6 +93,9 @@ class Needle:
     probe: re.Pattern[str] | None = None
     #: fold only: :func:`unfoldable` of the texts (None: always search non-ASCII texts)
     unfoldable: str | None = ""
+    #: fold only: the lower-case comparison is exact on every ASCII-only text (there are
+    #: texts and no ASCII character among the unfoldable ones)
+    ascii_exact: bool = False
 
     def may_occur(self, text: str, lower: Callable[[str], str] = str.lower) -> bool:
         """False only if no match of the regex can be in ``text`` (``lower``: a cached
@@ -103,7 +106,7 @@ class Needle:
         if text.isascii():
             if self.never_ascii:
                 return False
-            if self.texts and odd is not None and not any(c.isascii() for c in odd):
+            if self.ascii_exact:
                 low = lower(text)
                 return any(t in low for t in self.texts)
         elif self.texts and odd is not None and not any(c in text for c in odd):
@@ -192,13 +195,18 @@ def _needle(pattern: str, flags: int) -> Needle | None:
     if not texts and not never_ascii:
         return None
     probe = re.compile("|".join(map(re.escape, texts)), flags) if texts else None
-    lowered = tuple(t.lower() if t.isascii() else t for t in texts or ())
+    lowered = tuple(t.lower() for t in texts or ())
+    # the comparison works character for character: a text whose lower() changes length
+    # (U+0130) is only ever searched with the regex
+    exact = all(len(t) == len(low) for t, low in zip(texts or (), lowered, strict=True))
+    odd = unfoldable("".join(lowered)) if exact else None
     return Needle(
         lowered,
         fold=True,
         never_ascii=never_ascii,
         probe=probe,
-        unfoldable=unfoldable("".join(lowered)),
+        unfoldable=odd,
+        ascii_exact=bool(lowered) and odd is not None and not any(c.isascii() for c in odd),
     )
 
 

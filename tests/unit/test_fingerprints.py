@@ -259,3 +259,10 @@ def test_folded_needles_search_the_unfoldable_texts() -> None:
     text = "ДОСТУП \u1c82ГРАНИЧЕН"  # U+1C82 (narrow o) is о for re, not for lower()
     assert regex.search(text) is not None and cyrillic.may_occur(text)
     assert not cyrillic.may_occur("Добро пожаловать")
+    upper = re.compile(r"(?i)Доступ\s+ОГРАНИЧЕН", re.DOTALL)  # a needle written in capitals
+    needle = needle_of(upper)
+    assert needle is not None and upper.search("доступ ограничен") is not None
+    assert needle.may_occur("доступ ограничен") and needle.may_occur("ДОСТУП ОГРАНИЧЕН")
+    dotted = needle_of(re.compile(r"(?i)İstanbul engeli", re.DOTALL))  # lower() grows U+0130
+    assert dotted is not None and dotted.unfoldable is None
+    assert dotted.may_occur("istanbul engeli") and dotted.may_occur("İSTANBUL ENGELİ")
