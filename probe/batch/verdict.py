@@ -10,9 +10,10 @@ An exception inside the analysis is an edge case of the data: it is recorded in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from probe.analysis import analyze
 from probe.batch.apps import APP_TESTS, app_verdict
 
 #: what ``verdict_source`` says about where a verdict came from
@@ -20,7 +21,6 @@ SOURCE_ANALYSIS = "analysis"
 SOURCE_APPS = "apps"
 SOURCE_NONE = "none"
 SOURCE_ERROR = "error"
-SOURCE_RECORDED = "recorded"  # only while probe.analysis.analyze is not available
 
 VERDICT_KEYS = (
     "blocking",
@@ -54,19 +54,6 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-Analyzer = Callable[..., Mapping[str, Any]]
-
-
-def load_analyzer() -> Analyzer | None:
-    """``probe.analysis.analyze`` if that module provides it (imported lazily), else ``None``."""
-    try:
-        from probe import analysis
-    except ImportError:
-        return None
-    func = getattr(analysis, "analyze", None)
-    return func if callable(func) else None
-
-
 def derive_verdict(
     measurement: Mapping[str, Any],
     *,
@@ -92,17 +79,6 @@ def derive_verdict(
         }
     if test_name != "web_connectivity":
         return empty | {"verdict_source": SOURCE_NONE}
-    analyze = load_analyzer()
-    if analyze is None:
-        recorded = test_keys if isinstance(test_keys, Mapping) else {}
-        blocking = blocking_text(recorded.get("blocking"))
-        accessible = recorded.get("accessible")
-        return empty | {
-            "blocking": blocking,
-            "accessible": accessible if isinstance(accessible, bool) else None,
-            "anomaly": _is_anomaly(blocking),
-            "verdict_source": SOURCE_RECORDED,
-        }
     try:
         v: Mapping[str, Any] = analyze(
             measurement, fingerprints=fingerprints, public_ranges=public_ranges

@@ -175,7 +175,7 @@ async def discover(
     and servers given as literals of the other family are skipped (no attempt)."""
     if attempts is None:
         attempts = []
-    host = urlsplit(control_url).hostname or "" if control_url else ""
+    host = (urlsplit(control_url).hostname or "") if control_url else ""
     if control_url and use_whoami and not _other_family_literal(host, family):
         attempts.append(
             await whoami(control_url, ssl_context=ssl_context, timeout=timeout, family=family)

@@ -81,13 +81,8 @@ def stop_all(state: Path, *, timeout: float = 5.0) -> list[str]:
             _signal(pid, signal.SIGTERM)
             stopped.append(name)
     deadline = time.monotonic() + timeout
-    for _name, (pid, ticks) in entries.items():
-        while alive(pid, ticks) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.02)
-        if alive(pid, ticks):
-            _signal(pid, signal.SIGKILL)
-        _reap(pid)
+    for pid, ticks in entries.values():
+        _wait_or_kill(pid, ticks, deadline)
     for name in entries:
         (state / "pids" / f"{name}.pid").unlink(missing_ok=True)
     return stopped
@@ -100,15 +95,19 @@ def stop_one(state: Path, name: str, *, timeout: float = 5.0) -> bool:
     pid, ticks = entry
     if alive(pid, ticks):
         _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while alive(pid, ticks) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.02)
-        if alive(pid, ticks):
-            _signal(pid, signal.SIGKILL)
-        _reap(pid)
+        _wait_or_kill(pid, ticks, time.monotonic() + timeout)
     (state / "pids" / f"{name}.pid").unlink(missing_ok=True)
     return True
+
+
+def _wait_or_kill(pid: int, ticks: int | None, deadline: float) -> None:
+    """After SIGTERM: wait for ``pid`` to go until ``deadline``, then SIGKILL it; reap it."""
+    while alive(pid, ticks) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.02)
+    if alive(pid, ticks):
+        _signal(pid, signal.SIGKILL)
+    _reap(pid)
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -178,7 +178,8 @@ RESET = "reset"
 Step = bytes | float | str
 
 
-async def _read_head(stream: trio.abc.Stream) -> bytes:
+async def read_head(stream: trio.abc.Stream) -> bytes:
+    """Bytes up to the end of a request head (all that came if the peer closed before)."""
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = await stream.receive_some(65536)
@@ -199,7 +200,7 @@ async def http_server(
     requests: list[bytes] = []
 
     async def handle(stream: trio.abc.Stream) -> None:
-        requests.append(await _read_head(stream))
+        requests.append(await read_head(stream))
         for step in script:
             if isinstance(step, bytes):
                 await stream.send_all(step)

@@ -26,7 +26,7 @@ from probe.config import Config, Privacy
 from probe.geo.db import GeoDatabaseError, GeoDatabases, GeoInfo, data_dir, open_reader
 from probe.geo.locate import Geolocation, apply, summary
 from probe.geo.update import UpdateError, file_url, months, update
-from tests.unit.servers import TCPServer, response, tcp_server
+from tests.unit.servers import TCPServer, read_head, response, tcp_server
 
 ASN_TYPE = "DBIP-ASN-Lite (compat=GeoLite2-ASN)"
 COUNTRY_TYPE = "DBIP-Country-Lite"
@@ -165,12 +165,9 @@ async def file_server(files: dict[str, bytes]) -> AsyncIterator[TCPServer]:
     paths: list[str] = []
 
     async def handle(stream: trio.abc.Stream) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = await stream.receive_some(65536)
-            if not chunk:
-                return
-            head += chunk
+        head = await read_head(stream)
+        if b"\r\n\r\n" not in head:
+            return
         path = head.split(b" ", 2)[1].decode()
         paths.append(path)
         body = files.get(path.lstrip("/"))
