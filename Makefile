@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed
 REFSTAMP := $(REFVENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv run test check lint typecheck pytest bench demo clean help
+.PHONY: venv native run test check lint typecheck pytest bench demo clean help
 
 help:
 	@echo "make run        measure the default target list (targets/default.txt)"
 	@echo "make test       the whole test suite: ruff, mypy --strict, pytest (lab tests need root)"
 	@echo "make check      same as make test"
 	@echo "make bench      benchmarks (figures printed, never asserted)"
+	@echo "make native     compile the analysis hot path with mypyc (optional; make test/bench do it)"
 	@echo "make lab-up / lab-down / demo   the censorship lab (root)"
 
 venv: $(STAMP) $(REFSTAMP)
@@ -31,6 +32,10 @@ $(REFSTAMP):
 	$(REFVENV)/bin/pip install -q "oonidata==0.3.0"
 	touch $@
 
+# mypyc-compiled analysis modules (probe/native.py): rebuilt only when missing or stale
+native: $(STAMP)
+	$(BIN)/python -m probe.native ensure
+
 run: $(STAMP)
 	$(BIN)/probe run --list targets/default.txt $(RUN_ARGS)
 
@@ -41,18 +46,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: venv
+# the whole suite on the compiled modules, then the unit and conformance tests on the sources
+# (what runs where nothing was compiled)
+pytest: venv native
 	$(BIN)/pytest $(PYTEST_ARGS)
+	CENSORPROBE_PURE=1 $(BIN)/pytest -q tests/unit tests/conformance $(PYTEST_ARGS)
 
 check: lint typecheck pytest
 
 test: check
 
-bench: venv
+bench: venv native
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(REFVENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	-$(PYTHON) -m probe.native clean
+	rm -rf $(VENV) $(REFVENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build
 
 -include tests/lab/lab.mk
 

@@ -19,7 +19,15 @@ Package map (see docs/ARCHITECTURE.md):
 - ``batch``       researchers' batch analysis (Parquet, DuckDB, Dask)
 - ``apps``        app API host measurements (LinkedIn, WhatsApp, Telegram, Signal, Messenger)
 - ``runner``/``cli``  the command line
+- ``native``      optional mypyc compilation of the analysis hot path (same source)
 """
+
+import os as _os
+
+if _os.environ.get("CENSORPROBE_PURE"):  # run the sources even where compiled modules exist
+    from probe.native import prefer_source as _prefer_source
+
+    _prefer_source()
 
 __version__ = "0.1.0"
 SOFTWARE_NAME = "censorprobe"

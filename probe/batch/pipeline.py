@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from probe import native
 from probe.batch.dataset import PartitionedWriter
 from probe.batch.reader import Chunk, discover, iter_chunks
 from probe.batch.schema import (
@@ -58,6 +59,8 @@ class Summary:
     rules_versions: list[str] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
     executor: str = ""
+    #: whether this process runs the mypyc-compiled analysis (probe.native), else the sources
+    compiled: bool = False
     worker_peak_rss_kb: int = 0
     #: CPU seconds spent in the per-chunk step (wherever it ran) and in this process
     step_cpu_seconds: float = 0.0
@@ -133,6 +136,7 @@ def run(
         count = workers or min(os.cpu_count() or 1, 8)
         executor, label, window = _pool(options, count), f"pool:{count}", 2 * count + 2
     summary = Summary(inputs=[str(p) for p in paths], files=len(files), executor=label)
+    summary.compiled = all(native.loaded().values())
     edge_counts: Counter[str] = Counter()
     rules: set[str] = set()
     meta = {"probe.schema_version": SCHEMA_VERSION}
@@ -246,7 +250,8 @@ def format_summary(summary: Summary, output: Path) -> str:
     """The human-readable end-of-run report."""
     lines = [
         f"read {summary.lines} records from {summary.files} files in {summary.seconds:.1f}s "
-        f"({summary.rate:,.0f}/s, {summary.executor})",
+        f"({summary.rate:,.0f}/s, {summary.executor}, "
+        f"{'compiled' if summary.compiled else 'pure-Python'} analysis)",
         f"wrote {summary.measurements} measurements and {summary.observations} observations "
         f"to {output}",
         f"rules versions: {', '.join(summary.rules_versions) or 'none'}",
@@ -287,6 +292,13 @@ def run_cli(args: argparse.Namespace) -> int:
         if not Path(raw).exists():
             print(f"probe analyze: error: no such file or folder: {raw}", file=sys.stderr)
             return 2
+    old = native.stale()
+    if old:
+        print(
+            f"probe analyze: warning: compiled modules older than their source ({', '.join(old)})"
+            ": results follow the old code; rebuild them with `python -m probe.native build`",
+            file=sys.stderr,
+        )
     fp_dir = getattr(args, "fingerprints_dir", None)
     try:
         fingerprints = _load_fingerprints(fp_dir)

@@ -9,6 +9,8 @@
    fresh subprocess with ``--workers`` processes and the fingerprints ``probe analyze`` uses by
    default (our bundled set; ``--fingerprints none`` for none); reports rate, per-measurement
    cost and peak RSS of the main process and of the largest worker.
+   When the analysis is compiled (probe.native), the small set is run once more on the
+   sources (``CENSORPROBE_PURE=1``) and the speed-up printed.
 3. Runs OONI's ``oonidata.dataclient.load_measurement`` in .venv-ref on the first
    ``--oonidata-sample`` lines of the same file (read + orjson parse + load; one process), the
    anchor figure. Prints ratios. Nothing is asserted: timings depend on the machine.
@@ -18,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from probe import native
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared"
@@ -74,6 +79,7 @@ def _child(args: argparse.Namespace) -> int:
                 "rss_worker_max_mb": kids / 1024,
                 "step_cpu": summary.step_cpu_seconds,
                 "main_cpu": summary.main_cpu_seconds,
+                "compiled": summary.compiled,
             }
         )
     )
@@ -88,10 +94,16 @@ def _generate(path: Path, n: int, seed: int) -> tuple[float, int]:
     return time.perf_counter() - t0, size
 
 
-def _ours(path: Path, out: Path, workers: int, fingerprints: str) -> dict[str, float]:
+def _ours(
+    path: Path, out: Path, workers: int, fingerprints: str, *, pure: bool = False
+) -> dict[str, float]:
     cmd = [sys.executable, "-m", "tests.bench.bench_batch", "--child", "--input", str(path)]
     cmd += ["--output", str(out), "--workers", str(workers), "--fingerprints", fingerprints]
-    done = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)
+    env = dict(os.environ)
+    env.pop(native.PURE_ENV, None)
+    if pure:
+        env[native.PURE_ENV] = "1"
+    done = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, env=env)
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -126,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                 path, work / f"dataset-{label}", args.workers, args.fingerprints
             )
             rate = r["n"] / r["seconds"]
+            kind = "compiled" if r["compiled"] else "pure-Python"
             print(
-                f"ours [{label}] {r['n']:,.0f} msmts, {r['observations']:,.0f} observation rows"
-                f" in {r['seconds']:.1f}s: {rate:,.0f}/s with {args.workers} workers, "
+                f"ours [{label}, {kind}] {r['n']:,.0f} msmts, "
+                f"{r['observations']:,.0f} observation rows in {r['seconds']:.1f}s: "
+                f"{rate:,.0f}/s with {args.workers} workers, "
                 f"fingerprints {args.fingerprints} "
                 f"({1e6 / rate * args.workers:,.0f} us CPU-slot per msmt); peak RSS main "
                 f"{r['rss_main_mb']:.0f} MiB, largest worker {r['rss_worker_max_mb']:.0f} MiB",
@@ -141,6 +155,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"reach 10,000/s at {1e6 * args.workers / 10_000:,.0f} us",
                 flush=True,
             )
+            if label == "small" and r["compiled"]:
+                p = _ours(path, work / "dataset-pure", args.workers, args.fingerprints, pure=True)
+                print(
+                    f"  the same on the sources ({native.PURE_ENV}=1): "
+                    f"{p['n'] / p['seconds']:,.0f}/s, step {1e6 * p['step_cpu'] / p['n']:,.0f} us"
+                    f" + main {1e6 * p['main_cpu'] / p['n']:,.0f} us: compiled is "
+                    f"{rate / (p['n'] / p['seconds']):.2f}x as fast",
+                    flush=True,
+                )
         full = work / f"synthetic-{args.n}.jsonl.gz"
         if REF_PYTHON.exists():
             sample = min(args.oonidata_sample, args.n)
