@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from probe.analysis.needles import Needle, needle_of
 
@@ -54,6 +55,12 @@ class Fingerprint:
     countries: tuple[str, ...] = ()
     source: str = ""
     regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # explicit, as this module may be compiled (probe.native), and a frozen dataclass
+        # compiled by mypyc cannot be unpickled field by field (the pool and Dask pickle it)
+        fields = (self.fid, self.scope, self.location, self.pattern_type, self.pattern)
+        return Fingerprint, (*fields, self.countries, self.source, self.regex)
 
     @property
     def is_false_positive(self) -> bool:
@@ -121,6 +128,10 @@ class Fingerprints:
             _prepare(f) for f in self.items if f.location != "dns" and f.scope in BLOCKING_SCOPES
         )
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # rebuilt from the items (the indexes are derived), also when compiled (probe.native)
+        return _rebuild, (self.items, self.version)
+
     def __len__(self) -> int:
         return len(self.items)
 
@@ -154,6 +165,10 @@ class Fingerprints:
             if _hit(prepared, texts, hdrs):
                 return PageMatch(prepared[0], None)
         return PageMatch(None, None)
+
+
+def _rebuild(items: tuple[Fingerprint, ...], version: str) -> Fingerprints:
+    return Fingerprints(items, version=version)
 
 
 #: a fingerprint ready for matching: itself, the header it reads (or "" for body / page), and
