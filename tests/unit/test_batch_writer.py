@@ -72,3 +72,24 @@ def test_random_order_keeps_memory_bounded_and_loses_nothing(tmp_path: Path) -> 
     for part, n in rows:
         expected.setdefault(part, []).append(n)
     assert _read_back(tmp_path) == expected
+
+
+def test_small_columns_get_the_light_codec_and_the_rest_zstd(tmp_path: Path) -> None:
+    schema = pa.schema(
+        [
+            ("cc", pa.string()),
+            ("ok", pa.bool_()),
+            ("tags", pa.list_(pa.string())),
+            ("url", pa.string()),
+        ]
+    )
+    w = PartitionedWriter(tmp_path, schema, dictionary_columns=["cc"])
+    rows = {"cc": ["RU", "IR"] * 50, "ok": [True, False] * 50, "tags": [["a", "b"]] * 100}
+    rows["url"] = [f"https://example.org/{n}" for n in range(100)]
+    w.write(("2024-03-01", "RU"), pa.table(rows, schema=schema))
+    w.close()
+    (path,) = tmp_path.glob("date=*/cc=*/part-*.parquet")
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    codecs = {group.column(i).path_in_schema: group.column(i).compression for i in range(4)}
+    assert codecs == {"cc": "SNAPPY", "ok": "SNAPPY", "tags.list.element": "SNAPPY", "url": "ZSTD"}
+    assert pq.read_table(path).to_pydict() == rows
