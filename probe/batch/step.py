@@ -16,14 +16,21 @@ import resource
 import time
 import uuid
 from calendar import timegm
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from probe.batch.flatten import measurement_fields, observation_rows, partition_of
+from probe.batch.flatten import (
+    STAGE_COLUMNS,
+    StageRow,
+    measurement_fields,
+    observation_rows,
+    partition_of,
+)
 from probe.batch.reader import Chunk
 from probe.batch.schema import MEASUREMENT_SCHEMA, OBSERVATION_SCHEMA
 from probe.batch.verdict import derive_verdict
@@ -102,22 +109,62 @@ def _views(table: pa.Table | None, runs: list[Run]) -> dict[Partition, pa.Table]
     return {part: table.slice(first, count) for part, first, count in runs}
 
 
-def _grouped(
-    rows: dict[Partition, list[tuple[Any, ...]]], schema: pa.Schema
-) -> tuple[pa.Table | None, list[Run]]:
-    """One table holding every partition's rows (tuples in schema order), partitions in
-    first-seen order. Columns are built with one ``zip``: several times cheaper than
-    ``Table.from_pylist`` on dicts."""
-    if not rows:
-        return None, []
-    runs: list[Run] = []
-    flat: list[tuple[Any, ...]] = []
-    for part, group in rows.items():
-        runs.append((part, len(flat), len(group)))
-        flat.extend(group)
-    columns = zip(*flat, strict=True)
-    arrays = [pa.array(column, type=f.type) for column, f in zip(columns, schema, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=schema), runs
+#: an entry of a chunk: the measurement row (a tuple in schema order) and its stage rows
+_Entry = tuple[tuple[Any, ...], list[StageRow]]
+
+#: the observation columns copied from the measurement's row (``take``), after ``obs_id``,
+#: ``msmt_id`` and ``obs_index``
+_FROM_MEASUREMENT = ("test_name", "target", "probe_cc", "probe_asn", "measurement_start_time")
+_STAGE_FIELDS = [OBSERVATION_SCHEMA.field(name) for name in STAGE_COLUMNS]
+
+
+def _arrays(rows: list[tuple[Any, ...]], fields: Sequence[pa.Field]) -> list[pa.Array]:
+    """Columns of ``rows`` (tuples in ``fields`` order), built with one ``zip``: several times
+    cheaper than ``Table.from_pylist`` on dicts."""
+    columns = zip(*rows, strict=True)
+    return [pa.array(column, type=f.type) for column, f in zip(columns, fields, strict=True)]
+
+
+def _tables(
+    groups: dict[Partition, list[_Entry]],
+) -> tuple[pa.Table | None, list[Run], pa.Table | None, list[Run]]:
+    """The chunk's measurement and observation tables, rows grouped by partition (partitions in
+    first-seen order), with their runs.
+
+    The observation columns that repeat the measurement's values (its id, test, target,
+    network, time) are not converted from Python once per observation: Arrow copies them
+    from the measurement table (``take``), and ``obs_id`` is joined there too.
+    """
+    if not groups:
+        return None, [], None, []
+    msmt_flat: list[tuple[Any, ...]] = []
+    msmt_runs: list[Run] = []
+    obs_flat: list[StageRow] = []
+    obs_runs: list[Run] = []
+    owner: list[int] = []  # the measurement row of each observation row
+    index: list[int] = []  # its position among the measurement's observations
+    for part, entries in groups.items():
+        first_msmt, first_obs = len(msmt_flat), len(obs_flat)
+        for row, stages in entries:
+            if stages:
+                owner += [len(msmt_flat)] * len(stages)
+                index += range(len(stages))
+                obs_flat += stages
+            msmt_flat.append(row)
+        msmt_runs.append((part, first_msmt, len(msmt_flat) - first_msmt))
+        if len(obs_flat) > first_obs:
+            obs_runs.append((part, first_obs, len(obs_flat) - first_obs))
+    msmt_arrays = _arrays(msmt_flat, list(MEASUREMENT_SCHEMA))
+    msmt_table = pa.Table.from_arrays(msmt_arrays, schema=MEASUREMENT_SCHEMA)
+    if not obs_flat:
+        return msmt_table, msmt_runs, None, []
+    take = pa.array(owner, type=pa.int32())
+    msmt_id = msmt_table.column("msmt_id").combine_chunks().take(take)
+    obs_index = pa.array(index, type=pa.int32())
+    obs_id = pc.binary_join_element_wise(msmt_id, pc.cast(obs_index, pa.string()), ":")
+    shared = [msmt_table.column(name).combine_chunks().take(take) for name in _FROM_MEASUREMENT]
+    arrays = [obs_id, msmt_id, obs_index, *shared, *_arrays(obs_flat, _STAGE_FIELDS)]
+    return msmt_table, msmt_runs, pa.Table.from_arrays(arrays, schema=OBSERVATION_SCHEMA), obs_runs
 
 
 _NAMESPACE_BYTES = NAMESPACE.bytes
@@ -138,7 +185,7 @@ _MEASUREMENT_ROW = operator.itemgetter(*MEASUREMENT_SCHEMA.names)
 
 def _rows_for(
     msmt: Mapping[str, Any], source: str, line: int, options: StepOptions
-) -> tuple[dict[str, Any], list[tuple[Any, ...]], Partition]:
+) -> tuple[dict[str, Any], list[StageRow], Partition]:
     issues: list[str] = []
     fields = measurement_fields(msmt, issues)
     verdict = derive_verdict(
@@ -153,17 +200,7 @@ def _rows_for(
         # rest of the conversion. Whole seconds, as pyarrow truncates a datetime.
         fields["measurement_start_time"] = timegm(when.timetuple())
         fields["day"] = fields["day"].toordinal() - _EPOCH_DAYS
-    shared = (
-        fields["test_name"],
-        fields["target"],
-        fields["probe_cc"],
-        fields["probe_asn"],
-        fields["measurement_start_time"],
-    )
-    observations = [
-        (f"{msmt_id}:{n}", msmt_id, n, *shared, *stage)
-        for n, stage in enumerate(observation_rows(msmt))
-    ]
+    observations = observation_rows(msmt)
     outcome = verdict["outcome"]
     row = fields | verdict
     row["msmt_id"] = msmt_id
@@ -195,8 +232,7 @@ def process_chunk(chunk: Chunk, options: StepOptions) -> ChunkResult:
 def _process(chunk: Chunk, options: StepOptions) -> ChunkResult:
     started = time.process_time()
     result = ChunkResult(index=chunk.index, lines=len(chunk.lines))
-    msmt_rows: dict[Partition, list[tuple[Any, ...]]] = {}
-    obs_rows: dict[Partition, list[tuple[Any, ...]]] = {}
+    groups: dict[Partition, list[_Entry]] = {}
     for line, raw in zip(chunk.line_numbers, chunk.lines, strict=True):
         try:
             msmt = orjson.loads(raw)
@@ -212,9 +248,7 @@ def _process(chunk: Chunk, options: StepOptions) -> ChunkResult:
             result.malformed.append(Problem(chunk.source, line, "not-a-measurement", keys))
             continue
         row, observations, part = _rows_for(msmt, chunk.source, line, options)
-        msmt_rows.setdefault(part, []).append(_MEASUREMENT_ROW(row))
-        if observations:
-            obs_rows.setdefault(part, []).extend(observations)
+        groups.setdefault(part, []).append((_MEASUREMENT_ROW(row), observations))
         if row["rules_version"]:
             result.rules_versions.add(row["rules_version"])
         for issue in row["issues"]:
@@ -223,8 +257,9 @@ def _process(chunk: Chunk, options: StepOptions) -> ChunkResult:
             result.edge_cases.append(
                 Problem(chunk.source, line, "verdict", str(row["verdict_error"]))
             )
-    result.measurement_table, result.measurement_runs = _grouped(msmt_rows, MEASUREMENT_SCHEMA)
-    result.observation_table, result.observation_runs = _grouped(obs_rows, OBSERVATION_SCHEMA)
+    tables = _tables(groups)
+    result.measurement_table, result.measurement_runs = tables[0], tables[1]
+    result.observation_table, result.observation_runs = tables[2], tables[3]
     result.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result.cpu_seconds = time.process_time() - started
     return result
