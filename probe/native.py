@@ -9,7 +9,7 @@ results (the test suite runs both ways).
 
 A build records the SHA-256 of every compiled source in ``probe/_compiled.json``. When a
 source changes after the build, the extension still holds the old code, so :func:`stale`
-lists such modules: the CLI warns, the test suite refuses to run, ``make`` rebuilds. With
+lists such modules: ``probe analyze`` warns, the test suite refuses to run, ``make`` rebuilds. With
 ``CENSORPROBE_PURE=1`` in the environment the sources are imported even when extensions are
 there (:func:`prefer_source`, called from ``probe/__init__.py``).
 
