@@ -26,6 +26,7 @@ built when a page fingerprint gets that far.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -59,8 +60,7 @@ class Fingerprint:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # explicit, as this module may be compiled (probe.native), and a frozen dataclass
         # compiled by mypyc cannot be unpickled field by field (the pool and Dask pickle it)
-        fields = (self.fid, self.scope, self.location, self.pattern_type, self.pattern)
-        return Fingerprint, (*fields, self.countries, self.source, self.regex)
+        return Fingerprint, tuple(getattr(self, f.name) for f in dataclasses.fields(self))
 
     @property
     def is_false_positive(self) -> bool:

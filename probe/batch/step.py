@@ -112,9 +112,12 @@ def _views(table: pa.Table | None, runs: list[Run]) -> dict[Partition, pa.Table]
 #: an entry of a chunk: the measurement row (a tuple in schema order) and its stage rows
 _Entry = tuple[tuple[Any, ...], list[StageRow]]
 
-#: the observation columns copied from the measurement's row (``take``), after ``obs_id``,
-#: ``msmt_id`` and ``obs_index``
-_FROM_MEASUREMENT = ("test_name", "target", "probe_cc", "probe_asn", "measurement_start_time")
+#: the observation columns copied from the measurement's row (``take``): ``msmt_id``, then
+#: those after ``obs_index``
+_FROM_MEASUREMENT = (
+    "msmt_id", "test_name", "target", "probe_cc", "probe_asn", "measurement_start_time",
+)  # fmt: skip
+_COLUMN = {name: i for i, name in enumerate(MEASUREMENT_SCHEMA.names)}
 _STAGE_FIELDS = [OBSERVATION_SCHEMA.field(name) for name in STAGE_COLUMNS]
 
 
@@ -159,10 +162,9 @@ def _tables(
     if not obs_flat:
         return msmt_table, msmt_runs, None, []
     take = pa.array(owner, type=pa.int32())
-    msmt_id = msmt_table.column("msmt_id").combine_chunks().take(take)
+    msmt_id, *shared = (msmt_arrays[_COLUMN[name]].take(take) for name in _FROM_MEASUREMENT)
     obs_index = pa.array(index, type=pa.int32())
     obs_id = pc.binary_join_element_wise(msmt_id, pc.cast(obs_index, pa.string()), ":")
-    shared = [msmt_table.column(name).combine_chunks().take(take) for name in _FROM_MEASUREMENT]
     arrays = [obs_id, msmt_id, obs_index, *shared, *_arrays(obs_flat, _STAGE_FIELDS)]
     return msmt_table, msmt_runs, pa.Table.from_arrays(arrays, schema=OBSERVATION_SCHEMA), obs_runs
 

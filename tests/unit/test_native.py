@@ -69,19 +69,24 @@ print(json.dumps({"loaded": native.loaded(), "file": observations.__file__}))
 """
 
 
-def _imports(pure: bool) -> dict[str, object]:
+def _python(script: str, *args: str, pure: bool) -> str:
+    """stdout of ``script`` in a fresh interpreter, on the compiled modules or the sources."""
     env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
     if pure:
         env[native.PURE_ENV] = "1"
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE],
+        [sys.executable, "-c", script, *args],
         cwd=REPO,
         env=env,
         check=True,
         capture_output=True,
         text=True,
     )
-    result: dict[str, object] = json.loads(done.stdout)
+    return done.stdout
+
+
+def _imports(pure: bool) -> dict[str, object]:
+    result: dict[str, object] = json.loads(_python(_PROBE, pure=pure))
     return result
 
 
@@ -113,19 +118,8 @@ sys.stdout.write(json.dumps(out, default=str, sort_keys=True))
 
 
 def _step_output(pure: bool) -> str:
-    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
-    if pure:
-        env[native.PURE_ENV] = "1"
     inputs = [str(SHARED / "ooni-samples"), str(SHARED / "ooni-qa")]
-    done = subprocess.run(
-        [sys.executable, "-c", _STEP, *inputs],
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
+    return _python(_STEP, *inputs, pure=pure)
 
 
 def test_compiled_and_sources_give_identical_rows_on_every_real_sample() -> None:
