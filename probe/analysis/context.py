@@ -19,7 +19,11 @@ from probe.analysis.observations import DNSObs, EndpointObs, HTTPObs, Observatio
 from probe.config import IPNetwork
 
 
-@dataclass(frozen=True, slots=True)
+# The classes below are read-only by convention, not frozen, with a written-out ``__init__``:
+# compiled, it is native code (see probe.analysis.observations).
+
+
+@dataclass(slots=True, init=False)
 class Step:
     """The step that stopped the main flow at its deepest depth (kind "none" if nothing did)."""
 
@@ -27,20 +31,50 @@ class Step:
     depth: int
     failure: str | None
     refs: tuple[str, ...]
-    endpoints: tuple[EndpointObs, ...] = ()
-    http: HTTPObs | None = None
-    control_ok: bool | None = None  # True: control did it; False: control failed too
+    endpoints: tuple[EndpointObs, ...]
+    http: HTTPObs | None
+    control_ok: bool | None  # True: control did it; False: control failed too
+
+    def __init__(
+        self,
+        kind: str,
+        depth: int,
+        failure: str | None,
+        refs: tuple[str, ...],
+        endpoints: tuple[EndpointObs, ...] = (),
+        http: HTTPObs | None = None,
+        control_ok: bool | None = None,
+    ) -> None:
+        self.kind = kind
+        self.depth = depth
+        self.failure = failure
+        self.refs = refs
+        self.endpoints = endpoints
+        self.http = http
+        self.control_ok = control_ok
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class PageHit:
     http: HTTPObs
     fingerprint: Fingerprint
     via_redirect: bool
     in_location: bool
 
+    def __init__(
+        self,
+        http: HTTPObs,
+        fingerprint: Fingerprint,
+        via_redirect: bool,
+        in_location: bool,
+    ) -> None:
+        self.http = http
+        self.fingerprint = fingerprint
+        self.via_redirect = via_redirect
+        self.in_location = in_location
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True, init=False)
 class Context:
     obs: Observations
     dns: DNSCheck
@@ -51,6 +85,28 @@ class Context:
     page_hit: PageHit | None
     final_false_positive: Fingerprint | None
     dns_hit: tuple[DNSObs, str, Fingerprint] | None
+
+    def __init__(
+        self,
+        obs: Observations,
+        dns: DNSCheck,
+        final: HTTPObs | None,
+        depth: int,
+        comparison: HTTPComparison,
+        step: Step,
+        page_hit: PageHit | None,
+        final_false_positive: Fingerprint | None,
+        dns_hit: tuple[DNSObs, str, Fingerprint] | None,
+    ) -> None:
+        self.obs = obs
+        self.dns = dns
+        self.final = final
+        self.depth = depth
+        self.comparison = comparison
+        self.step = step
+        self.page_hit = page_hit
+        self.final_false_positive = final_false_positive
+        self.dns_hit = dns_hit
 
 
 def _final_and_depth(obs: Observations) -> tuple[HTTPObs | None, int]:

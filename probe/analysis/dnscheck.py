@@ -22,7 +22,9 @@ from probe.netaddr import is_bogon
 NXDOMAIN_FAILURES = frozenset({"dns_nxdomain_error", "android_dns_cache_no_data"})
 
 
-@dataclass(frozen=True, slots=True)
+#: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
+#: native code (see probe.analysis.observations)
+@dataclass(slots=True, init=False)
 class DNSCheck:
     consistency: str | None  # "consistent" | "inconsistent" | None
     reason: str
@@ -31,6 +33,24 @@ class DNSCheck:
     addrs: tuple[str, ...]
     bogons: tuple[str, ...]
     unexplained: tuple[str, ...]
+
+    def __init__(
+        self,
+        consistency: str | None,
+        reason: str,
+        lookups: tuple[DNSObs, ...],
+        failure: str | None,
+        addrs: tuple[str, ...],
+        bogons: tuple[str, ...],
+        unexplained: tuple[str, ...],
+    ) -> None:
+        self.consistency = consistency
+        self.reason = reason
+        self.lookups = lookups
+        self.failure = failure
+        self.addrs = addrs
+        self.bogons = bogons
+        self.unexplained = unexplained
 
 
 def depth0_lookups(obs: Observations) -> tuple[DNSObs, ...]:

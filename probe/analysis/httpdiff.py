@@ -24,13 +24,29 @@ COMMON_HEADERS = frozenset(
 _TITLE = re.compile(r"<title>([^<]{1,512})</title>", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
+#: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
+#: native code (see probe.analysis.observations)
+@dataclass(slots=True, init=False)
 class HTTPComparison:
     body_proportion: float
     body_length_match: bool | None
     headers_match: bool | None
     status_code_match: bool | None
     title_match: bool | None
+
+    def __init__(
+        self,
+        body_proportion: float,
+        body_length_match: bool | None,
+        headers_match: bool | None,
+        status_code_match: bool | None,
+        title_match: bool | None,
+    ) -> None:
+        self.body_proportion = body_proportion
+        self.body_length_match = body_length_match
+        self.headers_match = headers_match
+        self.status_code_match = status_code_match
+        self.title_match = title_match
 
     @property
     def has_diff(self) -> bool:

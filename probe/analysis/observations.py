@@ -10,7 +10,11 @@ TCP/TLS endpoint (keyed by transaction id) and per HTTP round trip, each with th
 
 The observation classes are plain slotted dataclasses, read-only by convention (nothing in
 the analysis assigns to them): frozen dataclasses cost four times as much to build, and
-``observe`` builds a dozen per measurement, on the batch's hot path.
+``observe`` builds a dozen per measurement, on the batch's hot path. Their ``__init__`` is
+written out (``init=False``): when the analysis is compiled (probe.native), mypyc compiles a
+hand-written ``__init__`` but leaves the one ``dataclasses`` generates to the interpreter,
+which cost a quarter of ``observe``. The same holds for the classes of ``context``,
+``dnscheck``, ``httpdiff`` and ``rules.Hit``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ _CACHE = 1 << 16
 SYSTEM_ENGINES = frozenset({"getaddrinfo", "system", "golang_net_resolver", "go", "unknown", ""})
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class DNSObs:
     ref: str
     hostname: str
@@ -56,12 +60,34 @@ class DNSObs:
     addrs: tuple[str, ...]
     asns: tuple[int, ...]
 
+    def __init__(
+        self,
+        ref: str,
+        hostname: str,
+        engine: str,
+        query_type: str,
+        depth: int,
+        main: bool,
+        failure: str | None,
+        addrs: tuple[str, ...],
+        asns: tuple[int, ...],
+    ) -> None:
+        self.ref = ref
+        self.hostname = hostname
+        self.engine = engine
+        self.query_type = query_type
+        self.depth = depth
+        self.main = main
+        self.failure = failure
+        self.addrs = addrs
+        self.asns = asns
+
     @property
     def system(self) -> bool:
         return self.engine in SYSTEM_ENGINES
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class EndpointObs:
     """One TCP connect and the TLS handshake on it (same transaction id), with control facts."""
 
@@ -85,6 +111,48 @@ class EndpointObs:
     ctrl_tls_failure: str | None
     ctrl_tls_server_name: str | None
 
+    def __init__(
+        self,
+        address: str,
+        ip: str,
+        port: int,
+        depth: int,
+        main: bool,
+        diag: str | None,
+        fetch: bool | None,
+        transaction_id: int,
+        tcp_ref: str | None,
+        tcp_failure: str | None,
+        tls_ref: str | None,
+        tls_failure: str | None,
+        tls_server_name: str | None,
+        tls_no_verify: bool,
+        ctrl_tcp_seen: bool,
+        ctrl_tcp_failure: str | None,
+        ctrl_tls_seen: bool,
+        ctrl_tls_failure: str | None,
+        ctrl_tls_server_name: str | None,
+    ) -> None:
+        self.address = address
+        self.ip = ip
+        self.port = port
+        self.depth = depth
+        self.main = main
+        self.diag = diag
+        self.fetch = fetch
+        self.transaction_id = transaction_id
+        self.tcp_ref = tcp_ref
+        self.tcp_failure = tcp_failure
+        self.tls_ref = tls_ref
+        self.tls_failure = tls_failure
+        self.tls_server_name = tls_server_name
+        self.tls_no_verify = tls_no_verify
+        self.ctrl_tcp_seen = ctrl_tcp_seen
+        self.ctrl_tcp_failure = ctrl_tcp_failure
+        self.ctrl_tls_seen = ctrl_tls_seen
+        self.ctrl_tls_failure = ctrl_tls_failure
+        self.ctrl_tls_server_name = ctrl_tls_server_name
+
     @property
     def tcp_ok(self) -> bool:
         return self.tcp_ref is not None and self.tcp_failure is None
@@ -94,7 +162,7 @@ class EndpointObs:
         return self.tls_ref is not None and self.tls_failure is None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class HTTPObs:
     ref: str
     index: int
@@ -115,6 +183,46 @@ class HTTPObs:
     t: float | None
     samples: tuple[tuple[float, int], ...]  # (t, cumulative bytes), sorted by t
 
+    def __init__(
+        self,
+        ref: str,
+        index: int,
+        url: str,
+        host: str,
+        address: str,
+        depth: int,
+        main: bool,
+        diag: str | None,
+        transaction_id: int,
+        failure: str | None,
+        status: int,
+        headers: tuple[tuple[str, str], ...],
+        body: str,
+        body_length: int,
+        truncated: bool,
+        t0: float | None,
+        t: float | None,
+        samples: tuple[tuple[float, int], ...],
+    ) -> None:
+        self.ref = ref
+        self.index = index
+        self.url = url
+        self.host = host
+        self.address = address
+        self.depth = depth
+        self.main = main
+        self.diag = diag
+        self.transaction_id = transaction_id
+        self.failure = failure
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.body_length = body_length
+        self.truncated = truncated
+        self.t0 = t0
+        self.t = t
+        self.samples = samples
+
     def header(self, name: str) -> str | None:
         low = name.lower()
         for k, v in self.headers:
@@ -127,7 +235,7 @@ class HTTPObs:
         return self.status in (301, 302, 303, 307, 308)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ControlObs:
     available: bool
     failure: str | None
@@ -141,8 +249,40 @@ class ControlObs:
     http_headers: tuple[tuple[str, str], ...]
     http_title: str
     transfer: tuple[int, float, float] | None  # body_length, t_first_byte, t_done
-    ip_asn: Mapping[str, int]
-    ip_flags: Mapping[str, int]
+    ip_asn: dict[str, int]
+    ip_flags: dict[str, int]
+
+    def __init__(
+        self,
+        available: bool,
+        failure: str | None,
+        dns_failure: str | None,
+        dns_addrs: tuple[str, ...],
+        dns_seen: bool,
+        http_seen: bool,
+        http_failure: str | None,
+        http_status: int,
+        http_body_length: int,
+        http_headers: tuple[tuple[str, str], ...],
+        http_title: str,
+        transfer: tuple[int, float, float] | None,
+        ip_asn: dict[str, int],
+        ip_flags: dict[str, int],
+    ) -> None:
+        self.available = available
+        self.failure = failure
+        self.dns_failure = dns_failure
+        self.dns_addrs = dns_addrs
+        self.dns_seen = dns_seen
+        self.http_seen = http_seen
+        self.http_failure = http_failure
+        self.http_status = http_status
+        self.http_body_length = http_body_length
+        self.http_headers = http_headers
+        self.http_title = http_title
+        self.transfer = transfer
+        self.ip_asn = ip_asn
+        self.ip_flags = ip_flags
 
     @property
     def http_ok(self) -> bool:
@@ -154,7 +294,7 @@ class ControlObs:
         )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class DuplicateObs:
     ref: str
     hostname: str
@@ -163,8 +303,24 @@ class DuplicateObs:
     first_ref: str | None
     first_addrs: tuple[str, ...]
 
+    def __init__(
+        self,
+        ref: str,
+        hostname: str,
+        query_type: str,
+        addrs: tuple[str, ...],
+        first_ref: str | None,
+        first_addrs: tuple[str, ...],
+    ) -> None:
+        self.ref = ref
+        self.hostname = hostname
+        self.query_type = query_type
+        self.addrs = addrs
+        self.first_ref = first_ref
+        self.first_addrs = first_addrs
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Observations:
     usable: bool
     url: str
@@ -183,13 +339,47 @@ class Observations:
     #: ``test_keys.http_experiment_failure``: legacy (MK, 0.3) data has it without ``requests``
     legacy_http_failure: str | None
 
+    def __init__(
+        self,
+        usable: bool,
+        url: str,
+        scheme: str,
+        host: str,
+        port: int,
+        host_is_ip: bool,
+        probe_cc: str,
+        dns: tuple[DNSObs, ...],
+        endpoints: tuple[EndpointObs, ...],
+        http: tuple[HTTPObs, ...],
+        control: ControlObs,
+        duplicates: tuple[DuplicateObs, ...],
+        skipped: tuple[str, ...],
+        control_failure: str | None,
+        legacy_http_failure: str | None,
+    ) -> None:
+        self.usable = usable
+        self.url = url
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.host_is_ip = host_is_ip
+        self.probe_cc = probe_cc
+        self.dns = dns
+        self.endpoints = endpoints
+        self.http = http
+        self.control = control
+        self.duplicates = duplicates
+        self.skipped = skipped
+        self.control_failure = control_failure
+        self.legacy_http_failure = legacy_http_failure
+
 
 @lru_cache(maxsize=_CACHE)
 def _is_ip(text: str) -> bool:
     return parse_ip(text) is not None
 
 
-def _answers(q: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def _answers(q: dict[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...]]:
     addrs: list[str] = []
     asns: list[int] = []
     for a in as_list(q.get("answers")):
@@ -203,7 +393,7 @@ def _answers(q: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...]]:
     return tuple(addrs), tuple(asns)
 
 
-def _control(tk: Mapping[str, Any]) -> tuple[ControlObs, Mapping[str, Any], Mapping[str, Any]]:
+def _control(tk: dict[str, Any]) -> tuple[ControlObs, dict[str, Any], dict[str, Any]]:
     raw = tk.get("control")
     ctrl = as_dict(raw)
     cfail = failure_of(tk.get("control_failure"))
@@ -247,7 +437,7 @@ def _control(tk: Mapping[str, Any]) -> tuple[ControlObs, Mapping[str, Any], Mapp
     return obs, as_dict(ctrl.get("tcp_connect")), as_dict(ctrl.get("tls_handshake"))
 
 
-def _tagged(tk: Mapping[str, Any]) -> bool:
+def _tagged(tk: dict[str, Any]) -> bool:
     """Whether any event carries the ``classic`` tag (LTE 0.5 and our own data)."""
     for key in ("queries", "tcp_connect", "tls_handshakes", "requests"):
         for e in as_list(tk.get(key)):
@@ -268,7 +458,7 @@ def _placement(tags: tuple[str, ...], tagged: bool) -> tuple[int, bool, str | No
     return depth, main, diag
 
 
-def _samples(tk: Mapping[str, Any]) -> dict[int, list[tuple[float, int]]]:
+def _samples(tk: dict[str, Any]) -> dict[int, list[tuple[float, int]]]:
     out: dict[int, list[tuple[float, int]]] = {}
     for ev in as_list(tk.get("network_events")):
         ev = as_dict(ev)
@@ -284,7 +474,7 @@ def _samples(tk: Mapping[str, Any]) -> dict[int, list[tuple[float, int]]]:
     return out
 
 
-def _headers(resp: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def _headers(resp: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     for item in as_list(resp.get("headers_list")):
         item = as_list(item)
@@ -329,7 +519,7 @@ def observe(measurement: Mapping[str, Any]) -> Observations:
             )
         )
 
-    tls_by_key: dict[tuple[int, str], tuple[int, Mapping[str, Any]]] = {}
+    tls_by_key: dict[tuple[int, str], tuple[int, dict[str, Any]]] = {}
     for i, h in enumerate(as_list(tk.get("tls_handshakes"))):
         h = as_dict(h)
         tls_key = (as_int(h.get("transaction_id")) or 0, as_str(h.get("address")) or "")
@@ -464,9 +654,9 @@ def _endpoint(
     tcp_ref: str | None,
     tcp_failure: str | None,
     tls_i: int | None,
-    tls: Mapping[str, Any],
-    ctcp: Mapping[str, Any],
-    ctls: Mapping[str, Any],
+    tls: dict[str, Any],
+    ctcp: dict[str, Any],
+    ctls: dict[str, Any],
 ) -> EndpointObs:
     fetch = tag_value(tags, "fetch_body") if tags else None
     depth, main, diag = _placement(tags, tagged)

@@ -34,11 +34,23 @@ CERTIFICATE = frozenset(
 BAD_REDIRECT = frozenset({"http_invalid_redirect_location_host", "http_unexpected_redirect_url"})
 
 
-@dataclass(frozen=True, slots=True)
+#: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
+#: native code (see probe.analysis.observations)
+@dataclass(slots=True, init=False)
 class Hit:
     evidence: tuple[str, ...]
-    failure: str | None = None
-    fingerprint: str | None = None
+    failure: str | None
+    fingerprint: str | None
+
+    def __init__(
+        self,
+        evidence: tuple[str, ...],
+        failure: str | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.evidence = evidence
+        self.failure = failure
+        self.fingerprint = fingerprint
 
 
 Blocking = str | bool | None

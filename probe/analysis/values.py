@@ -15,10 +15,14 @@ from typing import Any
 _CHARSET = re.compile(rb"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]{1,40})", re.IGNORECASE)
 
 
-def as_dict(value: object) -> Mapping[str, Any]:
-    # JSON objects are dicts: test that first, the ABC check is several times slower
-    if type(value) is dict or isinstance(value, Mapping):
+def as_dict(value: object) -> dict[str, Any]:
+    """``value`` if it is a dict (not copied: callers only read it), another mapping as a dict,
+    else an empty dict. Typed ``dict``, not ``Mapping``: compiled (probe.native), a ``get`` on
+    a ``dict`` is a direct C call, on a ``Mapping`` a method lookup each time."""
+    if type(value) is dict:
         return value
+    if isinstance(value, Mapping):
+        return dict(value)
     return {}
 
 
@@ -58,7 +62,7 @@ def failure_of(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def tags_of(event: Mapping[str, Any]) -> tuple[str, ...]:
+def tags_of(event: dict[str, Any]) -> tuple[str, ...]:
     tags = event.get("tags")
     if not tags:
         return ()

@@ -84,7 +84,7 @@ def _hostname(url: str | None) -> str | None:
         return None
 
 
-def measurement_fields(msmt: Mapping[str, Any], issues: list[str]) -> dict[str, Any]:
+def measurement_fields(msmt: dict[str, Any], issues: list[str]) -> dict[str, Any]:
     """The measurement-level columns that do not depend on the verdict."""
     for key in ("probe_asn", "probe_cc", "input", "report_id", "measurement_start_time"):
         value = msmt.get(key)
@@ -107,7 +107,7 @@ def measurement_fields(msmt: Mapping[str, Any], issues: list[str]) -> dict[str, 
     test_name = _s(msmt.get("test_name"))
     url = _s(msmt.get("input"))
     test_keys = msmt.get("test_keys")
-    if not isinstance(test_keys, Mapping):
+    if type(test_keys) is not dict:
         issues.append("test_keys:missing")
         test_keys = {}
     if "input" not in msmt:
@@ -186,7 +186,7 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if type(item) is dict]
 
 
-def _dns_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
+def _dns_rows(test_keys: dict[str, Any], rows: list[StageRow]) -> None:
     for q in _dicts(test_keys.get("queries")):
         base = (
             _i(q.get("transaction_id")),
@@ -222,7 +222,7 @@ def _dns_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
 _NO_TAIL: StageRow = (None,) * 7
 
 
-def _tcp_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
+def _tcp_rows(test_keys: dict[str, Any], rows: list[StageRow]) -> None:
     for c in _dicts(test_keys.get("tcp_connect")):
         status = c.get("status")
         failure = _failure(status.get("failure")) if type(status) is dict else None
@@ -248,7 +248,7 @@ def _tcp_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
         )
 
 
-def _tls_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
+def _tls_rows(test_keys: dict[str, Any], rows: list[StageRow]) -> None:
     for h in _dicts(test_keys.get("tls_handshakes")):
         ip, port = _split_address(_s(h.get("address")))
         rows.append(
@@ -287,7 +287,7 @@ def _body_length(body: Any) -> int | None:
     return None
 
 
-def _http_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
+def _http_rows(test_keys: dict[str, Any], rows: list[StageRow]) -> None:
     for r in _dicts(test_keys.get("requests")):
         request = r.get("request")
         response = r.get("response")
@@ -324,7 +324,7 @@ def _http_rows(test_keys: Mapping[str, Any], rows: list[StageRow]) -> None:
         )
 
 
-def observation_rows(msmt: Mapping[str, Any]) -> list[StageRow]:
+def observation_rows(msmt: dict[str, Any]) -> list[StageRow]:
     """Observation rows of one measurement, stage by stage (dns, tcp, tls, http), as tuples in
     ``STAGE_COLUMNS`` order (``dict(zip(STAGE_COLUMNS, row))`` for a readable view)."""
     test_keys = msmt.get("test_keys")

@@ -16,7 +16,7 @@ import resource
 import time
 import uuid
 from calendar import timegm
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,7 +186,7 @@ _MEASUREMENT_ROW = operator.itemgetter(*MEASUREMENT_SCHEMA.names)
 
 
 def _rows_for(
-    msmt: Mapping[str, Any], source: str, line: int, options: StepOptions
+    msmt: dict[str, Any], source: str, line: int, options: StepOptions
 ) -> tuple[dict[str, Any], list[StageRow], Partition]:
     issues: list[str] = []
     fields = measurement_fields(msmt, issues)
