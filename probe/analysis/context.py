@@ -18,7 +18,6 @@ from probe.analysis.httpdiff import NOT_COMPARED, HTTPComparison, compare
 from probe.analysis.observations import DNSObs, EndpointObs, HTTPObs, Observations
 from probe.config import IPNetwork
 
-
 # The classes below are read-only by convention, not frozen, with a written-out ``__init__``:
 # compiled, it is native code (see probe.analysis.observations).
 

@@ -66,14 +66,16 @@ class Fingerprint:
     def is_false_positive(self) -> bool:
         return self.scope == "fp"
 
-    def matches(self, text: str) -> bool:
+    def matches(self, text: str, start: int = 0) -> bool:
+        """Whether the pattern is in ``text``; a regex is searched from ``start`` (a position
+        before which no match can begin, see ``Needle.start``)."""
         if self.pattern_type == "full":
             return text == self.pattern
         if self.pattern_type == "prefix":
             return text.startswith(self.pattern)
         if self.pattern_type == "contains":
             return self.pattern in text
-        return self.regex is not None and self.regex.search(text) is not None
+        return self.regex is not None and self.regex.search(text, start) is not None
 
 
 def make_fingerprint(
@@ -102,12 +104,22 @@ def make_fingerprint(
     return Fingerprint(fid, scope.strip().lower(), loc, pattern_type, pattern, ccs, source, regex)
 
 
-@dataclass(frozen=True, slots=True)
+#: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
+#: native code (see probe.analysis.observations)
+@dataclass(slots=True, init=False)
 class PageMatch:
     """Result of matching one HTTP response: the blockpage hit, and the false-positive veto."""
 
     blockpage: Fingerprint | None
     false_positive: Fingerprint | None
+
+    def __init__(
+        self,
+        blockpage: Fingerprint | None,
+        false_positive: Fingerprint | None,
+    ) -> None:
+        self.blockpage = blockpage
+        self.false_positive = false_positive
 
 
 class Fingerprints:
@@ -215,9 +227,8 @@ def _hit(prepared: _Prepared, texts: _Texts, headers: dict[str, list[str]]) -> b
     else:
         values = (texts.page,)
     for text in values:
-        if needle is not None and not needle.may_occur(text, texts.lower):
-            continue
-        if fp.matches(text):
+        start = 0 if needle is None else needle.start(text, texts.lower)
+        if start >= 0 and fp.matches(text, start):
             return True
     return False
 

@@ -96,23 +96,51 @@ class Needle:
     #: fold only: the lower-case comparison is exact on every ASCII-only text (there are
     #: texts and no ASCII character among the unfoldable ones)
     ascii_exact: bool = False
+    #: the longest a match can be (characters), -1 if unbounded
+    width: int = -1
 
     def may_occur(self, text: str, lower: Callable[[str], str] = str.lower) -> bool:
         """False only if no match of the regex can be in ``text`` (``lower``: a cached
         ``str.lower``)."""
+        return self.start(text, lower) >= 0
+
+    def start(self, text: str, lower: Callable[[str], str] = str.lower) -> int:
+        """-1 if no match of the regex can be in ``text``; else a position from which
+        ``regex.search(text, pos)`` finds the same first match as a search from 0.
+
+        Every match holds one of the texts and is at most ``width`` characters long, so it
+        starts at most ``width`` characters before the text's first occurrence. The lower-case
+        comparison gives positions in ``text`` itself: it is only used when ``lower()`` kept
+        each character one character (no unfoldable one in the text, see the module).
+        """
         if not self.fold:
-            return any(t in text for t in self.texts)
+            return self._window(text, text)
         odd = self.unfoldable
         if text.isascii():
             if self.never_ascii:
-                return False
+                return -1
             if self.ascii_exact:
-                low = lower(text)
-                return any(t in low for t in self.texts)
+                return self._window(text, lower(text))
         elif self.texts and odd is not None and not any(c in text for c in odd):
             low = lower(text)
-            return any(t in low for t in self.texts)
-        return self.probe is None or self.probe.search(text) is not None
+            if len(low) == len(text):
+                return self._window(text, low)
+            return -1 if not any(t in low for t in self.texts) else 0
+        if self.probe is None:
+            return 0
+        hit = self.probe.search(text)
+        return -1 if hit is None else self._before(hit.start())
+
+    def _window(self, text: str, searched: str) -> int:
+        first = -1
+        for t in self.texts:
+            at = searched.find(t, 0, first + len(t) if first >= 0 else len(searched))
+            if at >= 0 and (first < 0 or at < first):
+                first = at
+        return -1 if first < 0 else self._before(first)
+
+    def _before(self, at: int) -> int:
+        return 0 if self.width < 0 else max(0, at - self.width)
 
 
 def _best(items: Iterable[tuple[Any, Any]]) -> tuple[str, ...] | None:
@@ -189,8 +217,10 @@ def _needle(pattern: str, flags: int) -> Needle | None:
         return None
     flags = parsed.state.flags
     texts = _best(parsed)
+    high = parsed.getwidth()[1]
+    width = high if high < _parser.MAXREPEAT else -1
     if not flags & re.IGNORECASE:
-        return Needle(texts, fold=False) if texts else None
+        return Needle(texts, fold=False, width=width) if texts else None
     never_ascii = _never_ascii(parsed, flags)
     if not texts and not never_ascii:
         return None
@@ -207,6 +237,7 @@ def _needle(pattern: str, flags: int) -> Needle | None:
         probe=probe,
         unfoldable=odd,
         ascii_exact=bool(lowered) and odd is not None and not any(c.isascii() for c in odd),
+        width=width,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -78,6 +79,13 @@ def _split_address(address: str | None) -> tuple[str | None, int | None]:
 def _hostname(url: str | None) -> str | None:
     if not url:
         return None
+    return _url_hostname(url)
+
+
+@lru_cache(maxsize=1 << 16)
+def _url_hostname(url: str) -> str | None:
+    """``urlsplit(url).hostname``, memoised per process: the URLs of a batch repeat (targets,
+    redirects), and ``urlsplit`` was a third of the flattening."""
     try:
         return urlsplit(url).hostname
     except ValueError:

@@ -7,7 +7,7 @@ import http.server
 import re
 import string
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -129,6 +129,47 @@ def test_a_needle_never_rejects_a_text_its_regex_matches(
         needle = needle_of(regex)
         if regex.search(text) is not None and needle is not None:
             assert needle.may_occur(text), (regex.pattern, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    regex=st.sampled_from(_REGEXES),
+    data=st.data(),
+    before=st.text(max_size=300),
+    after=st.text(max_size=50),
+    case=st.sampled_from([str, str.upper, str.lower, str.swapcase]),
+)
+def test_a_search_from_the_needles_start_finds_the_first_match(
+    regex: re.Pattern[str],
+    data: st.DataObject,
+    before: str,
+    after: str,
+    case: Callable[[str], str],
+) -> None:
+    example = data.draw(st.from_regex(regex, fullmatch=False).filter(lambda s: len(s) < 400))
+    needle = needle_of(regex)
+    for text in (case(example), before + case(example) + after, before + after):
+        first = regex.search(text)
+        start = needle.start(text) if needle is not None else 0
+        if first is None:
+            continue
+        assert start >= 0, (regex.pattern, text)
+        again = regex.search(text, start)
+        assert again is not None and again.span() == first.span(), (regex.pattern, text, start)
+
+
+def test_the_search_window_starts_before_the_needle_by_the_longest_match() -> None:
+    rkn = re.compile(r"(?i)(eais|blocklist)\.rkn\.gov\.ru", re.DOTALL)
+    needle = needle_of(rkn)
+    assert needle is not None and needle.width == len("blocklist.rkn.gov.ru")
+    body = "x" * 5000 + "see http://EAIS.rkn.gov.ru/ for details"
+    start = needle.start(body)
+    assert 4980 <= start <= 5010
+    assert rkn.search(body, start) is not None
+    assert needle.start("x" * 5000) == -1
+    unbounded = needle_of(re.compile(r"blocked.*by", re.DOTALL))
+    assert unbounded is not None and unbounded.width == -1
+    assert unbounded.start("a" * 100 + "blocked by") == 0
 
 
 def test_needles_reject_what_cannot_match_and_keep_unicode_case_folding() -> None:
