@@ -31,7 +31,7 @@ def as_list(value: object) -> list[Any]:
     an empty list."""
     if type(value) is list:
         return value
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return list(value)
     return []
 
@@ -51,7 +51,7 @@ def as_int(value: object) -> int | None:
 
 
 def as_float(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     f = float(value)
     return f if f == f and abs(f) != float("inf") else None

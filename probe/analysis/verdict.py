@@ -58,7 +58,7 @@ def analyze(
 def recorded_public_ranges(measurement: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
     """``test_keys.x_public_ranges`` as networks; malformed items are ignored."""
     tk = measurement.get("test_keys")
-    raw = tk.get("x_public_ranges") if isinstance(tk, Mapping) else None
+    raw = tk.get("x_public_ranges") if type(tk) is dict or isinstance(tk, Mapping) else None
     if not isinstance(raw, list):
         return ()
     out: list[IPNetwork] = []

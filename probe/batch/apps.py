@@ -31,9 +31,9 @@ _EVENT_STAGES = (
 
 
 def _event_failure(event: Any) -> Any:
-    if not isinstance(event, Mapping):
+    if type(event) is not dict:
         return None
-    if "status" in event and isinstance(event["status"], Mapping):
+    if "status" in event and type(event["status"]) is dict:
         return event["status"].get("failure")
     return event.get("failure")
 

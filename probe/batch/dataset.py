@@ -1,18 +1,21 @@
 """Incremental, hive-partitioned Parquet writer for the batch dataset.
 
-Layout: ``DIR/<table>/date=YYYY-MM-DD/cc=XX/part-N.parquet``. Rows arrive as small Arrow
-tables (one per chunk, rows grouped by partition, see ``write_runs``) and are buffered per
-partition as zero-copy slices; a partition is written as one row group when it holds
-``row_group_rows`` rows, and when all buffers together exceed ``max_buffered_rows`` rows or
-the chunk tables they pin exceed ``max_buffered_bytes`` bytes (a chunk table counts in full
-until its last slice is written, so this is the memory really held), the partitions that
-received rows least recently are flushed until half of that is left. OONI data is ordered by
-time, so those are the days that are complete: each is written once, as one file with large
-row groups, instead of many small files. At most ``max_open_files`` writers stay open
-(least recently used closed first; a partition that comes back gets the next ``part-N``), so
-memory stays bounded whatever the input size or the number of partitions. The writer is used
-by one thread only (the pipeline's main loop), in input order, and every decision depends
-only on the rows, so the files are deterministic.
+Layout: ``DIR/<table>/date=YYYY-MM-DD/cc=XX/part-N.parquet``. Rows arrive as small Arrow tables
+(one per chunk, rows grouped by partition, see ``write_runs``) and are buffered per partition as
+zero-copy slices; a partition is written as one row group when it holds ``row_group_rows`` rows,
+and when all buffers together exceed ``max_buffered_rows`` rows or the chunk tables they pin
+exceed ``max_buffered_bytes`` bytes (a chunk table counts in full until its last slice is
+flushed), the partitions that received rows least recently are flushed until half of that is
+left. OONI data is ordered by time, so those are the days that are complete: each is written
+once, as one file with large row groups, instead of many small files. A flush only detaches the
+partition's rows; the Parquet writing is done over the next calls (twice as many rows written as
+arrive, in the order of the flushes), so the pipeline's main loop keeps the workers fed instead
+of stalling them for the second a large flush takes. The caps count the pending rows too (they
+are written at once if need be), so memory stays under them as before. At most
+``max_open_files`` writers stay open (least recently used closed first; a partition that comes
+back gets the next ``part-N``), so memory stays bounded whatever the input size or the number of
+partitions. The writer is used by one thread only (the pipeline's main loop), in input order,
+and every decision depends only on the rows, so the files are deterministic.
 
 Columns are zstd-compressed, except the dictionary-encoded, boolean and list ones (snappy:
 small, nearly incompressible pages where zstd's per-page set-up cost more than the bytes it
@@ -22,7 +25,7 @@ saved), and each file is written through a small buffer (one ``write`` per 16 Ki
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +40,12 @@ Partition = tuple[str, str]
 
 @dataclass
 class _Block:
-    """A chunk table held by buffered slices: its size, and how many buffers still use it."""
+    """A chunk table held by slices: its size, and how many buffers still use it (``live``:
+    not flushed yet; ``unwritten``: not written yet)."""
 
     nbytes: int
     live: int
+    unwritten: int
 
 
 @dataclass
@@ -116,15 +121,22 @@ class PartitionedWriter:
         self._buffers: OrderedDict[Partition, _Buffer] = OrderedDict()
         self._writers: OrderedDict[Partition, _File] = OrderedDict()
         self._next_part: dict[Partition, int] = {}
+        #: flushed buffers not yet written, in flush order
+        self._pending: deque[tuple[Partition, _Buffer]] = deque()
+        self._pending_rows = 0
         self._buffered = 0
+        #: bytes of the chunk tables the buffers pin (what the flush decisions look at)
         self._held_bytes = 0
+        #: the same, counting the pending buffers too (the memory really held)
+        self._pinned_bytes = 0
         self.rows_written = 0
         self.files: list[Path] = []
 
     @property
     def held_bytes(self) -> int:
-        """Bytes of the chunk tables the buffers pin (at most ``max_buffered_bytes``)."""
-        return self._held_bytes
+        """Bytes of the chunk tables pinned by buffered or pending rows (at most
+        ``max_buffered_bytes``)."""
+        return self._pinned_bytes
 
     def write(self, partition: Partition, table: pa.Table) -> None:
         """Queue ``table`` (same schema as the writer) for ``partition``."""
@@ -135,8 +147,10 @@ class PartitionedWriter:
         runs = [run for run in runs if run[2] > 0]
         if not runs:
             return
-        block = _Block(table.nbytes, len(runs))
+        block = _Block(table.nbytes, len(runs), len(runs))
         self._held_bytes += block.nbytes
+        self._pinned_bytes += block.nbytes
+        added = 0
         for partition, first, count in runs:
             buf = self._buffers.get(partition)
             if buf is None:
@@ -147,6 +161,7 @@ class PartitionedWriter:
             buf.blocks.append(block)
             buf.rows += count
             self._buffered += count
+            added += count
             if buf.rows >= self._row_group_rows:
                 self._flush(partition)
         if self._buffered > self._max_buffered or self._held_bytes > self._max_bytes:
@@ -156,6 +171,12 @@ class PartitionedWriter:
                 self._buffered > self._max_buffered // 2 or self._held_bytes > self._max_bytes // 2
             ):
                 self._flush(next(iter(self._buffers)))
+        self._write_pending(2 * added)
+        while self._pending and (
+            self._pinned_bytes > self._max_bytes
+            or self._buffered + self._pending_rows > self._max_buffered
+        ):
+            self._write_pending(1)  # never more than the caps, pending rows included
 
     def _writer_for(self, partition: Partition) -> pq.ParquetWriter:
         file = self._writers.get(partition)
@@ -182,22 +203,39 @@ class PartitionedWriter:
         return writer
 
     def _flush(self, partition: Partition) -> None:
+        """Detach ``partition``'s buffer: ``_write_pending`` writes its rows."""
         buf = self._buffers.pop(partition, None)
         if buf is None or not buf.rows:
             return
-        table = pa.concat_tables(buf.tables).replace_schema_metadata(self._schema.metadata)
-        self._writer_for(partition).write_table(table, row_group_size=self._row_group_rows)
         self._buffered -= buf.rows
         for block in buf.blocks:
             block.live -= 1
             if block.live == 0:
                 self._held_bytes -= block.nbytes
-        self.rows_written += buf.rows
+        self._pending.append((partition, buf))
+        self._pending_rows += buf.rows
+
+    def _write_pending(self, rows: int | None = None) -> None:
+        """Write the pending buffers in flush order: whole buffers, until at least ``rows``
+        rows are written (all of them if None)."""
+        written = 0
+        while self._pending and (rows is None or written < rows):
+            partition, buf = self._pending.popleft()
+            table = pa.concat_tables(buf.tables).replace_schema_metadata(self._schema.metadata)
+            self._writer_for(partition).write_table(table, row_group_size=self._row_group_rows)
+            for block in buf.blocks:
+                block.unwritten -= 1
+                if block.unwritten == 0:
+                    self._pinned_bytes -= block.nbytes
+            self.rows_written += buf.rows
+            self._pending_rows -= buf.rows
+            written += buf.rows
 
     def close(self) -> None:
         """Flush every buffer and close every file."""
         for part in list(self._buffers):
             self._flush(part)
+        self._write_pending()
         while self._writers:
             self._writers.popitem(last=False)[1].close()
 

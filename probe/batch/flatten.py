@@ -36,7 +36,7 @@ def _i(value: Any) -> int | None:
 
 
 def _f(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
 
@@ -290,7 +290,7 @@ def _tls_rows(test_keys: dict[str, Any], rows: list[StageRow]) -> None:
 def _body_length(body: Any) -> int | None:
     if isinstance(body, str):
         return len(body)
-    if isinstance(body, Mapping) and isinstance(body.get("data"), str):
+    if type(body) is dict and isinstance(body.get("data"), str):
         return len(body["data"]) * 3 // 4  # base64
     return None
 

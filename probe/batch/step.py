@@ -15,7 +15,6 @@ import operator
 import resource
 import time
 import uuid
-from calendar import timegm
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,8 +199,11 @@ def _rows_for(
         # plain integers (seconds, days since the epoch): for each ``datetime`` it converts,
         # pyarrow reads PYARROW_IGNORE_TIMEZONE from the environment, which cost more than the
         # rest of the conversion. Whole seconds, as pyarrow truncates a datetime.
-        fields["measurement_start_time"] = timegm(when.timetuple())
-        fields["day"] = fields["day"].toordinal() - _EPOCH_DAYS
+        days = when.toordinal() - _EPOCH_DAYS
+        fields["measurement_start_time"] = (
+            days * 86400 + when.hour * 3600 + when.minute * 60 + when.second
+        )  # calendar.timegm(when.timetuple()), without building a struct_time
+        fields["day"] = days
     observations = observation_rows(msmt)
     outcome = verdict["outcome"]
     row = fields | verdict

@@ -65,7 +65,7 @@ def derive_verdict(
     test_keys = measurement.get("test_keys")
     empty: dict[str, Any] = dict.fromkeys(VERDICT_KEYS)
     if test_name in APP_TESTS:
-        if not isinstance(test_keys, Mapping):
+        if type(test_keys) is not dict and not isinstance(test_keys, Mapping):
             return empty | {"verdict_source": SOURCE_ERROR, "verdict_error": "test_keys missing"}
         app = app_verdict(str(test_name), test_keys)
         return empty | {
