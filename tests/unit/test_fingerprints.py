@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import re
 import string
 import threading
@@ -232,6 +233,58 @@ def test_match_http_equals_the_plain_ordered_scan(parts: list[str], location: st
     m = fps.match_http(status=200, headers=headers, body=body)
     got = (m.blockpage.fid if m.blockpage else "", m.false_positive.fid if m.false_positive else "")
     assert got == _naive(fps, headers=headers, body=body)
+
+
+_PAGE_REGEXES = [f.pattern for f in _shared().items if f.regex is not None][:600]
+
+
+@functools.cache
+def _both() -> tuple[Fingerprints, Fingerprints]:
+    """The shared set with our own, indexed (Aho-Corasick) and as the plain scan."""
+    items = _shared().merged(builtin()).items
+    return Fingerprints(items, version="t"), Fingerprints(items, version="t", index=False)
+
+
+def test_a_large_set_is_indexed_when_ahocorasick_is_installed() -> None:
+    indexed, plain = _both()
+    assert importlib.util.find_spec("ahocorasick_rs") is not None  # the research extra
+    assert indexed._index is not None and plain._index is None
+    assert Fingerprints(builtin().items, version="small")._index is None  # not worth it
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    regex=st.sampled_from(_PAGE_REGEXES),
+    parts=st.lists(
+        st.sampled_from([f.pattern for f in _shared().items if f.pattern_type != "regexp"])
+        | st.sampled_from(["Доступ к ресурсу ограничен", "eais.rkn.gov.ru", "\r\n\r\n", " "])
+        | st.text(max_size=30),
+        max_size=5,
+    ),
+    header=st.sampled_from(["Server", "Location", "Content-Type", "X-Squid-Error"]),
+    where=st.sampled_from(["body", "header", "both"]),
+)
+def test_the_index_finds_what_the_plain_scan_finds(
+    data: st.DataObject, regex: str, parts: list[str], header: str, where: str
+) -> None:
+    example = data.draw(st.from_regex(regex, fullmatch=False).filter(lambda s: len(s) < 300))
+    text = "".join(parts[:2]) + example + "".join(parts[2:])
+    body = text if where != "header" else "".join(parts)
+    headers = [(header, text if where != "body" else "x"), ("Date", "today")]
+    indexed, plain = _both()
+    for status in (200, 403):
+        a = indexed.match_http(status=status, headers=headers, body=body)
+        b = plain.match_http(status=status, headers=headers, body=body)
+        assert (a.blockpage, a.false_positive) == (b.blockpage, b.false_positive)
+
+
+def test_a_page_the_index_cannot_read_gets_the_plain_scan() -> None:
+    indexed, plain = _both()
+    body = "\ud800 eais.rkn.gov.ru"  # a lone surrogate: not UTF-8, the automaton refuses it
+    a = indexed.match_http(status=200, headers=[], body=body)
+    b = plain.match_http(status=200, headers=[], body=body)
+    assert a.blockpage is not None and a.blockpage == b.blockpage
 
 
 # -------------------------------------------------------------------- probe fingerprints update
