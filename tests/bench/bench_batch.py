@@ -1,7 +1,7 @@
 """`make bench` for the batch pipeline: measurements/s and peak memory, with oonidata as anchor.
 
     .venv/bin/python -m tests.bench.bench_batch [--n 1000000] [--workers 2] [--oonidata-sample N]
-        [--fingerprints builtin|none]
+        [--fingerprints builtin|none|shared]
 
 1. Generates a synthetic JSONL.gz of ``--n`` measurements (probe.batch.synth: templates from
    the real samples in ../shared) and a second one of ``n/4``, to show memory is flat.
@@ -10,7 +10,9 @@
    default (our bundled set; ``--fingerprints none`` for none); reports rate, per-measurement
    cost and peak RSS of the main process and of the largest worker.
    When the analysis is compiled (probe.native), the small set is run once more on the
-   sources (``CENSORPROBE_PURE=1``) and the speed-up printed.
+   sources (``CENSORPROBE_PURE=1``) and the speed-up printed; and once more with OONI's and
+   Censored Planet's fingerprints from ../shared (``shared``: about 3,000, as `probe
+   fingerprints update` fetches them), the set a researcher would use.
 3. Runs OONI's ``oonidata.dataclient.load_measurement`` in .venv-ref on the first
    ``--oonidata-sample`` lines of the same file (read + orjson parse + load; one process), the
    anchor figure. Prints ratios. Nothing is asserted: timings depend on the machine.
@@ -62,7 +64,11 @@ def _child(args: argparse.Namespace) -> int:
     from probe.batch.pipeline import run
     from probe.batch.step import StepOptions
 
-    fps = builtin() if args.fingerprints == "builtin" else None
+    fps = builtin() if args.fingerprints != "none" else None
+    if args.fingerprints == "shared":  # what `probe fingerprints update` downloads
+        from probe.analysis.fingerprints import load_directory
+
+        fps = load_directory(SHARED / "data" / "fingerprints").merged(builtin())
     options = StepOptions(fingerprints=fps)
     summary = run([args.input], Path(args.output), workers=args.workers, options=options)
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -80,6 +86,8 @@ def _child(args: argparse.Namespace) -> int:
                 "step_cpu": summary.step_cpu_seconds,
                 "main_cpu": summary.main_cpu_seconds,
                 "compiled": summary.compiled,
+                "fingerprints": len(fps) if fps is not None else 0,
+                "indexed": getattr(fps, "_index", None) is not None,
             }
         )
     )
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--oonidata-sample", type=int, default=50_000)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep the files")
-    parser.add_argument("--fingerprints", choices=("builtin", "none"), default="builtin")
+    parser.add_argument("--fingerprints", choices=("builtin", "none", "shared"), default="builtin")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
@@ -162,6 +170,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"{p['n'] / p['seconds']:,.0f}/s, step {1e6 * p['step_cpu'] / p['n']:,.0f} us"
                     f" + main {1e6 * p['main_cpu'] / p['n']:,.0f} us: compiled is "
                     f"{rate / (p['n'] / p['seconds']):.2f}x as fast",
+                    flush=True,
+                )
+            if label == "small" and args.fingerprints == "builtin":
+                f = _ours(path, work / "dataset-shared-fps", args.workers, "shared")
+                print(
+                    f"  the same with OONI's and Censored Planet's fingerprints (../shared, "
+                    f"{f['fingerprints']:,.0f} of them): {f['n'] / f['seconds']:,.0f}/s, step "
+                    f"{1e6 * f['step_cpu'] / f['n']:,.0f} us + main "
+                    f"{1e6 * f['main_cpu'] / f['n']:,.0f} us"
+                    + (" (Aho-Corasick index)" if f["indexed"] else " (no index: plain scan)"),
                     flush=True,
                 )
         full = work / f"synthetic-{args.n}.jsonl.gz"
