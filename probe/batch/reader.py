@@ -92,7 +92,9 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             block = fh.read(_READ_BLOCK)
             if not block:
                 break
-            parts = (rest + block).split(b"\n")
+            parts = block.split(b"\n")
+            if rest:
+                parts[0] = rest + parts[0]  # not rest + block: that copied every block once more
             rest = parts.pop()
             for part in parts:
                 number += 1
