@@ -50,7 +50,7 @@ from probe.analysis.needles import Needle, needle_of
 
 try:  # optional (the research extra): the multi-pattern index of large sets
     _AHOCORASICK: Any = importlib.import_module("ahocorasick_rs")
-except ImportError:  # pragma: no cover - exercised by the prefilter=False tests
+except ImportError:  # pragma: no cover - without the research extra (= index=False)
     _AHOCORASICK = None
 
 #: below this many HTTP fingerprints the plain scan is as fast as the index
@@ -148,6 +148,7 @@ class Fingerprints:
         is installed (the matches are the same either way)."""
         self.version = version
         self.items: tuple[Fingerprint, ...] = tuple(items)
+        self._indexing = index
         dns: dict[str, list[Fingerprint]] = {}
         for fp in self.items:
             if fp.location == "dns" and fp.pattern_type == "full":
@@ -166,7 +167,7 @@ class Fingerprints:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # rebuilt from the items (the indexes are derived), also when compiled (probe.native)
-        return _rebuild, (self.items, self.version)
+        return _rebuild, (self.items, self.version, self._indexing)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -301,8 +302,8 @@ class _Index:
         return fp.matches(texts.body if in_body else texts.page, start)
 
 
-def _rebuild(items: tuple[Fingerprint, ...], version: str) -> Fingerprints:
-    return Fingerprints(items, version=version)
+def _rebuild(items: tuple[Fingerprint, ...], version: str, index: bool = True) -> Fingerprints:
+    return Fingerprints(items, version=version, index=index)
 
 
 #: a fingerprint ready for matching: itself, the header it reads (or "" for body / page), and

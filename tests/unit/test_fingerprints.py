@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import importlib.util
+import pickle
 import re
 import string
 import threading
@@ -250,6 +251,9 @@ def test_a_large_set_is_indexed_when_ahocorasick_is_installed() -> None:
     assert importlib.util.find_spec("ahocorasick_rs") is not None  # the research extra
     assert indexed._index is not None and plain._index is None
     assert Fingerprints(builtin().items, version="small")._index is None  # not worth it
+    # the pool and Dask pickle the set: the choice survives
+    assert pickle.loads(pickle.dumps(indexed))._index is not None
+    assert pickle.loads(pickle.dumps(plain))._index is None
 
 
 @settings(max_examples=200, deadline=None)
