@@ -298,8 +298,7 @@ class _Index:
                 earliest = at
         if earliest < 0:
             return False
-        start = 0 if needle.width < 0 else max(0, earliest - needle.width)
-        return fp.matches(texts.body if in_body else texts.page, start)
+        return fp.matches(texts.body if in_body else texts.page, needle.search_from(earliest))
 
 
 def _rebuild(items: tuple[Fingerprint, ...], version: str, index: bool = True) -> Fingerprints:

@@ -129,7 +129,7 @@ class Needle:
         if self.probe is None:
             return 0
         hit = self.probe.search(text)
-        return -1 if hit is None else self._before(hit.start())
+        return -1 if hit is None else self.search_from(hit.start())
 
     def _window(self, text: str, searched: str) -> int:
         first = -1
@@ -137,9 +137,10 @@ class Needle:
             at = searched.find(t, 0, first + len(t) if first >= 0 else len(searched))
             if at >= 0 and (first < 0 or at < first):
                 first = at
-        return -1 if first < 0 else self._before(first)
+        return -1 if first < 0 else self.search_from(first)
 
-    def _before(self, at: int) -> int:
+    def search_from(self, at: int) -> int:
+        """Where to start searching the regex when one of the texts first occurs at ``at``."""
         return 0 if self.width < 0 else max(0, at - self.width)
 
 
