@@ -189,6 +189,27 @@ async def read_head(stream: trio.abc.Stream) -> bytes:
     return buf
 
 
+async def read_request(stream: trio.abc.Stream) -> bytes:
+    """A request head and its Content-Length body (all that came if the peer closed before).
+
+    A real server reads the body before it answers: closing with unread bytes in the receive
+    buffer makes the kernel send a RST, which would throw away the client's unread response.
+    """
+    buf = await read_head(stream)
+    head, sep, body = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            length = int(value)
+    while sep and len(body) < length:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + sep + body
+
+
 @asynccontextmanager
 async def http_server(
     script: Sequence[Step],
@@ -196,11 +217,11 @@ async def http_server(
     host: str = "127.0.0.1",
     ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[TCPServer]:
-    """For every connection: read the request head (kept in ``requests``), play ``script``."""
+    """For every connection: read the request (kept in ``requests``), play ``script``."""
     requests: list[bytes] = []
 
     async def handle(stream: trio.abc.Stream) -> None:
-        requests.append(await read_head(stream))
+        requests.append(await read_request(stream))
         for step in script:
             if isinstance(step, bytes):
                 await stream.send_all(step)
