@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: the compiled modules: the verdict engine and the batch step (repo-relative paths)
 MODULES = (
+    "probe/netaddr.py",
     "probe/analysis/values.py",
+    "probe/analysis/urls.py",
     "probe/analysis/needles.py",
     "probe/analysis/fingerprints.py",
     "probe/analysis/observations.py",

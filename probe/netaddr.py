@@ -7,6 +7,7 @@ public through ``Config.public_ranges`` (the lab's 198.18.0.0/15) are never bogo
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -57,6 +58,22 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+#: a dotted-quad IPv4 address as ``ipaddress`` accepts it (no leading zeros, each part <= 255)
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                   r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\Z")  # fmt: skip
+
+
+def is_ip(text: str) -> bool:
+    """``parse_ip(text) is not None``; a plain IPv4 address, and a text with a character no
+    address has (a host name), are told apart without ``ipaddress``, which runs in the
+    interpreter and raises for every name it is shown."""
+    if _IPV4.match(text) is not None:
+        return True
+    if text.strip().strip("[]").split("%", 1)[0].strip("0123456789abcdefABCDEF:."):
+        return False
+    return parse_ip(text) is not None
+
+
 @lru_cache(maxsize=4096)
 def _bogon_cached(ip: str, public: tuple[str, ...]) -> bool:
     addr = parse_ip(ip)
@@ -79,7 +96,8 @@ def is_bogon(ip: str, public_ranges: Iterable[object] = ()) -> bool:
 
     Returns False for text that is not an IP address.
     """
-    return _bogon_cached(ip, tuple(sorted(str(r) for r in public_ranges)))
+    public = tuple(sorted(str(r) for r in public_ranges)) if public_ranges else ()
+    return _bogon_cached(ip, public)
 
 
 def is_loopback(ip: str) -> bool:

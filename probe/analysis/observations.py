@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
+from probe.analysis.urls import BAD_PORT, url_parts
 from probe.analysis.values import (
     as_dict,
     as_float,
@@ -39,7 +39,7 @@ from probe.analysis.values import (
     tag_value,
     tags_of,
 )
-from probe.netaddr import join_endpoint, parse_ip
+from probe.netaddr import is_ip, join_endpoint
 
 WEB = "web_connectivity"
 
@@ -376,7 +376,7 @@ class Observations:
 
 @lru_cache(maxsize=_CACHE)
 def _is_ip(text: str) -> bool:
-    return parse_ip(text) is not None
+    return is_ip(text)
 
 
 def _answers(q: dict[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...]]:
@@ -700,12 +700,13 @@ def _split_endpoint(addr: str) -> tuple[str, int]:
 def _split_url(url: str) -> tuple[str, str, int]:
     """(scheme, lower-case IDNA host, port) of a URL; ("", "", 0) when unusable."""
     try:
-        parts = urlsplit(url.strip())
-        scheme = parts.scheme.lower()
-        host = (parts.hostname or "").rstrip(".")
-        port = parts.port
+        scheme, hostname, port = url_parts(url.strip())
     except (ValueError, TypeError):
         return "", "", 0
+    if port == BAD_PORT:
+        return "", "", 0
+    scheme = scheme.lower()
+    host = (hostname or "").rstrip(".")
     if host and not host.isascii() and not _is_ip(host):
         # the idna codec is slow; for an ASCII name it would only lower-case it
         try:

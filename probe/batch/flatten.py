@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+
+from probe.analysis.urls import url_parts
 
 _CC = re.compile(r"^[A-Z]{2}$")
 _ASN = re.compile(r"^AS[0-9]{1,10}$")
@@ -84,10 +85,10 @@ def _hostname(url: str | None) -> str | None:
 
 @lru_cache(maxsize=1 << 16)
 def _url_hostname(url: str) -> str | None:
-    """``urlsplit(url).hostname``, memoised per process: the URLs of a batch repeat (targets,
-    redirects), and ``urlsplit`` was a third of the flattening."""
+    """``urlsplit(url).hostname``, memoised per process (the URLs of a batch repeat: targets,
+    redirects)."""
     try:
-        return urlsplit(url).hostname
+        return url_parts(url)[1]
     except ValueError:
         return None
 
