@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -104,6 +105,7 @@ class PartitionedWriter:
         dictionary_columns: Sequence[str] | bool = True,
         light_compression: str | None = "snappy",
         file_buffer_bytes: int = 16 << 10,
+        close_threads: int = 1,
     ) -> None:
         self._root = root
         self._schema = schema.with_metadata(metadata or {})
@@ -117,6 +119,7 @@ class PartitionedWriter:
         )
         self._compression = _codecs(self._schema, self._dictionary, compression, light_compression)
         self._file_buffer = file_buffer_bytes
+        self._close_threads = close_threads
         #: least recently appended first
         self._buffers: OrderedDict[Partition, _Buffer] = OrderedDict()
         self._writers: OrderedDict[Partition, _File] = OrderedDict()
@@ -221,20 +224,54 @@ class PartitionedWriter:
         written = 0
         while self._pending and (rows is None or written < rows):
             partition, buf = self._pending.popleft()
-            table = pa.concat_tables(buf.tables).replace_schema_metadata(self._schema.metadata)
-            self._writer_for(partition).write_table(table, row_group_size=self._row_group_rows)
-            for block in buf.blocks:
-                block.unwritten -= 1
-                if block.unwritten == 0:
-                    self._pinned_bytes -= block.nbytes
-            self.rows_written += buf.rows
-            self._pending_rows -= buf.rows
+            self._write_buffers(self._writer_for(partition), [buf])
+            self._written(buf)
             written += buf.rows
 
+    def _write_buffers(self, writer: pq.ParquetWriter, bufs: Sequence[_Buffer]) -> None:
+        """Write the rows of ``bufs`` (one partition's, in order) with ``writer``."""
+        for buf in bufs:
+            table = pa.concat_tables(buf.tables).replace_schema_metadata(self._schema.metadata)
+            writer.write_table(table, row_group_size=self._row_group_rows)
+
+    def _written(self, buf: _Buffer) -> None:
+        for block in buf.blocks:
+            block.unwritten -= 1
+            if block.unwritten == 0:
+                self._pinned_bytes -= block.nbytes
+        self.rows_written += buf.rows
+        self._pending_rows -= buf.rows
+
     def close(self) -> None:
-        """Flush every buffer and close every file."""
+        """Flush every buffer and close every file.
+
+        With ``close_threads`` > 1 the partitions still buffered are written that many at a
+        time (Arrow encodes and compresses without the GIL): at the end of a run the workers
+        are done and this last flush, a few seconds, was the only busy core. Each partition's
+        rows go to its file in the same order, and the files are opened in the same order, so
+        the dataset is the same as with one thread.
+        """
         for part in list(self._buffers):
             self._flush(part)
+        if self._close_threads > 1 and len(self._pending) > 1:
+            with ThreadPoolExecutor(self._close_threads) as pool:
+                while self._pending:
+                    # the files are looked up in flush order, as one thread does, so the
+                    # same ones are opened and closed; at most max_open_files partitions at
+                    # a time, so that opening one never closes another of the same batch
+                    batch: dict[Partition, tuple[pq.ParquetWriter, list[_Buffer]]] = {}
+                    while self._pending and (
+                        len(batch) < self._max_open or self._pending[0][0] in batch
+                    ):
+                        partition, buf = self._pending.popleft()
+                        writer = self._writer_for(partition)
+                        batch.setdefault(partition, (writer, []))[1].append(buf)
+                    jobs = list(batch.values())
+                    for _ in pool.map(lambda job: self._write_buffers(*job), jobs):
+                        pass
+                    for _writer, bufs in jobs:
+                        for buf in bufs:
+                            self._written(buf)
         self._write_pending()
         while self._writers:
             self._writers.popitem(last=False)[1].close()

@@ -165,6 +165,7 @@ def run(
             metadata=meta,
             row_group_rows=writer_rows,
             dictionary_columns=DICTIONARY_COLUMNS[name],
+            close_threads=min(os.cpu_count() or 1, 4),
         )
         for name, schema in SCHEMAS.items()
     }
