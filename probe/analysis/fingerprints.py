@@ -325,7 +325,9 @@ class _Texts:
     ) -> None:
         self._status, self._reason, self._headers, self.body = status, reason, headers, body
         self._page: str | None = None
-        self._lower: dict[str, str] = {}
+        #: (text, its lower()) for the texts lowered so far: a handful (body, page, header
+        #: values), found by identity; a dict hashed each new page, a tenth of the lowering
+        self._lower: list[tuple[str, str]] = []
 
     @property
     def page(self) -> str:
@@ -334,9 +336,11 @@ class _Texts:
         return self._page
 
     def lower(self, text: str) -> str:
-        low = self._lower.get(text)
-        if low is None:
-            low = self._lower[text] = text.lower()
+        for seen, low in self._lower:
+            if seen is text:
+                return low
+        low = text.lower()
+        self._lower.append((text, low))
         return low
 
 

@@ -13,9 +13,12 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from probe.analysis.urls import url_parts
+
+#: 2**62 - 1: compiled (mypyc), ints up to this in size are unboxed ("short"), cheap to compare
+_SMALL: Final = 4611686018427387903
 
 _CC = re.compile(r"^[A-Z]{2}$")
 _ASN = re.compile(r"^AS[0-9]{1,10}$")
@@ -31,8 +34,11 @@ def _s(value: Any) -> str | None:
 
 
 def _i(value: Any) -> int | None:
+    """``value`` if it is an int64 (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, int):
         return None
+    if -_SMALL <= value <= _SMALL:  # compiled: a compare of tagged ints, no boxed 2**63
+        return value
     return value if -(2**63) <= value < 2**63 else None
 
 

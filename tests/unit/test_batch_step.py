@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from probe.batch.apps import app_verdict
-from probe.batch.flatten import STAGE_COLUMNS
+from probe.batch.flatten import STAGE_COLUMNS, observation_rows
 from probe.batch.reader import Chunk, discover, iter_chunks
 from probe.batch.schema import OBSERVATION_SCHEMA
 from probe.batch.step import NAMESPACE, StepOptions, measurement_id, process_chunk
@@ -144,3 +144,13 @@ def test_dictionary_columns_exist_in_their_tables() -> None:
 
     for name, columns in DICTIONARY_COLUMNS.items():
         assert set(columns) <= set(SCHEMAS[name].names), name
+
+
+def test_integer_columns_keep_int64_values_and_drop_the_rest() -> None:
+    values = [0, -1, 2**62 - 1, 2**62, -(2**62), -(2**62) - 1, 2**63 - 1, -(2**63),
+              2**63, -(2**63) - 1, 10**30, True, 1.0, "7"]  # fmt: skip
+    connects = [{"ip": "192.0.2.1", "port": 443, "transaction_id": v} for v in values]
+    rows = observation_rows({"test_keys": {"tcp_connect": connects}})
+    tids = [dict(zip(STAGE_COLUMNS, row, strict=True))["transaction_id"] for row in rows]
+    int64 = [v if type(v) is int and -(2**63) <= v < 2**63 else None for v in values]
+    assert tids == int64 and int64.count(None) == 6
