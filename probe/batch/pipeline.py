@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from probe import native
 from probe.batch.dataset import PartitionedWriter
+from probe.batch.heap import keep_large_blocks
 from probe.batch.reader import Chunk, discover, iter_chunks
 from probe.batch.schema import (
     DICTIONARY_COLUMNS,
@@ -93,6 +94,7 @@ _WORKER_OPTIONS: list[StepOptions] = []
 
 def _start_worker(options: StepOptions) -> None:
     _WORKER_OPTIONS[:] = [options]
+    keep_large_blocks()
 
 
 def _process_in_worker(chunk: Chunk) -> ChunkResult:
@@ -142,6 +144,7 @@ def run(
     while the run goes on (the CLI prints a status line from it)."""
     options = options or StepOptions()
     files = discover(paths)
+    keep_large_blocks()  # this process inflates, pickles and unpickles megabytes at a time
     started = time.perf_counter()
     cpu_started = time.process_time()
     if scheduler:
