@@ -49,11 +49,15 @@ _BOGONS_V6 = tuple(
 )
 
 
+def _bare(text: str) -> str:
+    """``text`` without surrounding spaces, brackets and zone id (what ``parse_ip`` reads)."""
+    return text.strip().strip("[]").split("%", 1)[0]
+
+
 def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address in ``text`` (brackets and zone ids tolerated), or None."""
-    text = text.strip().strip("[]").split("%", 1)[0]
     try:
-        return ipaddress.ip_address(text)
+        return ipaddress.ip_address(_bare(text))
     except ValueError:
         return None
 
@@ -69,7 +73,7 @@ def is_ip(text: str) -> bool:
     interpreter and raises for every name it is shown."""
     if _IPV4.match(text) is not None:
         return True
-    if text.strip().strip("[]").split("%", 1)[0].strip("0123456789abcdefABCDEF:."):
+    if _bare(text).strip("0123456789abcdefABCDEF:."):
         return False
     return parse_ip(text) is not None
 
