@@ -57,7 +57,7 @@ check: lint typecheck pytest
 test: check
 
 bench: venv native
-	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+	flock $(LAB_LOCK) $(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
 	-$(PYTHON) -m probe.native clean
@@ -65,8 +65,11 @@ clean:
 
 -include tests/lab/lab.mk
 
+# one lab per machine (fixed namespace names): the demo holds the lab lock, as the tests do
+LAB_LOCK ?= /tmp/censorprobe-lab.lock
+
 demo: $(STAMP)
-	$(BIN)/python -m tests.lab up --control
+	flock $(LAB_LOCK) sh -c '$(BIN)/python -m tests.lab up --control; \
 	$(BIN)/python -m tests.lab.demo; rc=$$?; \
 	$(BIN)/python -m tests.lab.demo_apps; rc2=$$?; \
-	$(BIN)/python -m tests.lab down; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]
+	$(BIN)/python -m tests.lab down; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]'

@@ -8,13 +8,14 @@ fail loudly instead.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -49,6 +50,47 @@ def lab() -> Iterator[dict[str, Any]]:
             pytest.fail(f"CI=true and the censorship lab cannot run: {reason}", pytrace=False)
         print(f"SKIP lab: {reason}", file=sys.stderr)
         pytest.skip(reason)
+    with _machine_lock():
+        yield from _lab_session()
+
+
+#: the lab's namespaces have fixed names: one lab per machine, so one pytest session (of any
+#: checkout) holds it at a time; others wait here instead of tearing it down under it
+LOCK_PATH = os.environ.get("CP_LAB_LOCK", "/tmp/censorprobe-lab.lock")
+
+
+class _machine_lock:
+    """flock on LOCK_PATH; re-entrant within one process (tests/lab and tests/integration each
+    instantiate the session fixture, and the second must not wait for the first)."""
+
+    _depth = 0  # how many holders in this process
+    _fh: IO[str] | None = None
+
+    def __enter__(self) -> None:
+        cls = type(self)
+        if cls._depth == 0:
+            fh = open(LOCK_PATH, "w")  # noqa: SIM115 - held for the whole session
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(
+                    f"waiting for the lab lock {LOCK_PATH} (another session uses the lab)",
+                    file=sys.stderr,
+                )
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            cls._fh = fh
+        cls._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        cls = type(self)
+        cls._depth -= 1
+        if cls._depth == 0 and cls._fh is not None:
+            fcntl.flock(cls._fh, fcntl.LOCK_UN)
+            cls._fh.close()
+            cls._fh = None
+
+
+def _lab_session() -> Iterator[dict[str, Any]]:
     state = m.state_dir()
     reuse = labmod.status(state)["up"]
     if reuse:
