@@ -241,6 +241,45 @@ def iptables_isp(sites: list[Site], *, delay_ms: float) -> str:
     return "\n".join([*raw, "COMMIT", *mangle, "COMMIT", *nat, "COMMIT", *filt, "COMMIT", ""])
 
 
+def iptables_border(sites: list[Site]) -> str:
+    """cp-border: a stateless router (no conntrack) whose on-path injector sees the triggers.
+
+    The queue rule sits in raw PREROUTING, before the routing decision and its TTL check: a
+    packet that expires here (sent with TTL 3 from cp-client) is seen too, so the injector reacts
+    from hop 3 on, while the expired original still earns the client an ICMP time exceeded from
+    this router (an on-path device: it copies, it does not hold the packet back).
+    """
+    raw = [
+        "*raw",
+        "-A PREROUTING -j CT --notrack",
+        "-A OUTPUT -j CT --notrack",
+    ]
+    queue = f"-j NFQUEUE --queue-num {m.BORDER_QUEUE} --queue-bypass"
+    for s in sites:
+        if s.censor == "border-sni-rst":
+            raw.append(
+                f"-A PREROUTING -i {m.BORDER_TRANSIT_IF} -p tcp --dport 443 -m string --algo bm "
+                f'--string "{s.name}" {queue}'
+            )
+        elif s.censor == "border-blockpage":
+            raw.append(
+                f"-A PREROUTING -i {m.BORDER_TRANSIT_IF} -p tcp --dport 80 -m string --algo bm "
+                f'--icase --string "Host: {s.name}" {queue}'
+            )
+    return "\n".join([*raw, "COMMIT", "*filter", "COMMIT", ""])
+
+
+def tcpinject_args(sites: list[Site]) -> list[str]:
+    """The border injector's rules (tests/lab/tcpinject.py) for the border censor kinds."""
+    out = []
+    for s in sites:
+        if s.censor == "border-sni-rst":
+            out.append(f"--rst={s.name}")
+        elif s.censor == "border-blockpage":
+            out.append(f"--blockpage={s.name}")
+    return out
+
+
 def iptables_inet(sites: list[Site]) -> str:
     rules = [f"-A INPUT -d {s.address} -j DROP" for s in sites if s.inet_drop]
     return "\n".join(["*filter", *rules, "COMMIT", ""])

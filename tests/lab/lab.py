@@ -1,8 +1,9 @@
 """Bring the censorship lab up and down: namespaces, links, servers, censor, recorded processes.
 
-    cp-client (198.18.0.2) --veth-- cp-isp (router, ISP resolver, censor) --veth-- cp-inet
-    (authoritative DNS, web sites and app API hosts on distinct addresses, public resolver,
-    control vantage)
+    cp-client (198.18.0.2) --veth-- cp-isp (hop 1: router, ISP resolver, censor) --veth--
+    cp-transit (hop 2: plain router) --veth-- cp-border (hop 3: router, on-path injector)
+    --veth-- cp-inet (hop 4: authoritative DNS, web sites and app API hosts on distinct
+    addresses, public resolver, control vantage)
 
 Only 198.18.0.0/15 is routed, there is no default route and no NAT to the host: nothing leaves
 the namespaces. ``up`` is a clean restart (it runs ``down`` first); ``down`` removes the
@@ -96,7 +97,28 @@ def _prepare_files(state: Path, sites: list[m.Site], hosts: list[m.AppHost]) -> 
     named = [*sites, *applab.app_sites(hosts)]
     _write(state / "conf" / "auth-dns.conf", configs.unbound_auth(named, state))
     _write(state / "conf" / "public-dns.conf", configs.unbound_public(state))
+    write_asn_db(asn_db_path(state))
     return ca_file
+
+
+def asn_db_path(state: Path) -> Path:
+    """The lab's ASN database (``m.LAB_ASNS``), for ``probe packet --asn-db``."""
+    return state / "geoip" / "asn.mmdb"
+
+
+def write_asn_db(path: Path) -> None:
+    """Write ``m.LAB_ASNS`` as a MaxMind-format ASN database (the dev extra's mmdb-writer)."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, database_type="censorprobe-lab-ASN", ipv4_compatible=True)
+    for cidr, asn, name in m.LAB_ASNS:
+        writer.insert_network(
+            IPSet([cidr]),
+            {"autonomous_system_number": asn, "autonomous_system_organization": name},
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer.to_db_file(str(path))
 
 
 def _network(sites: list[m.Site], hosts: list[m.AppHost], *, delay_ms: float) -> None:
@@ -105,45 +127,28 @@ def _network(sites: list[m.Site], hosts: list[m.AppHost], *, delay_ms: float) ->
         sh("ip", "link", "set", "lo", "up", netns=ns)
         for key in ("all", "default", "lo"):
             sh("sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1", netns=ns)
-    sh(
-        "ip",
-        "link",
-        "add",
-        m.CLIENT_IF,
-        "netns",
-        m.NS_CLIENT,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        m.ISP_CLIENT_IF,
-        "netns",
-        m.NS_ISP,
-    )
-    sh(
-        "ip",
-        "link",
-        "add",
-        m.ISP_INET_IF,
-        "netns",
-        m.NS_ISP,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        m.INET_IF,
-        "netns",
-        m.NS_INET,
-    )
-    links = (
-        (m.NS_CLIENT, m.CLIENT_IF, m.CLIENT_ADDR),
-        (m.NS_ISP, m.ISP_CLIENT_IF, m.ISP_CLIENT_ADDR),
-        (m.NS_ISP, m.ISP_INET_IF, m.ISP_INET_ADDR),
-        (m.NS_INET, m.INET_IF, m.INET_ADDR),
-    )
-    for ns, dev, addr in links:
-        sh("ip", "addr", "add", f"{addr}/24", "dev", dev, netns=ns)
-        sh("ip", "link", "set", dev, "up", netns=ns)
+    for link in m.LINKS:
+        sh(
+            "ip",
+            "link",
+            "add",
+            link.a_if,
+            "netns",
+            link.a_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            link.b_if,
+            "netns",
+            link.b_ns,
+        )
+        for ns, dev, addr in (
+            (link.a_ns, link.a_if, link.a_addr),
+            (link.b_ns, link.b_if, link.b_addr),
+        ):
+            sh("ip", "addr", "add", f"{addr}/24", "dev", dev, netns=ns)
+            sh("ip", "link", "set", dev, "up", netns=ns)
     # one TCP segment per packet from the senders, so that tc sees packets, not 64 KiB GSO trains
     for ns, dev in ((m.NS_CLIENT, m.CLIENT_IF), (m.NS_INET, m.INET_IF)):
         sh("ip", "link", "set", "dev", dev, "gso_max_size", "1500", "gso_max_segs", "1", netns=ns)
@@ -156,16 +161,19 @@ def _network(sites: list[m.Site], hosts: list[m.AppHost], *, delay_ms: float) ->
     inet_addrs.update(h.address for h in applab.served(hosts))
     for addr in sorted(inet_addrs):
         sh("ip", "addr", "add", f"{addr}/32", "dev", "lo", netns=m.NS_INET)
-    sh("ip", "route", "add", "198.18.0.0/15", "via", m.ISP_CLIENT_ADDR, netns=m.NS_CLIENT)
-    sh("ip", "route", "add", "198.19.0.0/16", "via", m.INET_ADDR, netns=m.NS_ISP)
-    sh("ip", "route", "add", "198.18.0.0/16", "via", m.ISP_INET_ADDR, netns=m.NS_INET)
-    sh("sysctl", "-qw", "net.ipv4.ip_forward=1", netns=m.NS_ISP)
+    for ns, destination, gateway in m.ROUTES:
+        sh("ip", "route", "add", destination, "via", gateway, netns=ns)
+    for ns in m.ROUTERS:
+        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", netns=ns)
+        # every router answers every expired packet (real ones rate-limit ICMP: docs/packet.md)
+        sh("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", netns=ns)
     censored = [*sites, *applab.app_sites(hosts)]
     sh(
         "iptables-restore",
         netns=m.NS_ISP,
         stdin=configs.iptables_isp(censored, delay_ms=delay_ms),
     )
+    sh("iptables-restore", netns=m.NS_BORDER, stdin=configs.iptables_border(censored))
     sh("iptables-restore", netns=m.NS_INET, stdin=configs.iptables_inet(censored))
     for cmd in configs.tc_isp(sites):
         sh(*cmd, netns=m.NS_ISP)
@@ -220,6 +228,20 @@ def _start_daemons(
         state=state,
         env=env,
     )
+    procs.start(
+        "border-injector",
+        [
+            _python(),
+            "-m",
+            "tests.lab.tcpinject",
+            f"--queue={m.BORDER_QUEUE}",
+            f"--blockpage-file={m.HERE / 'www' / 'blockpage.html'}",
+            *configs.tcpinject_args(sites),
+        ],
+        netns=m.NS_BORDER,
+        state=state,
+        env=env,
+    )
     if delay_ms > 0:
         procs.start(
             "delay",
@@ -242,8 +264,11 @@ def listening(netns: str) -> set[str]:
 
 
 def bound_queues() -> set[int]:
-    text = sh("cat", "/proc/net/netfilter/nfnetlink_queue", netns=m.NS_ISP, check=False).stdout
-    return {int(line.split()[0]) for line in text.splitlines() if line.strip()}
+    found = set()
+    for ns in (m.NS_ISP, m.NS_BORDER):
+        text = sh("cat", "/proc/net/netfilter/nfnetlink_queue", netns=ns, check=False).stdout
+        found |= {int(line.split()[0]) for line in text.splitlines() if line.strip()}
+    return found
 
 
 def expected_listeners(
@@ -269,7 +294,7 @@ def _wait_ready(
     sites: list[m.Site], hosts: list[m.AppHost], state: Path, *, delay_ms: float, timeout: float
 ) -> None:
     want = expected_listeners(sites, hosts)
-    queues = {m.INJECT_QUEUE} | ({m.DELAY_QUEUE} if delay_ms > 0 else set())
+    queues = {m.INJECT_QUEUE, m.BORDER_QUEUE} | ({m.DELAY_QUEUE} if delay_ms > 0 else set())
     deadline = time.monotonic() + timeout
     while True:
         missing = {ns: sorted(w - listening(ns)) for ns, w in want.items()}
@@ -306,6 +331,10 @@ def facts(state: Path, *, delay_ms: float = 0.0) -> dict[str, Any]:
         "scenarios_file": str(m.SCENARIOS_FILE),
         "state_dir": str(state),
         "delay_ms": delay_ms,
+        "asn_db": str(asn_db_path(state)),
+        "client_asn": m.CLIENT_ASN,
+        "hops": {str(hop): address for hop, address in m.HOPS.items()},
+        "path_length": m.PATH_LENGTH,
     }
 
 
@@ -318,7 +347,7 @@ def up(
     state = state or m.state_dir()
     started = time.monotonic()
     down(state)
-    for sub in ("conf", "logs", "run", "www", "pki"):
+    for sub in ("conf", "logs", "run", "www", "pki", "geoip"):
         shutil.rmtree(state / sub, ignore_errors=True)
     sites, _ = m.load()
     hosts = m.load_app_hosts()

@@ -2,6 +2,12 @@
 
 Pure data, no side effects. Every address is inside 198.18.0.0/15 (RFC 2544 benchmarking range),
 which the probe is told to treat as public (``--public-ranges 198.18.0.0/15``).
+
+The path from the volunteer to the servers crosses three routers, each answering TTL expiry with
+ICMP time exceeded (a traceroute from cp-client sees hops 1-3, the servers at hop 4)::
+
+    cp-client -- cp-isp (hop 1: ISP router, resolver, censor) -- cp-transit (hop 2: plain
+    router) -- cp-border (hop 3: border router, on-path injector) -- cp-inet (hop 4: servers)
 """
 
 from __future__ import annotations
@@ -18,17 +24,88 @@ SCENARIOS_FILE = HERE / "scenarios.toml"
 
 NS_CLIENT = "cp-client"
 NS_ISP = "cp-isp"
+NS_TRANSIT = "cp-transit"
+NS_BORDER = "cp-border"
 NS_INET = "cp-inet"
-NAMESPACES = (NS_CLIENT, NS_ISP, NS_INET)
+NAMESPACES = (NS_CLIENT, NS_ISP, NS_TRANSIT, NS_BORDER, NS_INET)
+#: the namespaces that forward (ip_forward=1, no ICMP rate limit), in path order from the client
+ROUTERS = (NS_ISP, NS_TRANSIT, NS_BORDER)
 
 PUBLIC_RANGES = ("198.18.0.0/15",)
 
-# client <-> isp link
+# client <-> isp link (198.18.0.0/24)
 CLIENT_IF, ISP_CLIENT_IF = "cpc-isp", "cpi-client"
 CLIENT_ADDR, ISP_CLIENT_ADDR = "198.18.0.2", "198.18.0.1"
-# isp <-> inet link
-ISP_INET_IF, INET_IF = "cpi-inet", "cpn-isp"
-ISP_INET_ADDR, INET_ADDR = "198.18.1.1", "198.18.1.2"
+# isp <-> transit link (198.18.1.0/24): the ISP's way towards the internet
+ISP_INET_IF, TRANSIT_ISP_IF = "cpi-inet", "cpt-isp"
+ISP_INET_ADDR, TRANSIT_ISP_ADDR = "198.18.1.1", "198.18.1.2"
+# transit <-> border link (198.18.3.0/24)
+TRANSIT_BORDER_IF, BORDER_TRANSIT_IF = "cpt-border", "cpb-transit"
+TRANSIT_BORDER_ADDR, BORDER_TRANSIT_ADDR = "198.18.3.1", "198.18.3.2"
+# border <-> inet link (198.18.4.0/24)
+BORDER_INET_IF, INET_IF = "cpb-inet", "cpn-border"
+BORDER_INET_ADDR, INET_ADDR = "198.18.4.1", "198.18.4.2"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One veth pair: (namespace, interface, address) at each end, both in one /24."""
+
+    a_ns: str
+    a_if: str
+    a_addr: str
+    b_ns: str
+    b_if: str
+    b_addr: str
+
+
+LINKS = (
+    Link(NS_CLIENT, CLIENT_IF, CLIENT_ADDR, NS_ISP, ISP_CLIENT_IF, ISP_CLIENT_ADDR),
+    Link(NS_ISP, ISP_INET_IF, ISP_INET_ADDR, NS_TRANSIT, TRANSIT_ISP_IF, TRANSIT_ISP_ADDR),
+    Link(
+        NS_TRANSIT,
+        TRANSIT_BORDER_IF,
+        TRANSIT_BORDER_ADDR,
+        NS_BORDER,
+        BORDER_TRANSIT_IF,
+        BORDER_TRANSIT_ADDR,
+    ),
+    Link(NS_BORDER, BORDER_INET_IF, BORDER_INET_ADDR, NS_INET, INET_IF, INET_ADDR),
+)
+
+#: (namespace, destination, gateway): only lab ranges, no default route anywhere, no loops
+ROUTES = (
+    (NS_CLIENT, "198.18.0.0/15", ISP_CLIENT_ADDR),
+    (NS_ISP, "198.18.3.0/24", TRANSIT_ISP_ADDR),
+    (NS_ISP, "198.18.4.0/24", TRANSIT_ISP_ADDR),
+    (NS_ISP, "198.19.0.0/16", TRANSIT_ISP_ADDR),
+    (NS_TRANSIT, "198.18.0.0/24", ISP_INET_ADDR),
+    (NS_TRANSIT, "198.18.2.0/24", ISP_INET_ADDR),
+    (NS_TRANSIT, "198.18.4.0/24", BORDER_TRANSIT_ADDR),
+    (NS_TRANSIT, "198.19.0.0/16", BORDER_TRANSIT_ADDR),
+    (NS_BORDER, "198.18.0.0/23", TRANSIT_BORDER_ADDR),
+    (NS_BORDER, "198.18.2.0/24", TRANSIT_BORDER_ADDR),
+    (NS_BORDER, "198.19.0.0/16", INET_ADDR),
+    (NS_INET, "198.18.0.0/16", BORDER_INET_ADDR),
+)
+
+#: what a traceroute from cp-client sees: hop number -> the router's address facing the client
+#: (its ICMP time exceeded comes from there); the servers in cp-inet are at hop PATH_LENGTH
+HOPS = {1: ISP_CLIENT_ADDR, 2: TRANSIT_ISP_ADDR, 3: BORDER_TRANSIT_ADDR}
+PATH_LENGTH = 4
+
+#: the lab's ASN database (written at lab-up as lab-state/geoip/asn.mmdb): the volunteer's ISP
+#: owns the client link, its link to the transit router and its service addresses; the border
+#: router's client-facing side belongs to a national backbone; the rest is "the internet"
+LAB_ASNS = (
+    ("198.18.0.0/23", 64500, "Lab ISP"),
+    ("198.18.2.0/24", 64500, "Lab ISP"),
+    ("198.18.3.0/24", 64510, "Lab national backbone"),
+    ("198.18.4.0/24", 64520, "Lab internet"),
+    ("198.19.0.0/16", 64520, "Lab internet"),
+)
+#: the volunteer's ASN in the lab (the ISP's)
+CLIENT_ASN = "AS64500"
 
 # services in cp-isp (on its loopback)
 ISP_RESOLVER = "198.18.2.53"
@@ -52,6 +129,12 @@ THROTTLE_BYTES_PER_S = 8000
 LARGE_OBJECT_SIZE = 320 * 1024
 INJECT_QUEUE = 1
 DELAY_QUEUE = 2
+BORDER_QUEUE = 3  # the on-path TCP injector in cp-border
+
+#: censor kinds applied in cp-border by the on-path TCP injector (tests/lab/tcpinject.py) rather
+#: than by cp-isp's iptables: they see packets that reach hop 3 (raw PREROUTING, before the TTL
+#: check), let them continue, and race forged packets back to the client
+BORDER_CENSORS = ("border-sni-rst", "border-blockpage")
 
 
 def state_dir() -> Path:
@@ -181,6 +264,35 @@ def load_app_scenarios(path: Path = SCENARIOS_FILE) -> list[AppScenario]:
 
 def _null(value: Any) -> Any:
     return None if value == "null" else value
+
+
+@dataclass(frozen=True)
+class PacketScenario:
+    """A packet-level follow-up from cp-client and where a correct probe places the censor."""
+
+    id: str
+    url: str
+    stage: str  # "tls", "http" or "dns"
+    address: str  # the server's IP (tls, http) or the resolver's "ip:port" (dns)
+    censor_hop: int  # 0: no censor
+    reaction: str | None
+    placement: str | None
+    injection: bool
+    path_length: int  # 0: the server never answers
+    outcome: str  # x_censor.status
+
+    @property
+    def host(self) -> str:
+        return self.url.split("/")[2]
+
+
+def load_packet_scenarios(path: Path = SCENARIOS_FILE) -> list[PacketScenario]:
+    """The [[packet_scenario]] tables of scenarios.toml ("null" strings become None)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return [
+        PacketScenario(**{k: _null(v) for k, v in raw.items()})
+        for raw in data.get("packet_scenario", [])
+    ]
 
 
 def load(path: Path = SCENARIOS_FILE) -> tuple[list[Site], list[Scenario]]:

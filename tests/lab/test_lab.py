@@ -11,13 +11,14 @@ import json
 import re
 import socket
 import struct
+from pathlib import Path
 from typing import Any
 
 import dns.message
 import dns.rdatatype
 import pytest
 
-from tests.lab import configs
+from tests.lab import configs, tcpinject
 from tests.lab import model as m
 from tests.lab.fixtures import RunIn, wire
 from tests.lab.injector import forge
@@ -77,6 +78,38 @@ def test_nothing_is_routed_outside_the_lab(lab: dict[str, Any], run_in_client: R
     assert run_in_client("iptables", "-t", "nat", "-S", "POSTROUTING").stdout.strip() == (
         "-P POSTROUTING ACCEPT"
     )
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name", ["ok.lab.test", "border-reset.lab.test"])
+def test_the_path_crosses_three_routers(run_in_client: RunIn, name: str) -> None:
+    """Hops 1-3 answer TTL expiry from their client-facing address; the server is hop 4."""
+    hops = wire(run_in_client, "traceroute", ADDR[name], "--max", "8")["hops"]
+    expected = [
+        {"ttl": ttl, "from": m.HOPS[ttl], "icmp_type": 11} for ttl in range(1, m.PATH_LENGTH)
+    ]
+    expected.append({"ttl": m.PATH_LENGTH, "from": ADDR[name], "icmp_type": 3})
+    assert hops == expected
+
+
+@pytest.mark.lab
+def test_every_router_answers_every_expiry(run_in_client: RunIn) -> None:
+    """No ICMP rate limit in the lab's routers: ten expiries in a row, ten answers."""
+    for _ in range(10):
+        hops = wire(run_in_client, "traceroute", "198.19.1.1", "--max", "1")["hops"]
+        assert hops == [{"ttl": 1, "from": m.ISP_CLIENT_ADDR, "icmp_type": 11}]
+
+
+@pytest.mark.lab
+def test_lab_asn_database(lab: dict[str, Any]) -> None:
+    from probe.geo.db import GeoDatabases
+
+    with GeoDatabases.open(asn_db=Path(lab["asn_db"]), country_db=Path(lab["asn_db"])) as dbs:
+        assert dbs.lookup(m.HOPS[1]).asn == 64500
+        assert dbs.lookup(m.HOPS[2]).asn == 64500
+        assert dbs.lookup(m.HOPS[3]).asn == 64510
+        assert dbs.lookup("198.19.1.1").asn == 64520
+    assert lab["client_asn"] == "AS64500"
 
 
 @pytest.mark.lab
@@ -233,7 +266,28 @@ def test_sni_filtering(lab: dict[str, Any], run_in_client: RunIn, name: str, out
     assert elsewhere["handshake"] == outcome
 
 
+@pytest.mark.lab
+def test_border_injector_resets_the_named_clienthello(
+    lab: dict[str, Any], run_in_client: RunIn
+) -> None:
+    ca = lab["ca_file"]
+    name = "border-reset.lab.test"
+    blocked = wire(run_in_client, "tls", ADDR[name], name, "--ca", ca, "--timeout", "2")
+    assert blocked == {"connect": "ok", "handshake": "ECONNRESET"}
+    assert wire(run_in_client, "tls", ADDR[name], "example.org", "--ca", ca)["handshake"] == "ok"
+
+
 # --- 11-14: HTTP ------------------------------------------------------------------------------
+
+
+@pytest.mark.lab
+def test_border_injector_answers_with_a_blockpage(run_in_client: RunIn, run_in_inet: RunIn) -> None:
+    name = "border-blockpage.lab.test"
+    injected = wire(run_in_client, "http", ADDR[name], name)
+    assert injected["status"] == 200 and BLOCKPAGE_TEXT in injected["body"]
+    assert "Server" not in injected["headers"]  # nginx would say so: this one is forged
+    genuine = wire(run_in_inet, "http", ADDR[name], name)
+    assert title(genuine["body"]) == "Lab site answered with an injected blockpage at the border"
 
 
 @pytest.mark.lab
@@ -380,6 +434,82 @@ def _query_packet(name: str, src: str, dst: str) -> bytes:
         )
         + udp
     )
+
+
+def test_border_rules_queue_only_the_border_techniques() -> None:
+    rules = configs.iptables_border(SITES)
+    assert "-A PREROUTING -j CT --notrack" in rules
+    assert rules.count("--queue-num 3") == 2
+    assert '--string "border-reset.lab.test"' in rules
+    assert '--icase --string "Host: border-blockpage.lab.test"' in rules
+    assert configs.tcpinject_args(SITES) == [
+        "--rst=border-reset.lab.test",
+        "--blockpage=border-blockpage.lab.test",
+    ]
+    # the ISP's string matches must not catch a border site's name
+    isp = configs.iptables_isp(SITES, delay_ms=0)
+    for site in SITES:
+        if site.censor in m.BORDER_CENSORS:
+            for needle in re.findall(r'--string "([^"]+)"', isp):
+                assert needle not in site.name and needle not in f"Host: {site.name}"
+
+
+def _tcp_packet(payload: bytes, *, dport: int, seq: int = 1000, ack: int = 5000) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", 40000, dport, seq, ack, 5 << 4, 0x18, 502, 0, 0)
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(tcp) + len(payload),
+        1,
+        0,
+        3,
+        6,
+        0,
+        socket.inet_aton("198.18.0.2"),
+        socket.inet_aton("198.19.1.201"),
+    )
+    return ip + tcp + payload
+
+
+def _tcp_checksum_ok(packet: bytes) -> bool:
+    pseudo = packet[12:20] + struct.pack("!BBH", 0, 6, len(packet) - 20)
+    return tcpinject._checksum(pseudo + packet[20:]) == 0
+
+
+def test_tcp_injector_forges_a_rst_in_sequence() -> None:
+    hello = b"\x16\x03\x01 ... border-reset.lab.test ..."
+    forged = tcpinject.forge(
+        _tcp_packet(hello, dport=443),
+        rst=frozenset({"border-reset.lab.test"}),
+        blockpage=frozenset(),
+        page=b"",
+        ident=77,
+    )
+    assert forged is not None
+    assert socket.inet_ntoa(forged[12:16]) == "198.19.1.201"  # from the server's address
+    assert socket.inet_ntoa(forged[16:20]) == "198.18.0.2"
+    assert forged[8] == 64 and struct.unpack("!H", forged[4:6])[0] == 77
+    sport, dport, seq, ack, _, flags = struct.unpack("!HHIIBB", forged[20:34])
+    assert (sport, dport, seq, ack) == (443, 40000, 5000, 1000 + len(hello))
+    assert flags == tcpinject.RST | tcpinject.ACK
+    assert tcpinject._checksum(forged[:20]) == 0 and _tcp_checksum_ok(forged)
+
+
+def test_tcp_injector_forges_a_blockpage_for_the_named_host_only() -> None:
+    page = "<title>Доступ к ресурсу ограничен</title>".encode()
+    request = b"GET / HTTP/1.1\r\nHOST: Border-Blockpage.lab.test\r\nAccept: */*\r\n\r\n"
+    kwargs = {"rst": frozenset(), "blockpage": frozenset({"border-blockpage.lab.test"})}
+    forged = tcpinject.forge(_tcp_packet(request, dport=80), page=page, ident=1, **kwargs)
+    assert forged is not None and _tcp_checksum_ok(forged)
+    flags = forged[33]
+    assert flags == tcpinject.PSH | tcpinject.ACK | tcpinject.FIN
+    body = forged[40:]
+    assert body.startswith(b"HTTP/1.1 200 OK\r\n") and body.endswith(page)
+    other = b"GET / HTTP/1.1\r\nHost: border-blockpage.lab.test.example\r\n\r\n"
+    assert tcpinject.forge(_tcp_packet(other, dport=80), page=page, ident=1, **kwargs) is None
+    assert tcpinject.forge(_tcp_packet(b"", dport=80), page=page, ident=1, **kwargs) is None
+    assert tcpinject.parse(b"\x45" + b"\0" * 30) is None
 
 
 def test_injector_forges_a_reply_from_the_queried_resolver() -> None:

@@ -8,6 +8,8 @@ asserts on it. Results name errnos (ECONNREFUSED, ECONNRESET, EHOSTUNREACH) or "
     tls IP SNI --ca FILE --timeout S        TCP connect + TLS handshake with that SNI
     http IP HOST --timeout S [--path P]     HTTP/1.1 GET with that Host (status, headers, body)
     rate URL --seconds S --ca FILE          bytes/s of a GET body read for S seconds (urllib)
+    traceroute IP --max N                  UDP datagrams with TTL 1..N: who answers each (the
+                                           ICMP error's offender, read from IP_RECVERR)
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any
 
 import dns.message
 import dns.rdatatype
+
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # linux/in.h; Python does not export it
 
 
 def _err(exc: BaseException) -> str:
@@ -140,6 +144,38 @@ def rate(url: str, seconds: float, ca: str) -> dict[str, Any]:
     }
 
 
+def traceroute(ip: str, max_ttl: int, timeout: float) -> dict[str, Any]:
+    """One UDP datagram per TTL to an unused port; the ICMP error each one earns (time exceeded
+    from a router, port unreachable from the host itself) and its offender address."""
+    hops = []
+    for ttl in range(1, max_ttl + 1):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            sock.connect((ip, 33434))
+            sock.send(b"censorprobe lab traceroute")
+            deadline = time.monotonic() + timeout
+            hop: dict[str, Any] = {"ttl": ttl, "from": None, "icmp_type": None}
+            while time.monotonic() < deadline:
+                try:
+                    _, ancdata, _, _ = sock.recvmsg(
+                        512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
+                    )
+                except BlockingIOError:
+                    time.sleep(0.01)
+                    continue
+                for level, kind, data in ancdata:
+                    if level == socket.IPPROTO_IP and kind == IP_RECVERR:
+                        # struct sock_extended_err (16 bytes), then the offender's sockaddr_in
+                        hop["icmp_type"] = data[5]
+                        hop["from"] = socket.inet_ntoa(data[20:24])
+                break
+            hops.append(hop)
+            if hop["icmp_type"] == 3:
+                break
+    return {"hops": hops}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -165,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("url")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--ca", required=True)
+    p = sub.add_parser("traceroute")
+    p.add_argument("ip")
+    p.add_argument("--max", type=int, default=8)
+    p.add_argument("--timeout", type=float, default=1.0)
     args = parser.parse_args(argv)
     if args.cmd == "dns-replies":
         out = dns_replies(args.resolver, args.name, args.window)
@@ -177,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         out = tls(args.ip, args.sni, args.ca, args.timeout)
     elif args.cmd == "http":
         out = http(args.ip, args.host, args.timeout, args.path)
+    elif args.cmd == "traceroute":
+        out = traceroute(args.ip, args.max, args.timeout)
     else:
         out = rate(args.url, args.seconds, args.ca)
     print(json.dumps(out, ensure_ascii=False))
