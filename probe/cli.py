@@ -23,6 +23,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("geoip", "probe.commands.geoip"),
     ("fingerprints", "probe.commands.fingerprints"),
     ("schema", "probe.commands.schema"),
+    ("packet", "probe.commands.packet"),
 )
 
 

@@ -30,6 +30,12 @@ class Timeouts:
     target: float = 90.0
     #: one public-IP discovery attempt (the whoami GET, or one STUN server's round trip)
     geolocate: float = 5.0
+    #: packet-level test (probe.packet): how long one TTL-limited probe waits for a first reply
+    packet_reply: float = 1.0
+    #: ... and then keeps listening for more (an injected packet races the genuine one): twice
+    #: the connection's round trip plus ``packet_linger_floor``, never more than ``packet_linger``
+    packet_linger: float = 0.5
+    packet_linger_floor: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any
 from probe.analysis.context import Context, build
 from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.observations import observe
+from probe.analysis.packet import with_packet_facts
 from probe.analysis.rules import RULES, RULES_VERSION, Hit, Rule
 from probe.config import IPNetwork
 
@@ -49,7 +50,7 @@ def analyze(
         for rule in RULES:
             hit = rule.predicate(ctx)
             if hit is not None:
-                return _render(ctx, rule, hit, fps)
+                return with_packet_facts(measurement, _render(ctx, rule, hit, fps))
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
         return _internal_error(exc, fps)
     raise AssertionError("the catch-all rule always matches")  # pragma: no cover

@@ -1,0 +1,314 @@
+"""`probe packet`: locate the censor of blocked targets with TTL-limited probes (root).
+
+Reads web measurements (``probe run`` output), follows up every one whose verdict is blocked at
+the TLS, HTTP or DNS stage (docs/packet.md), and writes one ``censor_trace`` measurement per
+traced address. ``--input URL --stage S --address IP`` traces one target given by hand.
+``--web-output`` rewrites the input web measurements with their follow-ups' facts under
+``test_keys.x_packet`` and the verdict recomputed (the others are copied unchanged).
+
+Without raw sockets (root or CAP_NET_RAW) or scapy it prints one line saying so, sends nothing,
+and copies ``--web-output`` unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "locate the censor of blocked targets with TTL-limited probes (root; docs/packet.md)"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "measurements",
+        nargs="*",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="web measurements (probe run output); the blocked ones are followed up",
+    )
+    one = parser.add_argument_group("one target given by hand")
+    one.add_argument("--input", "-i", metavar="URL", help="the URL whose trigger is traced")
+    one.add_argument(
+        "--stage",
+        choices=("tls", "http", "dns"),
+        help="tls: ClientHello with the URL's host as SNI; http: request with it as Host; "
+        "dns: A query for it (default: tls for https, http for http)",
+    )
+    one.add_argument(
+        "--address",
+        metavar="IP[:PORT]",
+        help="the server (tls, http) or the resolver (dns) the trigger goes to",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="censor_trace measurements (default results/<date>/<report_id>.jsonl)",
+    )
+    out.add_argument(
+        "--web-output",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="the input web measurements, follow-up facts embedded (test_keys.x_packet) and "
+        "verdict recomputed",
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument(
+        "--dns-server",
+        action="append",
+        default=[],
+        metavar="IP:PORT",
+        help="also trace DNS injection towards this resolver (repeatable)",
+    )
+    net.add_argument(
+        "--public-ranges",
+        metavar="CIDR,...",
+        help="treat these special-purpose ranges as public addresses (lab only)",
+    )
+    net.add_argument(
+        "--asn-db",
+        type=Path,
+        metavar="PATH",
+        help="ASN database (.mmdb) for the routers on the path (default: data dir); without "
+        "one no router address is published",
+    )
+    limits = parser.add_argument_group("limits (docs/packet.md)")
+    limits.add_argument("--max-ttl", type=int, metavar="N", help="highest TTL tried (32)")
+    limits.add_argument("--max-packets", type=int, metavar="N", help="packets per target (300)")
+    limits.add_argument("--rate", type=float, metavar="N", help="probes started per second (5)")
+    t = parser.add_argument_group("timeouts (seconds)")
+    t.add_argument("--timeout-connect", type=float, metavar="S", help="TCP connect")
+    t.add_argument("--timeout-reply", type=float, metavar="S", help="first reply to a probe")
+    who = parser.add_argument_group("identity and privacy")
+    who.add_argument(
+        "--probe-asn",
+        metavar="ASN",
+        help="your network's ASN (default: the web measurements'); its routers are never published",
+    )
+    who.add_argument("--probe-cc", metavar="CC", help="your country code")
+    who.add_argument("--no-include-asn", action="store_true", help="withhold the ASN (AS0)")
+    who.add_argument("--no-include-cc", action="store_true", help="withhold the country (ZZ)")
+    parser.set_defaults(func=run)
+
+
+class UsageError(Exception):
+    """A bad option: one line, exit 2, before anything is sent."""
+
+
+def _fail(message: str) -> int:
+    print(f"probe packet: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        plan = _plan(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    from probe.packet.privilege import NOTICE, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        print(f"probe packet: {NOTICE.format(reason=reason)}", file=sys.stderr)
+        if args.web_output is not None:
+            _write_lines(args.web_output, [line for line, _ in plan["web"]])
+        return 0
+    return _execute(plan, args)
+
+
+def _plan(args: argparse.Namespace) -> dict[str, Any]:
+    import json
+    from dataclasses import replace
+
+    from probe.config import Config, Privacy, Timeouts, parse_ranges
+    from probe.packet.spec import PacketLimits
+    from probe.packet.target import PacketTarget, from_measurement, manual
+
+    if not args.measurements and not args.input:
+        raise UsageError("give web measurement files, or --input URL --address IP")
+    if args.input and args.measurements:
+        raise UsageError("give either measurement files or --input, not both")
+    try:
+        ranges = parse_ranges(args.public_ranges or "")
+    except ValueError as exc:
+        raise UsageError(f"--public-ranges: {exc}") from exc
+    for server in args.dns_server:
+        if server.count(":") != 1 or not server.rsplit(":", 1)[1].isdigit():
+            raise UsageError(f"--dns-server must be IP:PORT, got {server!r}")
+    limits = PacketLimits()
+    for name, value, low in (
+        ("max_ttl", args.max_ttl, 1),
+        ("max_packets", args.max_packets, 1),
+        ("probes_per_second", args.rate, 0.01),
+    ):
+        if value is not None:
+            if value < low or (name == "max_ttl" and value > 255):
+                raise UsageError(f"--{name.replace('_', '-')} out of range: {value}")
+            limits = replace(limits, **{name: value})
+    timeouts = Timeouts()
+    for name, value in (("connect", args.timeout_connect), ("packet_reply", args.timeout_reply)):
+        if value is not None:
+            if value <= 0:
+                raise UsageError("timeouts must be positive numbers of seconds")
+            timeouts = replace(timeouts, **{name: value})
+
+    web: list[tuple[str, dict[str, Any] | None]] = []
+    targets: list[tuple[int | None, PacketTarget]] = []
+    asn = cc = None
+    if args.input:
+        stage = args.stage or ("tls" if args.input.startswith("https:") else "http")
+        if not args.address:
+            raise UsageError("--input needs --address")
+        try:
+            targets.append((None, manual(args.input, stage=stage, address=args.address)))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    for path in args.measurements:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        for line in lines:
+            try:
+                msmt = json.loads(line)
+            except ValueError:
+                msmt = None
+            if not isinstance(msmt, dict):
+                web.append((line, None))
+                continue
+            web.append((line, msmt))
+            asn = asn or _known(msmt.get("probe_asn"), "AS0")
+            cc = cc or _known(msmt.get("probe_cc"), "ZZ")
+            for target in from_measurement(msmt, extra_dns_servers=args.dns_server):
+                targets.append((len(web) - 1, target))
+    probe_asn = (args.probe_asn or asn or "AS0").upper()
+    if not probe_asn.startswith("AS"):
+        probe_asn = "AS" + probe_asn
+    if not probe_asn[2:].isdigit():
+        raise UsageError(f"--probe-asn must look like AS12389, got {args.probe_asn!r}")
+    probe_cc = (args.probe_cc or cc or "ZZ").upper()
+    if len(probe_cc) != 2 or not probe_cc.isalpha():
+        raise UsageError(f"--probe-cc must be a two-letter country code, got {args.probe_cc!r}")
+    config = Config(
+        timeouts=timeouts,
+        privacy=Privacy(include_asn=not args.no_include_asn, include_cc=not args.no_include_cc),
+        public_ranges=ranges,
+        probe_asn=probe_asn,
+        probe_cc=probe_cc,
+    )
+    return {"config": config, "limits": limits, "targets": targets, "web": web}
+
+
+def _known(value: object, unknown: str) -> str | None:
+    return value if isinstance(value, str) and value and value != unknown else None
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+
+
+def _execute(plan: dict[str, Any], args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import orjson
+    import trio
+
+    from probe.analysis.packet import analyze_packet
+    from probe.experiment import browser_headers
+    from probe.geo.db import GeoDatabaseError, GeoDatabases
+    from probe.packet.measure import PacketContext, measure_packet
+    from probe.packet.spec import TEST_NAME
+    from probe.privacy import scrub_measurement
+    from probe.session import Session
+
+    config = plan["config"]
+    try:
+        dbs = GeoDatabases.open(asn_db=args.asn_db, country_db=None)
+    except GeoDatabaseError as exc:
+        return _fail(f"ASN database: {exc}")
+    session = Session.create(config, test_name=TEST_NAME)
+    output: Path = args.output or (
+        Path("results") / datetime.now(UTC).strftime("%Y-%m-%d") / f"{session.report_id}.jsonl"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    def lookup(ip: str) -> tuple[int | None, str | None]:
+        info = dbs.lookup(ip)
+        return info.asn, info.network_name
+
+    ctx = PacketContext(
+        run=session.ctx, limits=plan["limits"], lookup=lookup, headers=browser_headers(config)
+    )
+    follow_ups: dict[int, list[dict[str, Any]]] = {}
+
+    async def main() -> None:
+        with output.open("w", encoding="utf-8") as fh:
+            for index, target in plan["targets"]:
+                msmt = await measure_packet(target, ctx=ctx)
+                msmt["test_keys"].update(analyze_packet(msmt))
+                msmt = scrub_measurement(msmt, probe_ips=session.probe_ips)
+                fh.write(orjson.dumps(msmt).decode("utf-8") + "\n")
+                fh.flush()
+                print(f"probe packet: {_summary(target, msmt)}", file=sys.stderr, flush=True)
+                if index is not None:
+                    follow_ups.setdefault(index, []).append(msmt)
+
+    with dbs:
+        trio.run(main)
+    if args.web_output is not None:
+        _write_lines(args.web_output, _web_lines(plan["web"], follow_ups, config))
+    print(
+        f"probe packet: {len(plan['targets'])} target(s) traced; measurements in {output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _summary(target: Any, msmt: dict[str, Any]) -> str:
+    tk = msmt["test_keys"]
+    where = f"{target.url} {target.stage} {target.address}:{target.port}"
+    if tk.get("x_skipped"):
+        return f"{where}: skipped ({tk['x_skipped']})"
+    parts = []
+    for c in tk.get("x_censors") or []:
+        if c.get("status") == "found":
+            parts.append(
+                f"censor at hop {c['hop']} ({c['reaction']}, {c['placement']}), "
+                f"path length {c['path_length']}"
+            )
+        else:
+            parts.append(f"{c.get('status')}, path length {c.get('path_length')}")
+    cost = f"{tk.get('x_packets_sent')} packets, {msmt.get('test_runtime')} s"
+    return f"{where}: {'; '.join(parts) or 'no trace'} [{cost}]"
+
+
+def _web_lines(
+    web: list[tuple[str, dict[str, Any] | None]],
+    follow_ups: dict[int, list[dict[str, Any]]],
+    config: Any,
+) -> list[str]:
+    import orjson
+
+    from probe.analysis import analyze
+    from probe.analysis.fingerprints import builtin
+    from probe.packet.measure import embed
+
+    fingerprints = builtin()
+    out = []
+    for index, (line, msmt) in enumerate(web):
+        if msmt is None or index not in follow_ups:
+            out.append(line)
+            continue
+        merged = embed(msmt, follow_ups[index])
+        merged["test_keys"].update(
+            analyze(merged, fingerprints=fingerprints, public_ranges=config.public_ranges)
+        )
+        out.append(orjson.dumps(merged).decode("utf-8"))
+    return out

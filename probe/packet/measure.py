@@ -1,0 +1,259 @@
+"""``measure_packet(target, ctx=...)``: one ``censor_trace`` measurement (facts only).
+
+The measurement is OONI-shaped (the base envelope of :mod:`probe.envelope`, its own test name and
+version) and holds facts only; :func:`probe.analysis.packet.analyze_packet` adds the verdict
+keys. Its test keys (docs/packet.md, "Fields"):
+
+- ``x_target``: what was traced and which web measurement asked for it;
+- ``iterative_trace``: one entry per traced address, with its ``control_trace`` and
+  ``target_trace``, each a list of ``iterations`` (one per TTL: the handshake's SYN-ACK, the
+  replies after the trigger, the packets sent);
+- ``x_packets_sent``, ``x_truncated`` (the packet cap stopped a trace), ``x_limits``;
+- ``x_skipped``: why nothing was sent (a special-purpose address).
+
+:func:`embed` puts the facts of follow-ups into the web measurement that asked for them
+(``test_keys.x_packet``), where the web verdict (:func:`probe.analysis.analyze`) uses them.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from probe.envelope import envelope
+from probe.netaddr import join_endpoint
+from probe.packet import triggers
+from probe.packet.capture import Capture, Captured
+from probe.packet.hops import AsnLookup, HopPolicy, no_lookup, parse_asn, policy
+from probe.packet.probes import Probe, dns_probe, tcp_probe
+from probe.packet.spec import (
+    CONTROL_DNS_NAME,
+    CONTROL_SERVER_NAME,
+    DNS_PROBE_WORST_CASE,
+    TCP_PROBE_WORST_CASE,
+    TEST_NAME,
+    TEST_VERSION,
+    PacketLimits,
+)
+from probe.packet.target import PacketTarget, allowed
+from probe.packet.tracer import Budget, Pacer, Traces, trace_pair
+from probe.packet.wire import describe
+
+if TYPE_CHECKING:
+    from probe.experiment import RunContext
+
+
+@dataclass(frozen=True, slots=True)
+class PacketContext:
+    """What every packet-level measurement of one run shares."""
+
+    run: RunContext
+    limits: PacketLimits = field(default_factory=PacketLimits)
+    #: router address -> (ASN, organisation), from the ASN database (probe.geo)
+    lookup: AsnLookup = no_lookup
+    #: the headers after Host of the HTTP trigger (the web test's)
+    headers: Sequence[tuple[str, str]] = ()
+
+
+def _round(seconds: float) -> float:
+    return round(seconds, 6)
+
+
+async def measure_packet(target: PacketTarget, *, ctx: PacketContext) -> dict[str, Any]:
+    """Trace ``target`` (control, then the real trigger) and return the measurement."""
+    config = ctx.run.config
+    started = datetime.now(UTC)
+    zero = trio.current_time()
+    budget = Budget(ctx.limits.max_packets)
+    test_keys: dict[str, Any] = {"x_target": target.as_json()}
+    refused = allowed(target, config.public_ranges)
+    if refused is not None:
+        test_keys["x_skipped"] = refused
+        test_keys["iterative_trace"] = []
+    else:
+        capture = Capture(
+            target.address, transports=("udp",) if target.stage == "dns" else ("tcp",)
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(capture.run)
+            traces = await trace_pair(
+                _prober(target, ctx, capture),
+                limits=ctx.limits,
+                budget=budget,
+                pacer=Pacer(ctx.limits.probes_per_second),
+                worst_case=DNS_PROBE_WORST_CASE if target.stage == "dns" else TCP_PROBE_WORST_CASE,
+            )
+            nursery.cancel_scope.cancel()
+        own = parse_asn(config.probe_asn)
+        test_keys["iterative_trace"] = [
+            _trace_entry(target, traces, capture, zero=zero, own_asn=own, ctx=ctx)
+        ]
+    test_keys["x_packets_sent"] = packets_sent(test_keys["iterative_trace"])
+    test_keys["x_truncated"] = budget.truncated
+    test_keys["x_limits"] = ctx.limits.as_json()
+    msmt = envelope(
+        ctx.run,
+        input=target.url,
+        test_name=TEST_NAME,
+        test_version=TEST_VERSION,
+        started=started,
+        runtime=trio.current_time() - zero,
+        test_keys=test_keys,
+    )
+    msmt["extensions"] = {}  # none of OONI's sub-formats (dnst, tcpconnect, ...) is used
+    return msmt
+
+
+def control_name(target: PacketTarget) -> str:
+    return CONTROL_DNS_NAME if target.stage == "dns" else CONTROL_SERVER_NAME
+
+
+def _payload(target: PacketTarget, name: str, ctx: PacketContext) -> bytes:
+    if target.stage == "tls":
+        return triggers.client_hello(name)
+    if target.stage == "http":
+        return triggers.http_request(name, path=target.path, headers=ctx.headers)
+    return triggers.dns_query(name)
+
+
+def _prober(target: PacketTarget, ctx: PacketContext, capture: Capture) -> Any:
+    timeouts = ctx.run.config.timeouts
+
+    async def probe(ttl: int, role: str) -> Probe:
+        name = target.name if role == "target" else control_name(target)
+        payload = _payload(target, name, ctx)
+        if target.stage == "dns":
+            return await dns_probe(
+                target.address,
+                target.port,
+                ttl=ttl,
+                role=role,
+                query=payload,
+                capture=capture,
+                timeouts=timeouts,
+            )
+        return await tcp_probe(
+            target.address,
+            target.port,
+            ttl=ttl,
+            role=role,
+            payload=payload,
+            capture=capture,
+            timeouts=timeouts,
+        )
+
+    return probe
+
+
+def _routers(probes: Sequence[Probe], capture: Capture) -> list[str]:
+    """ICMP sources in TTL order (the path as the probes saw it)."""
+    out: list[str] = []
+    for p in sorted(probes, key=lambda p: p.ttl):
+        for c in capture.packets(p.key):
+            if c.origin == "icmp":
+                src = socket.inet_ntoa(c.raw[12:16])
+                if src != capture.peer and src not in out:
+                    out.append(src)
+    return out
+
+
+def _trace_entry(
+    target: PacketTarget,
+    traces: Traces,
+    capture: Capture,
+    *,
+    zero: float,
+    own_asn: int | None,
+    ctx: PacketContext,
+) -> dict[str, Any]:
+    hops = policy(
+        _routers([*traces.control, *traces.target], capture),
+        own_asn=own_asn,
+        lookup=ctx.lookup,
+        public_ranges=ctx.run.config.public_ranges,
+    )
+    return {
+        "stage": target.stage,
+        "address": join_endpoint(target.address, target.port),
+        "control_trace": {
+            "name": control_name(target),
+            "iterations": [_iteration(p, capture, zero=zero, hops=hops) for p in traces.control],
+        },
+        "target_trace": {
+            "name": target.name,
+            "iterations": [_iteration(p, capture, zero=zero, hops=hops) for p in traces.target],
+        },
+    }
+
+
+def _iteration(p: Probe, capture: Capture, *, zero: float, hops: HopPolicy) -> dict[str, Any]:
+    packets = capture.packets(p.key)
+    out: dict[str, Any] = {
+        "ttl": p.ttl,
+        "t0": _round(p.t0 - zero),
+        "t": _round(p.t - zero),
+        "failure": p.failure,
+        "packets_sent": p.packets_sent,
+    }
+    if p.key[0] == "tcp":
+        syn_ack = next((c for c in packets if c.is_syn), None)
+        out["handshake"] = {
+            "syn_ack": _facts(syn_ack, capture, zero=zero, hops=hops) if syn_ack else None,
+            "rtt": None if p.rtt is None else _round(p.rtt),
+        }
+    sent_at = p.sent_at
+    replies = [] if sent_at is None else [c for c in packets if c.t >= sent_at and not c.is_syn]
+    on_time = [c for c in replies if c.t <= p.closed_at]
+    late = [c for c in replies if c.t > p.closed_at]
+    out["replies"] = [_facts(c, capture, zero=zero, hops=hops) for c in on_time]
+    out["late_replies"] = [_facts(c, capture, zero=zero, hops=hops) for c in late]
+    if p.key[0] == "tcp":
+        # our kernel answers each late packet of the closed connection with a RST
+        out["packets_sent"] += sum(1 for c in late if c.origin == "peer" and not c.is_rst)
+    return out
+
+
+def packets_sent(trace_entries: Sequence[Mapping[str, Any]]) -> int:
+    """Every packet the iterations of these trace entries sent (late RSTs included)."""
+    return sum(
+        it.get("packets_sent", 0)
+        for entry in trace_entries
+        for role in ("control_trace", "target_trace")
+        for it in entry.get(role, {}).get("iterations", [])
+    )
+
+
+def _facts(c: Captured, capture: Capture, *, zero: float, hops: HopPolicy) -> dict[str, Any]:
+    facts = describe(c.raw, t=c.t - zero)
+    src = facts.get("src")
+    if c.origin == "icmp" and isinstance(src, str) and src != capture.peer:
+        facts.update(hops.describe(src))
+    return facts
+
+
+def embed(web: Mapping[str, Any], follow_ups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A copy of the web measurement ``web`` with the facts of its packet-level ``follow_ups``
+    under ``test_keys.x_packet`` (their traces in order; identity and cost summed up)."""
+    out = copy.deepcopy(dict(web))
+    if not follow_ups:
+        return out
+    first = follow_ups[0]
+    traces: list[Any] = []
+    for msmt in follow_ups:
+        traces.extend(msmt.get("test_keys", {}).get("iterative_trace") or [])
+    out.setdefault("test_keys", {})["x_packet"] = {
+        "test_name": first.get("test_name"),
+        "test_version": first.get("test_version"),
+        "report_id": first.get("report_id"),
+        "measurement_start_time": first.get("measurement_start_time"),
+        "iterative_trace": copy.deepcopy(traces),
+        "x_packets_sent": sum(m.get("test_keys", {}).get("x_packets_sent", 0) for m in follow_ups),
+        "x_truncated": any(m.get("test_keys", {}).get("x_truncated") for m in follow_ups),
+    }
+    return out

@@ -1,0 +1,102 @@
+"""`probe packet`: bad options in one line, and without raw sockets one line and nothing else.
+
+The unprivileged path is exercised for real: the command runs in a child that lost CAP_NET_RAW
+(root drops it from its bounding set before exec; a non-root user never had it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from probe.cli import main
+from probe.packet.privilege import unavailable
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "results" / "samples" / "lab-demo.jsonl"
+NOTICE = (
+    "probe packet: packet-level test skipped: it needs root or CAP_NET_RAW (raw sockets); "
+    "everything else runs as usual"
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "give web measurement files, or --input URL --address IP"),
+        (["--input", "https://x.example/"], "--input needs --address"),
+        (
+            ["--input", "https://x.example/", "--address", "x.example"],
+            "not an IPv4 address: 'x.example'",
+        ),
+        (
+            [str(DEMO), "--input", "https://x.example/"],
+            "give either measurement files or --input, not both",
+        ),
+        (["/nonexistent.jsonl"], "cannot read /nonexistent.jsonl: No such file or directory"),
+        ([str(DEMO), "--probe-asn", "ASx"], "--probe-asn must look like AS12389, got 'ASx'"),
+        ([str(DEMO), "--max-ttl", "0"], "--max-ttl out of range: 0"),
+        ([str(DEMO), "--dns-server", "8.8.8.8"], "--dns-server must be IP:PORT, got '8.8.8.8'"),
+        ([str(DEMO), "--public-ranges", "nope"], "--public-ranges: not a CIDR range: 'nope'"),
+    ],
+)
+def test_bad_options_are_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["packet", *argv]) == 2
+    assert capsys.readouterr().err == f"probe packet: error: {message}\n"
+
+
+def _drop_net_raw() -> None:
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(24, 13, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_NET_RAW
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_NET_RAW)")
+
+
+def _probe_packet(*argv: str, unprivileged: bool) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "probe", "packet", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_drop_net_raw if unprivileged else None,  # noqa: PLW1509 - single-threaded
+    )
+
+
+def test_without_raw_sockets_one_line_and_the_web_measurements_unchanged(tmp_path: Path) -> None:
+    web, packets = tmp_path / "web.jsonl", tmp_path / "packets.jsonl"
+    proc = _probe_packet(
+        str(DEMO), "--web-output", str(web), "--output", str(packets), unprivileged=True
+    )
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == [NOTICE]
+    assert proc.stdout == ""
+    assert web.read_bytes() == DEMO.read_bytes()
+    assert not packets.exists()
+
+
+def test_nothing_blocked_nothing_sent(tmp_path: Path) -> None:
+    """With privileges, measurements whose verdicts ask for no follow-up send nothing and are
+    copied unchanged."""
+    if unavailable() is not None:
+        pytest.skip(f"needs raw sockets: {unavailable()}")
+    lines = DEMO.read_text(encoding="utf-8").splitlines()
+    quiet = [x for x in lines if json.loads(x)["test_keys"]["x_outcome"] in ("ok", "dns/nxdomain")]
+    source = tmp_path / "quiet.jsonl"
+    source.write_text("".join(x + "\n" for x in quiet), encoding="utf-8")
+    web, packets = tmp_path / "web.jsonl", tmp_path / "packets.jsonl"
+    proc = _probe_packet(
+        str(source), "--web-output", str(web), "--output", str(packets), unprivileged=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("probe packet: 0 target(s) traced")
+    assert web.read_bytes() == source.read_bytes()
+    assert packets.read_text() == ""

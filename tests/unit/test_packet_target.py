@@ -1,0 +1,100 @@
+"""probe.packet.target: which follow-ups a web measurement asks for (pure), on real lab output."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from probe.packet.target import allowed, from_measurement, manual
+
+SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"
+
+
+def _by_input(path: Path) -> dict[str, dict[str, Any]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {m["input"]: m for m in map(json.loads, lines)}
+
+
+DEMO = _by_input(SAMPLES / "lab-demo.jsonl")
+FOLLOWED = _by_input(SAMPLES / "packet" / "lab-web-followed.jsonl")
+
+
+def _brief(msmt: dict[str, Any], **kw: Any) -> list[tuple[str, str, int, str, str]]:
+    return [(t.stage, t.address, t.port, t.name, t.path) for t in from_measurement(msmt, **kw)]
+
+
+def test_blocked_stages_become_follow_ups() -> None:
+    assert _brief(DEMO["https://sni-rst.lab.test/"]) == [
+        ("tls", "198.19.1.11", 443, "sni-rst.lab.test", "/")
+    ]
+    assert _brief(DEMO["http://tproxy-blockpage.lab.test/"]) == [
+        ("http", "198.19.1.14", 80, "tproxy-blockpage.lab.test", "/")
+    ]
+    assert _brief(DEMO["http://dns-injected.lab.test/"], extra_dns_servers=["198.19.8.8:53"]) == [
+        ("dns", "198.18.2.53", 53, "dns-injected.lab.test", "/"),
+        ("dns", "198.19.8.8", 53, "dns-injected.lab.test", "/"),
+    ]
+
+
+def test_every_followed_lab_scenario_has_exactly_one_tcp_follow_up() -> None:
+    for url, msmt in FOLLOWED.items():
+        targets = from_measurement(msmt)
+        assert len(targets) == 1, url
+        target = targets[0]
+        assert target.name == url.split("/")[2]
+        assert target.source["x_outcome"] == msmt["test_keys"]["x_outcome"]
+        assert target.source["report_id"] == msmt["report_id"]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://ok.lab.test/", "http://nxdomain.lab.test/", "https://blackhole.lab.test/"]
+)
+def test_open_sites_and_other_stages_are_not_followed(url: str) -> None:
+    assert from_measurement(DEMO[url]) == []
+
+
+def test_only_our_web_measurements_with_an_outcome() -> None:
+    msmt = dict(DEMO["https://sni-rst.lab.test/"])
+    assert from_measurement({**msmt, "test_name": "signal"}) == []
+    assert from_measurement({**msmt, "test_keys": None}) == []
+    assert from_measurement({**msmt, "input": None}) == []
+    no_evidence = json.loads(json.dumps(msmt))
+    no_evidence["test_keys"]["x_evidence"] = []  # falls back to the first failed main handshake
+    assert _brief(no_evidence) == _brief(msmt)
+
+
+def test_an_https_request_is_not_an_http_trigger() -> None:
+    msmt = json.loads(json.dumps(DEMO["http://tproxy-blockpage.lab.test/"]))
+    msmt["test_keys"]["requests"][0]["request"]["url"] = "https://tproxy-blockpage.lab.test/"
+    assert from_measurement(msmt) == []
+
+
+def test_manual_targets() -> None:
+    t = manual("https://example.org/a?b=c", stage="tls", address="192.0.2.1")
+    got = (t.stage, t.address, t.port, t.name, t.path)
+    assert got == ("tls", "192.0.2.1", 443, "example.org", "/a?b=c")
+    t = manual("http://example.org/", stage="dns", address="192.0.2.53:5353")
+    assert (t.address, t.port) == ("192.0.2.53", 5353)
+    assert manual("http://example.org/", stage="http", address="192.0.2.1").port == 80
+    for bad in (
+        lambda: manual("ftp://example.org/", stage="tls", address="192.0.2.1"),
+        lambda: manual("https://example.org/", stage="udp", address="192.0.2.1"),
+        lambda: manual("https://example.org/", stage="tls", address="example.org"),
+        lambda: manual("https://example.org/", stage="tls", address="2001:db8::1"),
+    ):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_special_purpose_addresses_are_never_probed() -> None:
+    lab_range = (ipaddress.ip_network("198.18.0.0/15"),)
+    for address in ("127.0.0.1", "10.1.2.3", "192.168.1.1", "198.18.2.53"):
+        target = manual("https://x.example/", stage="tls", address=address)
+        assert allowed(target, ()) is not None, address
+    lab_resolver = manual("https://x.example/", stage="tls", address="198.18.2.53")
+    assert allowed(lab_resolver, lab_range) is None
+    assert allowed(manual("https://x.example/", stage="tls", address="93.184.216.34"), ()) is None
