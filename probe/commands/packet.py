@@ -126,7 +126,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
 
     from probe.config import Config, Privacy, Timeouts, parse_ranges
     from probe.packet.spec import PacketLimits
-    from probe.packet.target import PacketTarget, from_measurement, manual
+    from probe.packet.target import PacketTarget, manual
 
     if not args.measurements and not args.input:
         raise UsageError("give web measurement files, or --input URL --address IP")
@@ -157,14 +157,14 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
             timeouts = replace(timeouts, **{name: value})
 
     web: list[tuple[str, dict[str, Any] | None]] = []
-    targets: list[tuple[int | None, PacketTarget]] = []
+    manual_target: PacketTarget | None = None
     asn = cc = None
     if args.input:
         stage = args.stage or ("tls" if args.input.startswith("https:") else "http")
         if not args.address:
             raise UsageError("--input needs --address")
         try:
-            targets.append((None, manual(args.input, stage=stage, address=args.address)))
+            manual_target = manual(args.input, stage=stage, address=args.address)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     for path in args.measurements:
@@ -183,8 +183,6 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
             web.append((line, msmt))
             asn = asn or _known(msmt.get("probe_asn"), "AS0")
             cc = cc or _known(msmt.get("probe_cc"), "ZZ")
-            for target in from_measurement(msmt, extra_dns_servers=args.dns_server):
-                targets.append((len(web) - 1, target))
     probe_asn = (args.probe_asn or asn or "AS0").upper()
     if not probe_asn.startswith("AS"):
         probe_asn = "AS" + probe_asn
@@ -200,7 +198,12 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         probe_asn=probe_asn,
         probe_cc=probe_cc,
     )
-    return {"config": config, "limits": limits, "targets": targets, "web": web}
+    return {
+        "config": config,
+        "limits": limits,
+        "manual": manual_target,
+        "web": web,
+    }
 
 
 def _known(value: object, unknown: str) -> str | None:
@@ -223,6 +226,7 @@ def _execute(plan: dict[str, Any], args: argparse.Namespace) -> int:
     from probe.analysis.packet import analyze_packet
     from probe.experiment import browser_headers
     from probe.geo.db import GeoDatabaseError, GeoDatabases
+    from probe.packet.follow import follow_up
     from probe.packet.measure import PacketContext, measure_packet
     from probe.packet.spec import TEST_NAME
     from probe.privacy import scrub_measurement
@@ -246,34 +250,48 @@ def _execute(plan: dict[str, Any], args: argparse.Namespace) -> int:
     ctx = PacketContext(
         run=session.ctx, limits=plan["limits"], lookup=lookup, headers=browser_headers(config)
     )
-    follow_ups: dict[int, list[dict[str, Any]]] = {}
+    web_out: list[str] = []
+    traced = 0
 
     async def main() -> None:
+        nonlocal traced
         with output.open("w", encoding="utf-8") as fh:
-            for index, target in plan["targets"]:
-                msmt = await measure_packet(target, ctx=ctx)
-                msmt["test_keys"].update(analyze_packet(msmt))
+
+            def write(msmt: dict[str, Any]) -> None:
+                nonlocal traced
                 msmt = scrub_measurement(msmt, probe_ips=session.probe_ips)
                 fh.write(orjson.dumps(msmt).decode("utf-8") + "\n")
                 fh.flush()
-                print(f"probe packet: {_summary(target, msmt)}", file=sys.stderr, flush=True)
-                if index is not None:
-                    follow_ups.setdefault(index, []).append(msmt)
+                print(f"probe packet: {_summary(msmt)}", file=sys.stderr, flush=True)
+                traced += 1
+
+            if plan["manual"] is not None:
+                msmt = await measure_packet(plan["manual"], ctx=ctx)
+                msmt["test_keys"].update(analyze_packet(msmt))
+                write(msmt)
+            for line, web in plan["web"]:
+                if web is None:
+                    web_out.append(line)
+                    continue
+                merged, follow_ups = await follow_up(
+                    web, ctx=ctx, extra_dns_servers=args.dns_server
+                )
+                for msmt in follow_ups:
+                    write(msmt)
+                web_out.append(_reanalysed(merged, config) if follow_ups else line)
 
     with dbs:
         trio.run(main)
     if args.web_output is not None:
-        _write_lines(args.web_output, _web_lines(plan["web"], follow_ups, config))
-    print(
-        f"probe packet: {len(plan['targets'])} target(s) traced; measurements in {output}",
-        file=sys.stderr,
-    )
+        _write_lines(args.web_output, web_out)
+    print(f"probe packet: {traced} target(s) traced; measurements in {output}", file=sys.stderr)
     return 0
 
 
-def _summary(target: Any, msmt: dict[str, Any]) -> str:
+def _summary(msmt: dict[str, Any]) -> str:
     tk = msmt["test_keys"]
-    where = f"{target.url} {target.stage} {target.address}:{target.port}"
+    target = tk["x_target"]
+    where = f"{msmt['input']} {target['stage']} {target['address']}:{target['port']}"
     if tk.get("x_skipped"):
         return f"{where}: skipped ({tk['x_skipped']})"
     parts = []
@@ -289,26 +307,14 @@ def _summary(target: Any, msmt: dict[str, Any]) -> str:
     return f"{where}: {'; '.join(parts) or 'no trace'} [{cost}]"
 
 
-def _web_lines(
-    web: list[tuple[str, dict[str, Any] | None]],
-    follow_ups: dict[int, list[dict[str, Any]]],
-    config: Any,
-) -> list[str]:
+def _reanalysed(merged: dict[str, Any], config: Any) -> str:
+    """The merged web measurement as a line, its verdict recomputed with the packet facts."""
     import orjson
 
     from probe.analysis import analyze
     from probe.analysis.fingerprints import builtin
-    from probe.packet.measure import embed
 
-    fingerprints = builtin()
-    out = []
-    for index, (line, msmt) in enumerate(web):
-        if msmt is None or index not in follow_ups:
-            out.append(line)
-            continue
-        merged = embed(msmt, follow_ups[index])
-        merged["test_keys"].update(
-            analyze(merged, fingerprints=fingerprints, public_ranges=config.public_ranges)
-        )
-        out.append(orjson.dumps(merged).decode("utf-8"))
-    return out
+    merged["test_keys"].update(
+        analyze(merged, fingerprints=builtin(), public_ranges=config.public_ranges)
+    )
+    return orjson.dumps(merged).decode("utf-8")
