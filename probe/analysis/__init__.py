@@ -13,6 +13,8 @@ Modules, in pipeline order:
 - ``context``       derived facts: failing step, fingerprint hits
 - ``rules``         the rule table (data, first match wins, RULES_VERSION)
 - ``verdict``       ``analyze``
+- ``packet``        packet-level facts (``censor_trace``, ``x_packet``) -> the censor's hop and
+                    the injection evidence (docs/packet.md)
 """
 
 from probe.analysis.fingerprints import Fingerprints

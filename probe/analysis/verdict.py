@@ -3,7 +3,10 @@
 Pipeline: :func:`~probe.analysis.observations.observe` (flat rows) ->
 :func:`~probe.analysis.context.build` (DNS check, failing step, fingerprint hits) -> the first
 rule of :data:`~probe.analysis.rules.RULES` that matches. The output holds OONI's classic keys
-(ooni-format.md 10.4-10.8) and ours (``x_outcome``, ``x_rule_id``, ...).
+(ooni-format.md 10.4-10.8) and ours (``x_outcome``, ``x_rule_id``, ...). When the measurement
+carries packet-level facts (``test_keys.x_packet``), :func:`~probe.analysis.packet.
+with_packet_facts` adds the censor's hop and the injection evidence; without them it returns the
+rules' output untouched.
 """
 
 from __future__ import annotations

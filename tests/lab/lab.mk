@@ -3,7 +3,7 @@
 
 LAB_PYTHON ?= .venv/bin/python
 
-.PHONY: lab-up lab-down lab-status lab-env lab-test lab-demo-apps
+.PHONY: lab-up lab-down lab-status lab-env lab-test lab-demo-apps lab-demo-packet
 
 lab-up:  ## start (or cleanly restart) the lab; LAB_DELAY_MS=N for extra latency
 	$(LAB_PYTHON) -m tests.lab up
@@ -22,3 +22,6 @@ lab-test:  ## wire-level checks of every censor mechanism (root; reuses a runnin
 
 lab-demo-apps:  ## the app scenarios (issue 6): every lab app file from cp-client, per-host table
 	$(LAB_PYTHON) -m tests.lab.demo_apps
+
+lab-demo-packet:  ## the packet-level scenarios (issue 15): where probe packet places each censor
+	$(LAB_PYTHON) -m tests.lab.demo_packet
