@@ -42,7 +42,7 @@ from probe.packet.spec import (
     PacketLimits,
 )
 from probe.packet.target import PacketTarget, allowed
-from probe.packet.tracer import Budget, Pacer, Traces, trace_pair
+from probe.packet.tracer import Budget, Pacer, Prober, Traces, trace_pair
 from probe.packet.wire import describe
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def _payload(target: PacketTarget, name: str, ctx: PacketContext) -> bytes:
     return triggers.dns_query(name)
 
 
-def _prober(target: PacketTarget, ctx: PacketContext, capture: Capture) -> Any:
+def _prober(target: PacketTarget, ctx: PacketContext, capture: Capture) -> Prober:
     timeouts = ctx.run.config.timeouts
 
     async def probe(ttl: int, role: str) -> Probe:

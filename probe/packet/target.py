@@ -80,6 +80,8 @@ def manual(url: str, *, stage: str, address: str, port: int | None = None) -> Pa
         ip, default_port = address, (443 if stage == "tls" else 80)
     if parse_ip(ip) is None or ":" in ip:
         raise ValueError(f"not an IPv4 address: {ip!r}")
+    if not 0 < (port or default_port) < 65536:
+        raise ValueError(f"not a port: {port or default_port}")
     return PacketTarget(
         url=url,
         stage=stage,
@@ -151,7 +153,7 @@ def _endpoint(text: str | None) -> tuple[str, int] | None:
         ip, port = split_endpoint(text)
     except ValueError:
         return None
-    if parse_ip(ip) is None or ":" in ip:  # IPv4 only
+    if parse_ip(ip) is None or ":" in ip or not 0 < port < 65536:  # IPv4 only
         return None
     return ip, port
 

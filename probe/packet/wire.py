@@ -5,12 +5,14 @@ from the traced peer belongs to the flow of its destination port; an ICMP error 
 flow it quotes (the quoted packet went to the peer from that source port). :func:`describe` runs
 on the packets kept and turns each into the JSON facts of docs/packet.md with scapy's dissectors
 (imported here, on first use): IP TTL, IP ID, DF, TCP flags, window and options, the payload's
-first bytes, the ICMP type/code and the TTL left in the quoted header, a DNS answer's id, rcode
-and addresses. Both are total: malformed bytes give None or the fields that could be read.
+length, digest and first bytes (an HTTP status line; :func:`prefix`), the ICMP type/code and the
+TTL left in the quoted header, a DNS answer's id, rcode and addresses. Both are total: malformed
+bytes give None or the fields that could be read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
 from typing import Any
@@ -26,8 +28,10 @@ Key = tuple[str, int]
 
 ICMP_UNREACHABLE = 3
 ICMP_TIME_EXCEEDED = 11
-#: bytes of a payload kept in the record (a forged blockpage fits; a ServerHello's start does)
-PAYLOAD_CAP = 2048
+#: bytes of a non-HTTP payload kept: a TLS record header and its handshake message type
+PREFIX = 16
+#: an HTTP status line is kept up to this many bytes
+STATUS_LINE_CAP = 64
 
 _TRANSPORTS = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}
 
@@ -85,19 +89,33 @@ def describe(raw: bytes, *, t: float) -> dict[str, Any]:
                 payload_length=len(payload),
             )
             if payload:
-                facts["payload"] = _maybe_binary(payload[:PAYLOAD_CAP])
+                facts["payload_prefix"] = _maybe_binary(prefix(payload))
+                facts["payload_sha256"] = hashlib.sha256(payload).hexdigest()
         elif UDP in pkt:
             payload = bytes(pkt[UDP].payload)
             facts.update(kind="udp", payload_length=len(payload))
             facts["dns"] = dns_facts(payload)
             if payload:
-                facts["payload"] = _maybe_binary(payload[:PAYLOAD_CAP])
+                facts["payload_sha256"] = hashlib.sha256(payload).hexdigest()
         else:
             facts["kind"] = "other"
     except Exception as exc:  # scapy dissection is best effort on hostile bytes
         facts.setdefault("kind", "other")
         facts["x_parse_error"] = type(exc).__name__
     return facts
+
+
+def prefix(payload: bytes) -> bytes:
+    """What of a payload is recorded: an HTTP response's status line, or the first bytes.
+
+    Never more: a response's headers and body may carry the volunteer's public address (a
+    blockpage echoing it, a redirect naming it), which a follow-up run without geolocation could
+    not scrub. The web measurement already holds the body; the digest lets researchers match
+    identical injected responses across measurements.
+    """
+    if payload.startswith(b"HTTP/"):
+        return payload[:STATUS_LINE_CAP].split(b"\r\n", 1)[0]
+    return payload[:PREFIX]
 
 
 def dns_facts(payload: bytes) -> dict[str, Any] | None:

@@ -31,9 +31,13 @@ from probe.packet.probes import dns_probe, tcp_probe
 from probe.packet.spec import PacketLimits
 from probe.packet.target import manual
 from probe.packet.triggers import client_hello, dns_query
+from probe.packet.wire import demux
 from tests.unit.servers import answer, dns_server, reset, tcp_server
 
-SERVER = "127.0.0.2"  # the client's packets leave from 127.0.0.1: the filters tell them apart
+#: the client's packets leave from 127.0.0.1: the filters tell them apart. Other tests on this
+#: shared machine use loopback too: the addresses here are unusual, the assertions tolerant of
+#: their traffic (a property of everything captured, and our own packets among it)
+SERVER = "127.80.61.2"
 TIMEOUTS = Timeouts(connect=2.0, packet_reply=0.5, packet_linger=0.2, packet_linger_floor=0.05)
 
 
@@ -67,22 +71,25 @@ def _drain(sock: socket.socket) -> list[bytes]:
 
 def test_the_source_filter_keeps_one_sender_only() -> None:
     with _raw(socket.IPPROTO_UDP, bpf.from_source(SERVER)) as raw:
-        for src in ("127.0.0.1", SERVER, "127.0.0.3"):
+        for src in ("127.0.0.1", SERVER, "127.80.61.3"):
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 udp.bind((src, 0))
-                udp.sendto(src.encode(), ("127.0.0.4", 9))
+                udp.sendto(f"from {src}".encode(), ("127.80.61.4", 9))
         got = _drain(raw)
-    assert [socket.inet_ntoa(p[12:16]) for p in got] == [SERVER]
+    assert {socket.inet_ntoa(p[12:16]) for p in got} == {SERVER}
+    assert any(p.endswith(f"from {SERVER}".encode()) for p in got)
 
 
 def test_the_icmp_filter_keeps_errors_only() -> None:
     with _raw(socket.IPPROTO_ICMP, bpf.icmp_errors()) as raw:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.sendto(b"nobody listens", ("127.0.0.5", 9))  # port unreachable (type 3)
+            udp.sendto(b"nobody listens", ("127.80.61.5", 9))  # port unreachable (type 3)
+            port = udp.getsockname()[1]
         with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as ping:
-            ping.sendto(b"\x08\x00\xf7\xff\x00\x00\x00\x00", ("127.0.0.5", 0))  # echo (type 8)
+            ping.sendto(b"\x08\x00\xf7\xff\x00\x00\x00\x00", ("127.80.61.5", 0))  # echo (8)
         got = _drain(raw)
-    assert [p[(p[0] & 0x0F) * 4] for p in got] == [3]
+    assert {p[(p[0] & 0x0F) * 4] for p in got} <= {3, 11}
+    assert any(demux(p, socket.inet_aton("127.80.61.5")) == ("udp", port) for p in got)
 
 
 async def _server_hello_unless_blocked(stream: trio.abc.Stream) -> None:
@@ -118,7 +125,6 @@ async def test_a_tcp_probe_sees_the_handshake_and_the_answer() -> None:
     assert any(p.raw.endswith(b"\x16\x03\x03\x00\x04\x02\x00\x00\x00") for p in answers)
     # SYN, the handshake's ACK, the ClientHello, at least one ACK of the answer, the final RST
     assert probe.packets_sent >= 5
-    assert capture.read == len(capture.packets(probe.key))  # the filter kept only the server's
 
 
 async def test_a_failed_connect_is_recorded_not_retried() -> None:
@@ -207,5 +213,5 @@ async def test_a_special_purpose_address_is_never_sent_to() -> None:
         await trio.sleep(0.1)
         assert server.requests == []
     tk = msmt["test_keys"]
-    assert tk["x_skipped"].startswith("127.0.0.2 is a special-purpose address")
+    assert tk["x_skipped"].startswith(f"{SERVER} is a special-purpose address")
     assert (tk["iterative_trace"], tk["x_packets_sent"]) == ([], 0)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from probe.packet.target import allowed, from_measurement, manual
 
@@ -85,6 +87,7 @@ def test_manual_targets() -> None:
         lambda: manual("https://example.org/", stage="udp", address="192.0.2.1"),
         lambda: manual("https://example.org/", stage="tls", address="example.org"),
         lambda: manual("https://example.org/", stage="tls", address="2001:db8::1"),
+        lambda: manual("https://example.org/", stage="dns", address="192.0.2.1:70000"),
     ):
         with pytest.raises(ValueError):
             bad()
@@ -98,3 +101,37 @@ def test_special_purpose_addresses_are_never_probed() -> None:
     lab_resolver = manual("https://x.example/", stage="tls", address="198.18.2.53")
     assert allowed(lab_resolver, lab_range) is None
     assert allowed(manual("https://x.example/", stage="tls", address="93.184.216.34"), ()) is None
+
+
+_JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=12),
+    st.lists(st.text(max_size=12), max_size=3),
+    st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.lists(st.tuples(st.integers(0, 10_000), _JUNK), max_size=5))
+def test_reading_targets_never_raises(which: int, changes: list[tuple[int, Any]]) -> None:
+    """Untrusted JSON anywhere in a web measurement: targets or none, never an exception."""
+    samples = list(FOLLOWED.values()) + list(DEMO.values())
+    msmt = json.loads(json.dumps(samples[which % len(samples)]))
+    nodes: list[tuple[Any, Any]] = []
+
+    def walk(node: Any) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in list(items):
+            nodes.append((node, key))
+            if isinstance(value, dict | list):
+                walk(value)
+
+    walk(msmt)
+    for index, value in changes:
+        parent, key = nodes[index % len(nodes)]
+        parent[key] = value
+    extra = ["198.19.8.8:53", "junk", "198.19.8.8:0", "198.19.8.8:65536"]
+    for target in from_measurement(msmt, extra_dns_servers=extra):
+        assert target.stage in ("tls", "http", "dns") and 0 < target.port < 65536

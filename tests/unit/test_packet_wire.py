@@ -7,6 +7,7 @@ hypothesis: neither function may raise on anything a network can deliver.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import socket
 
@@ -18,7 +19,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from probe.packet import bpf
 from probe.packet.hops import no_lookup, parse_asn, policy
-from probe.packet.wire import PAYLOAD_CAP, demux, describe, dns_facts
+from probe.packet.wire import demux, describe, dns_facts, prefix
 
 PEER = "192.0.2.80"
 ME = "198.51.100.2"
@@ -75,13 +76,16 @@ def test_recorded_facts_of_a_syn_ack() -> None:
     }
 
 
-def test_payloads_are_kept_up_to_the_cap_text_or_base64() -> None:
-    page = b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 3000
+def test_only_a_status_line_or_a_record_header_of_a_payload_is_kept() -> None:
+    page = b"HTTP/1.1 200 OK\r\nLocation: http://x/?ip=198.51.100.2\r\n\r\n" + b"x" * 3000
     facts = describe(_tcp_reply("FPA", page), t=0)
     assert facts["payload_length"] == len(page)
-    assert facts["payload"] == page[:PAYLOAD_CAP].decode()
-    hello = describe(_tcp_reply("PA", b"\x16\x03\x03\x00\x7a\x02\xff"), t=0)
-    assert hello["payload"] == {"format": "base64", "data": "FgMDAHoC/w=="}
+    assert facts["payload_prefix"] == "HTTP/1.1 200 OK"
+    assert facts["payload_sha256"] == hashlib.sha256(page).hexdigest()
+    assert ME not in str(facts)
+    hello = describe(_tcp_reply("PA", b"\x16\x03\x03\x00\x7a\x02\xff" + b"\x00" * 40), t=0)
+    assert hello["payload_prefix"] == {"format": "base64", "data": "FgMDAHoC/wAAAAAAAAAAAA=="}
+    assert prefix(b"HTTP/1.1 " + b"9" * 200) == b"HTTP/1.1 " + b"9" * 55
 
 
 def test_recorded_facts_of_an_icmp_error_and_a_dns_answer() -> None:
@@ -101,6 +105,7 @@ def test_recorded_facts_of_an_icmp_error_and_a_dns_answer() -> None:
     udp = bytes(IP(src=PEER, dst=ME, ttl=64) / UDP(sport=53, dport=40003) / wire)
     facts = describe(udp, t=2)
     assert facts["kind"] == "udp" and facts["payload_length"] == len(wire)
+    assert "payload_prefix" not in facts
     assert facts["dns"] == {"id": query.id, "rcode": 0, "answers": ["10.10.34.35", "10.10.34.36"]}
     assert dns_facts(b"\x00\x01garbage") is None
 
