@@ -125,25 +125,16 @@ def _payload(target: PacketTarget, name: str, ctx: PacketContext) -> bytes:
 def _prober(target: PacketTarget, ctx: PacketContext, capture: Capture) -> Prober:
     timeouts = ctx.run.config.timeouts
 
+    send = dns_probe if target.stage == "dns" else tcp_probe
+
     async def probe(ttl: int, role: str) -> Probe:
         name = target.name if role == "target" else control_name(target)
-        payload = _payload(target, name, ctx)
-        if target.stage == "dns":
-            return await dns_probe(
-                target.address,
-                target.port,
-                ttl=ttl,
-                role=role,
-                query=payload,
-                capture=capture,
-                timeouts=timeouts,
-            )
-        return await tcp_probe(
+        return await send(
             target.address,
             target.port,
             ttl=ttl,
             role=role,
-            payload=payload,
+            payload=_payload(target, name, ctx),
             capture=capture,
             timeouts=timeouts,
         )

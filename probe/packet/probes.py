@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
 from probe.config import Timeouts
 from probe.failures import Failure, Operation, classify
-from probe.packet.capture import Capture
+from probe.packet.capture import Capture, Captured
 from probe.packet.wire import Key
 
 #: tcp_info (linux/tcp.h): tcpi_state is byte 0, tcpi_rtt (us) at 68, tcpi_segs_out at 136
@@ -132,11 +133,7 @@ async def tcp_probe(
         if failure is not None:
             info = tcp_info(sock)
             sent = info.segs_out if info is not None else syn_count(timeouts.connect)
-            now = trio.current_time()
-            return Probe(
-                ttl, role, key, t0, now, None, now, failure, max(sent, 1), None,
-                peer=False, icmp=False,
-            )  # fmt: skip
+            return _result(ttl, role, key, t0, None, failure, max(sent, 1), None, capture)
         first = tcp_info(sock)
         rtt = first.rtt if first is not None else 0.0
         default_ttl = sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL)
@@ -148,21 +145,12 @@ async def tcp_probe(
             failure = classify(exc, Operation.WRITE)
             sent_at = None
         if sent_at is not None:
-            with trio.move_on_after(timeouts.packet_reply) as waited:
-                await capture.wait_after(key, sent_at)
-            if not waited.cancelled_caught:
-                await trio.sleep(linger(timeouts, rtt))
+            await _listen(capture, key, sent_at, timeouts, lambda first: linger(timeouts, rtt))
         info = tcp_info(sock) or TCPInfo(state=0, rtt=rtt, segs_out=3)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, default_ttl)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        closed_at = trio.current_time()
     sent = info.segs_out + (1 if info.state in _RESET_STATES else 0)
-    replies = capture.between(key, sent_at, closed_at) if sent_at is not None else []
-    return Probe(
-        ttl, role, key, t0, trio.current_time(), sent_at, closed_at, failure, sent, rtt,
-        peer=any(c.origin == "peer" for c in replies),
-        icmp=any(c.origin == "icmp" for c in replies),
-    )  # fmt: skip
+    return _result(ttl, role, key, t0, sent_at, failure, sent, rtt, capture)
 
 
 async def dns_probe(
@@ -171,17 +159,23 @@ async def dns_probe(
     *,
     ttl: int,
     role: str,
-    query: bytes,
+    payload: bytes,
     capture: Capture,
     timeouts: Timeouts,
 ) -> Probe:
-    """Send one DNS query with IP TTL ``ttl`` from a fresh UDP socket and listen.
+    """Send one DNS query (``payload``) with IP TTL ``ttl`` from a fresh UDP socket and listen.
 
     After a first answer the probe listens ``packet_linger`` more (a forged answer from nearby
     comes first, the genuine one later), as the web test's resolver keeps listening; after a
     router's ICMP error, only as long as a TCP probe would (twice that round trip, plus a floor):
     an injector before that router answers as fast.
     """
+
+    def after_first(first: Captured) -> float:
+        if first.origin == "icmp" and sent_at is not None:
+            return linger(timeouts, first.t - sent_at)
+        return timeouts.packet_linger
+
     sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock:
         await sock.bind(("0.0.0.0", 0))
@@ -191,24 +185,54 @@ async def dns_probe(
         failure: str | None = None
         sent_at: float | None = t0
         try:
-            await sock.sendto(query, (address, port))
+            await sock.sendto(payload, (address, port))
         except OSError as exc:
             failure = classify(exc, Operation.WRITE)
             sent_at = None
         if sent_at is not None:
-            with trio.move_on_after(timeouts.packet_reply) as waited:
-                await capture.wait_after(key, sent_at)
-            if not waited.cancelled_caught:
-                first = capture.after(key, sent_at)[0]
-                if first.origin == "icmp":  # a router's answer: anything forged came with it
-                    await trio.sleep(linger(timeouts, first.t - sent_at))
-                else:  # an answer: the genuine one may still be on its way
-                    await trio.sleep(timeouts.packet_linger)
-        closed_at = trio.current_time()
+            await _listen(capture, key, sent_at, timeouts, after_first)
+    return _result(ttl, role, key, t0, sent_at, failure, 1 if sent_at else 0, None, capture)
+
+
+async def _listen(
+    capture: Capture,
+    key: Key,
+    sent_at: float,
+    timeouts: Timeouts,
+    after_first: Callable[[Captured], float],
+) -> None:
+    """Wait for the first reply (at most ``packet_reply``), then ``after_first(it)`` more."""
+    with trio.move_on_after(timeouts.packet_reply) as waited:
+        await capture.wait_after(key, sent_at)
+    if not waited.cancelled_caught:
+        await trio.sleep(after_first(capture.after(key, sent_at)[0]))
+
+
+def _result(
+    ttl: int,
+    role: str,
+    key: Key,
+    t0: float,
+    sent_at: float | None,
+    failure: str | None,
+    sent: int,
+    rtt: float | None,
+    capture: Capture,
+) -> Probe:
+    """The probe's record, its socket just closed: what came back while it listened."""
+    closed_at = trio.current_time()
     replies = capture.between(key, sent_at, closed_at) if sent_at is not None else []
     return Probe(
-        ttl, role, key, t0, trio.current_time(), sent_at, closed_at, failure,
-        1 if sent_at else 0, None,
+        ttl=ttl,
+        role=role,
+        key=key,
+        t0=t0,
+        t=closed_at,
+        sent_at=sent_at,
+        closed_at=closed_at,
+        failure=failure,
+        packets_sent=sent,
+        rtt=rtt,
         peer=any(c.origin == "peer" for c in replies),
         icmp=any(c.origin == "icmp" for c in replies),
-    )  # fmt: skip
+    )

@@ -142,6 +142,21 @@ def _indexed(refs: Iterable[str], name: str) -> list[int]:
     return out
 
 
+def _picked(
+    tk: dict[str, Any], name: str, evidence: list[str], *, failed: bool
+) -> list[dict[str, Any]]:
+    """The events of ``tk[name]`` the verdict's evidence points at; without any, the first
+    main-flow one (that failed, with ``failed``)."""
+    events = [as_dict(e) for e in as_list(tk.get(name))]
+    picked = [events[i] for i in _indexed(evidence, name) if i < len(events)]
+    if picked:
+        return picked
+    candidates = [e for e in events if _main_flow(e)]
+    if failed:
+        candidates = [e for e in candidates if failure_of(e.get("failure"))]
+    return candidates[:1]
+
+
 def _main_flow(event: dict[str, Any]) -> bool:
     return not any(t.startswith("x_diag=") for t in tags_of(event))
 
@@ -165,12 +180,8 @@ def _path(path: str, query: str) -> str:
 def _tls_targets(
     url: str, tk: dict[str, Any], evidence: list[str], source: dict[str, Any]
 ) -> list[PacketTarget]:
-    events = [as_dict(e) for e in as_list(tk.get("tls_handshakes"))]
-    picked = [events[i] for i in _indexed(evidence, "tls_handshakes") if i < len(events)]
-    if not picked:
-        picked = [e for e in events if failure_of(e.get("failure")) and _main_flow(e)][:1]
     out = []
-    for event in picked:
+    for event in _picked(tk, "tls_handshakes", evidence, failed=True):
         endpoint = _endpoint(as_str(event.get("address")))
         name = as_str(event.get("server_name"))
         if endpoint is None or not name or not _main_flow(event):
@@ -182,12 +193,8 @@ def _tls_targets(
 def _http_targets(
     url: str, tk: dict[str, Any], evidence: list[str], source: dict[str, Any]
 ) -> list[PacketTarget]:
-    events = [as_dict(e) for e in as_list(tk.get("requests"))]
-    picked = [events[i] for i in _indexed(evidence, "requests") if i < len(events)]
-    if not picked:
-        picked = [e for e in events if _main_flow(e)][:1]
     out = []
-    for event in picked:
+    for event in _picked(tk, "requests", evidence, failed=False):
         request = as_dict(event.get("request"))
         parts = urlsplit(as_str(request.get("url")) or "")
         endpoint = _endpoint(as_str(event.get("address")))

@@ -74,31 +74,36 @@ async def trace_pair(
     probe: Prober, *, limits: PacketLimits, budget: Budget, pacer: Pacer, worst_case: int
 ) -> Traces:
     """Run the control trace, then the target trace, under the stopping rules above."""
-    control: list[Probe] = []
-    for ttl in range(1, limits.max_ttl + 1):
+
+    async def step(ttl: int, role: str) -> Probe | None:
+        """One probe within the budget and the rate (None: the budget refused it)."""
         if not budget.allows(worst_case):
-            break
+            return None
         await pacer.wait()
-        p = await probe(ttl, "control")
+        p = await probe(ttl, role)
         budget.spend(p.packets_sent)
-        control.append(p)
+        (control if role == "control" else target).append(p)
+        return p
+
+    control: list[Probe] = []
+    target: list[Probe] = []
+    for ttl in range(1, limits.max_ttl + 1):
+        p = await step(ttl, "control")
+        if p is None:
+            break
         if p.failure is not None or p.peer:
             break
         if _trailing_silence(control) >= limits.gap_limit:
             break
-    target: list[Probe] = []
     if not control or control[0].failure is not None:
         return Traces(control, target)
     last = control[-1].ttl
     by_ttl = {p.ttl: p for p in control}
     ttl, gap, confirming = 1, 0, False
     while ttl <= last:
-        if not budget.allows(worst_case):
+        p = await step(ttl, "target")
+        if p is None:
             break
-        await pacer.wait()
-        p = await probe(ttl, "target")
-        budget.spend(p.packets_sent)
-        target.append(p)
         if p.failure is not None or confirming:
             break
         c = by_ttl.get(ttl)

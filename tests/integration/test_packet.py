@@ -19,20 +19,18 @@ import pytest
 
 from tests.lab import model as m
 from tests.lab.demo import probe_argv
-from tests.lab.demo_packet import PacketOutcome, lab_options, report, run_packet_scenarios
+from tests.lab.demo_packet import (
+    FOLLOWED_HOPS,
+    PacketOutcome,
+    lab_options,
+    report,
+    run_packet_scenarios,
+)
 
 pytestmark = pytest.mark.lab
 
 SCENARIOS = m.load_packet_scenarios()
-#: the web scenarios whose verdict asks for a follow-up, and the hop it must find
-FOLLOWED = {
-    "https://sni-rst.lab.test/": 2,
-    "https://sni-drop.lab.test/": 2,
-    "http://host-rst.lab.test/": 2,
-    "https://border-reset.lab.test/": 3,
-    "http://border-blockpage.lab.test/": 3,
-    "http://dns-injected.lab.test/": 1,
-}
+FOLLOWED = FOLLOWED_HOPS
 #: web scenarios that must not be followed up (not blocked, or not at a traceable stage)
 NOT_FOLLOWED = [
     "https://ok.lab.test/",

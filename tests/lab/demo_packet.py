@@ -20,6 +20,16 @@ from typing import Any
 from tests.lab import lab as labmod
 from tests.lab import model as m
 
+#: the web scenarios whose verdict asks for a follow-up, and the hop it must find there
+FOLLOWED_HOPS = {
+    "https://sni-rst.lab.test/": 2,
+    "https://sni-drop.lab.test/": 2,
+    "http://host-rst.lab.test/": 2,
+    "https://border-reset.lab.test/": 3,
+    "http://border-blockpage.lab.test/": 3,
+    "http://dns-injected.lab.test/": 1,
+}
+
 
 @dataclass(frozen=True)
 class PacketOutcome:

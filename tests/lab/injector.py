@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import socket
 import struct
-import sys
 
 import dns.exception
 import dns.flags
@@ -23,7 +22,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from tests.lab.nfqueue import NF_ACCEPT, Queue
+from tests.lab.nfqueue import inject_on_path
 
 
 def forge(packet: bytes, table: dict[str, str]) -> bytes | None:
@@ -60,20 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forge", action="append", default=[], metavar="NAME=IPV4")
     args = parser.parse_args(argv)
     table = dict(item.lower().split("=", 1) for item in args.forge)
-    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    with Queue(args.queue, copy_packet=True) as queue:
-        print(f"injector ready on queue {args.queue}: {table}", file=sys.stderr, flush=True)
-        while True:
-            for packet in queue.receive():
-                forged = forge(packet.payload, table)
-                if forged is not None:
-                    raw.sendto(forged, (socket.inet_ntoa(forged[16:20]), 0))
-                    print(
-                        f"forged answer to {socket.inet_ntoa(forged[16:20])}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                queue.verdict(packet.packet_id, NF_ACCEPT)
+    inject_on_path(
+        args.queue,
+        lambda packet: forge(packet, table),
+        ready=f"injector ready on queue {args.queue}: {table}",
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """A minimal nfnetlink_queue client over a raw netlink socket (no libnetfilter_queue binding).
 
-Used by the lab's on-path DNS injector and by the LAB_DELAY_MS packet holder, both running inside
-cp-isp. Protocol: linux/netfilter/nfnetlink_queue.h (bind a queue, set the copy mode, receive
-NFQNL_MSG_PACKET, answer NFQNL_MSG_VERDICT with the packet id).
+Used by the lab's on-path injectors (DNS in cp-isp, TCP in cp-border; :func:`inject_on_path`)
+and by the LAB_DELAY_MS packet holder in cp-isp. Protocol: linux/netfilter/nfnetlink_queue.h
+(bind a queue, set the copy mode, receive NFQNL_MSG_PACKET, answer NFQNL_MSG_VERDICT with the
+packet id).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 NETLINK_NETFILTER = 12
@@ -127,3 +129,20 @@ class Queue:
                 payload = value
             pos += (alen + 3) & ~3
         return None if packet_id is None else Packet(packet_id, payload)
+
+
+def inject_on_path(number: int, forge: Callable[[bytes], bytes | None], *, ready: str) -> None:
+    """Serve queue ``number`` as an on-path injector, forever: for each queued packet, send what
+    ``forge`` makes of it (a whole IPv4 packet, from a raw socket) first, then let the original
+    continue. Logs ``ready`` once and one line per forged packet on stderr."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    with Queue(number, copy_packet=True) as queue:
+        print(ready, file=sys.stderr, flush=True)
+        while True:
+            for packet in queue.receive():
+                forged = forge(packet.payload)
+                if forged is not None:
+                    to = socket.inet_ntoa(forged[16:20])
+                    raw.sendto(forged, (to, 0))
+                    print(f"forged {len(forged)} bytes to {to}", file=sys.stderr, flush=True)
+                queue.verdict(packet.packet_id, NF_ACCEPT)

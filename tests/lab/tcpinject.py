@@ -24,11 +24,10 @@ import argparse
 import random
 import socket
 import struct
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.lab.nfqueue import NF_ACCEPT, Queue
+from tests.lab.nfqueue import inject_on_path
 
 TTL = 64
 FIN, RST, PSH, ACK = 0x01, 0x04, 0x08, 0x10
@@ -132,31 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     rst, blockpage = frozenset(args.rst), frozenset(args.blockpage)
     page = args.blockpage_file.read_bytes()
     rng = random.Random()
-    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    with Queue(args.queue, copy_packet=True) as queue:
-        print(
-            f"tcp injector ready on queue {args.queue}: rst {sorted(rst)}, "
-            f"blockpage {sorted(blockpage)}",
-            file=sys.stderr,
-            flush=True,
-        )
-        while True:
-            for packet in queue.receive():
-                forged = forge(
-                    packet.payload,
-                    rst=rst,
-                    blockpage=blockpage,
-                    page=page,
-                    ident=rng.randrange(1, 0x10000),
-                )
-                if forged is not None:
-                    raw.sendto(forged, (socket.inet_ntoa(forged[16:20]), 0))
-                    print(
-                        f"forged {len(forged)} bytes to {socket.inet_ntoa(forged[16:20])}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                queue.verdict(packet.packet_id, NF_ACCEPT)
+    inject_on_path(
+        args.queue,
+        lambda packet: forge(
+            packet, rst=rst, blockpage=blockpage, page=page, ident=rng.randrange(1, 0x10000)
+        ),
+        ready=f"tcp injector ready on queue {args.queue}: rst {sorted(rst)}, "
+        f"blockpage {sorted(blockpage)}",
+    )
+    return 0
 
 
 if __name__ == "__main__":

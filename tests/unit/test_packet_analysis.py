@@ -31,6 +31,7 @@ from probe.analysis.packet import (
     with_packet_facts,
 )
 from tests.lab import model as lab
+from tests.lab.demo_packet import FOLLOWED_HOPS
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "results" / "samples"
@@ -101,14 +102,7 @@ def test_evidence_references_point_at_packets_of_the_measurement() -> None:
 
 def test_followed_web_measurements_carry_the_hop() -> None:
     hops = {m["input"]: analyze(m, fingerprints=builtin())["x_censor_hop"] for m in FOLLOWED}
-    assert hops == {
-        "https://sni-rst.lab.test/": 2,
-        "https://sni-drop.lab.test/": 2,
-        "http://host-rst.lab.test/": 2,
-        "https://border-reset.lab.test/": 3,
-        "http://border-blockpage.lab.test/": 3,
-        "http://dns-injected.lab.test/": 1,
-    }
+    assert hops == FOLLOWED_HOPS
     for m in FOLLOWED:
         verdict = analyze(m, fingerprints=builtin())
         for key in (*VERDICT_KEYS, *PACKET_KEYS):

@@ -152,7 +152,7 @@ async def test_a_dns_probe_keeps_every_answer() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(capture.run)
             probe = await dns_probe(
-                SERVER, port, ttl=2, role="target", query=dns_query("blocked.example"),
+                SERVER, port, ttl=2, role="target", payload=dns_query("blocked.example"),
                 capture=capture, timeouts=TIMEOUTS,
             )  # fmt: skip
             nursery.cancel_scope.cancel()
