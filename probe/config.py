@@ -35,7 +35,7 @@ class Timeouts:
     #: ... and then keeps listening for more (an injected packet races the genuine one): twice
     #: the connection's round trip plus ``packet_linger_floor``, never more than ``packet_linger``
     packet_linger: float = 0.5
-    packet_linger_floor: float = 0.05
+    packet_linger_floor: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,11 @@ the probe dies, nothing is left behind on the volunteer's machine. The price:
 
 - the handshake runs at the default TTL; only the trigger (and whatever the socket sends after
   it) leaves with TTL n, set with ``IP_TTL`` just before the write;
-- the kernel retransmits an unanswered trigger (RTO, at least 200 ms) with the same TTL: the
-  probe stops listening ``packet_linger`` after the first reply, which is shorter than an RTO,
-  so only probes that draw no reply at all retransmit; every packet is counted
-  (``tcpi_segs_out`` of the socket, plus the closing RST);
+- the kernel retransmits an unacknowledged trigger after its RTO (the smoothed RTT plus at
+  least 200 ms) with the same TTL: the probe stops listening the linger after the first reply
+  (a floor plus two RTTs, :func:`linger`), shorter than the RTO on paths under 100 ms, so it is
+  mostly probes that draw no reply that retransmit; every packet is counted (``tcpi_segs_out``
+  of the socket, plus the closing RST);
 - the connection is closed abortively (``SO_LINGER`` 0) after restoring the default TTL: the RST
   reaches the server, which can forget the connection at once, and the unsent trigger is
   dropped instead of being retransmitted at full TTL. When the trigger never reached the server
