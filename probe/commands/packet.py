@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,16 @@ class UsageError(Exception):
     """A bad option: one line, exit 2, before anything is sent."""
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    config: Any  # probe.config.Config
+    limits: Any  # probe.packet.spec.PacketLimits
+    #: ``--input``: the one target given by hand
+    manual: Any  # probe.packet.target.PacketTarget | None
+    #: the input lines, each with its measurement (None: not a JSON object, copied as it is)
+    web: list[tuple[str, dict[str, Any] | None]]
+
+
 def _fail(message: str) -> int:
     print(f"probe packet: error: {message}", file=sys.stderr)
     return 2
@@ -115,12 +126,12 @@ def run(args: argparse.Namespace) -> int:
     if reason is not None:
         print(f"probe packet: {NOTICE.format(reason=reason)}", file=sys.stderr)
         if args.web_output is not None:
-            _write_lines(args.web_output, [line for line, _ in plan["web"]])
+            _write_lines(args.web_output, [line for line, _ in plan.web])
         return 0
     return _execute(plan, args)
 
 
-def _plan(args: argparse.Namespace) -> dict[str, Any]:
+def _plan(args: argparse.Namespace) -> Plan:
     import json
     from dataclasses import replace
 
@@ -198,12 +209,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         probe_asn=probe_asn,
         probe_cc=probe_cc,
     )
-    return {
-        "config": config,
-        "limits": limits,
-        "manual": manual_target,
-        "web": web,
-    }
+    return Plan(config=config, limits=limits, manual=manual_target, web=web)
 
 
 def _known(value: object, unknown: str) -> str | None:
@@ -217,7 +223,7 @@ def _write_lines(path: Path, lines: list[str]) -> None:
             fh.write(line + "\n")
 
 
-def _execute(plan: dict[str, Any], args: argparse.Namespace) -> int:
+def _execute(plan: Plan, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     import orjson
@@ -232,7 +238,7 @@ def _execute(plan: dict[str, Any], args: argparse.Namespace) -> int:
     from probe.privacy import scrub_measurement
     from probe.session import Session
 
-    config = plan["config"]
+    config = plan.config
     try:
         dbs = GeoDatabases.open(asn_db=args.asn_db, country_db=None)
     except GeoDatabaseError as exc:
@@ -248,7 +254,7 @@ def _execute(plan: dict[str, Any], args: argparse.Namespace) -> int:
         return info.asn, info.network_name
 
     ctx = PacketContext(
-        run=session.ctx, limits=plan["limits"], lookup=lookup, headers=browser_headers(config)
+        run=session.ctx, limits=plan.limits, lookup=lookup, headers=browser_headers(config)
     )
     web_out: list[str] = []
     traced = 0
@@ -265,11 +271,11 @@ def _execute(plan: dict[str, Any], args: argparse.Namespace) -> int:
                 print(f"probe packet: {_summary(msmt)}", file=sys.stderr, flush=True)
                 traced += 1
 
-            if plan["manual"] is not None:
-                msmt = await measure_packet(plan["manual"], ctx=ctx)
+            if plan.manual is not None:
+                msmt = await measure_packet(plan.manual, ctx=ctx)
                 msmt["test_keys"].update(analyze_packet(msmt))
                 write(msmt)
-            for line, web in plan["web"]:
+            for line, web in plan.web:
                 if web is None:
                     web_out.append(line)
                     continue
@@ -278,7 +284,11 @@ def _execute(plan: dict[str, Any], args: argparse.Namespace) -> int:
                 )
                 for msmt in follow_ups:
                     write(msmt)
-                web_out.append(_reanalysed(merged, config) if follow_ups else line)
+                if not follow_ups:
+                    web_out.append(line)
+                    continue
+                merged = scrub_measurement(_reanalysed(merged, config), probe_ips=session.probe_ips)
+                web_out.append(orjson.dumps(merged).decode("utf-8"))
 
     with dbs:
         trio.run(main)
@@ -307,14 +317,12 @@ def _summary(msmt: dict[str, Any]) -> str:
     return f"{where}: {'; '.join(parts) or 'no trace'} [{cost}]"
 
 
-def _reanalysed(merged: dict[str, Any], config: Any) -> str:
-    """The merged web measurement as a line, its verdict recomputed with the packet facts."""
-    import orjson
-
+def _reanalysed(merged: dict[str, Any], config: Any) -> dict[str, Any]:
+    """The merged web measurement, its verdict recomputed with the packet facts."""
     from probe.analysis import analyze
     from probe.analysis.fingerprints import builtin
 
     merged["test_keys"].update(
         analyze(merged, fingerprints=builtin(), public_ranges=config.public_ranges)
     )
-    return orjson.dumps(merged).decode("utf-8")
+    return merged
