@@ -11,6 +11,10 @@ target trace (the real SNI/Host/name) with the control trace (an innocuous one),
   TTL differs from the connection's SYN-ACK, more DNS answers than the control's; or silence
   where the control drew a reply, lasting to the end of the trace (a drop). A reaction first
   seen with TTL N comes from a device between hop N-1 and hop N;
+- **interception**: when both triggers drew the same answers but the traced port's connection
+  ends closer than the address's other web port answers from (``other_port``, compared by the
+  hop each SYN-ACK/RST left from), a transparent proxy or TLS interceptor answered for the
+  server: reaction ``interception`` at the traced path's end;
 - **placement**: ``on-path`` when the trigger went on past the censor (an ICMP time exceeded or a
   second, genuine answer came back with the reaction), else ``in-path``;
 - **status**: ``found``; ``server`` (the reaction starts where the server is and no packet shows
@@ -204,7 +208,7 @@ def _locate(
         return censor, [], []
     hop = _reaction_ttl(control, target, path)
     if hop is None:
-        return censor, [], []
+        return _interception(censor, entry, control, path, ref)
     at = target[hop]
     checks = [
         _checks(it, r, path=path, control=control)
@@ -231,6 +235,56 @@ def _locate(
         refs.append(previous["ref"])
     refs.extend(c["packet"] for c in checks if c["injected"])
     return censor, checks, refs
+
+
+def _interception(
+    censor: dict[str, Any],
+    entry: dict[str, Any],
+    control: dict[int, _Iteration],
+    path: int | None,
+    ref: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """Both triggers drew the same answers, but does the port's connection end where the address
+    is? A transparent proxy (or a TLS interceptor) answers the handshake itself: the traced
+    port's path ends at its hop, while the address's other web port answers from farther
+    (``other_port``: its SYN-ACK or RST). Then the interceptor sits at the traced path's end."""
+    it = control.get(path) if path is not None else None
+    answer = as_dict(as_dict(entry.get("other_port")).get("answer"))
+    here = as_int(it.syn_ack.get("ip_ttl")) if it is not None and it.syn_ack else None
+    there = as_int(answer.get("ip_ttl"))
+    if it is None or path is None or here is None or there is None:
+        return censor, [], []
+    near, far = origin_hop(here), origin_hop(there)
+    if near is None or far is None or far <= path:
+        return censor, [], []
+    check = {
+        "packet": it.syn_ack_ref,
+        "reference": f"{ref}.other_port.answer",
+        "ttl": path,
+        "before_path": False,
+        "ip_ttl": [here, there],
+        "ip_ttl_mismatch": here != there,
+        "origin_hop": near,
+        "other_port_origin_hop": far,
+        "ip_id_out_of_sequence": None,
+        "tcp_options_mismatch": None,
+        "dns_answers_differ": None,
+        "dns_first_of_differing": None,
+        "injected": True,
+    }
+    censor.update(
+        status="found",
+        hop=path,
+        reaction="interception",
+        placement="in-path",
+        previous_hop=_router(control, {}, path - 1),
+        hop_router=None,
+    )
+    refs = [it.syn_ack_ref or it.ref, f"{ref}.other_port.answer"]
+    previous = censor["previous_hop"]
+    if previous is not None and previous["ref"] is not None:
+        refs.append(previous["ref"])
+    return censor, [check], refs
 
 
 def _reaction_ttl(

@@ -42,7 +42,7 @@ from probe.packet.spec import (
     PacketLimits,
 )
 from probe.packet.target import PacketTarget, allowed
-from probe.packet.tracer import Budget, Pacer, Prober, Traces, trace_pair
+from probe.packet.tracer import Budget, Pacer, Prober, Traces, single, trace_pair
 from probe.packet.wire import describe
 
 if TYPE_CHECKING:
@@ -80,20 +80,26 @@ async def measure_packet(target: PacketTarget, *, ctx: PacketContext) -> dict[st
         capture = Capture(
             target.address, transports=("udp",) if target.stage == "dns" else ("tcp",)
         )
+        pacer = Pacer(ctx.limits.probes_per_second)
+        worst = DNS_PROBE_WORST_CASE if target.stage == "dns" else TCP_PROBE_WORST_CASE
+        other: Probe | None = None
         async with trio.open_nursery() as nursery:
             await nursery.start(capture.run)
+            prober = _prober(target, ctx, capture)
             traces = await trace_pair(
-                _prober(target, ctx, capture),
-                limits=ctx.limits,
-                budget=budget,
-                pacer=Pacer(ctx.limits.probes_per_second),
-                worst_case=DNS_PROBE_WORST_CASE if target.stage == "dns" else TCP_PROBE_WORST_CASE,
+                prober, limits=ctx.limits, budget=budget, pacer=pacer, worst_case=worst
             )
+            if target.stage != "dns" and traces.control and traces.control[0].failure is None:
+                other = await single(
+                    prober, 0, "other-port", budget=budget, pacer=pacer, worst_case=worst
+                )
             nursery.cancel_scope.cancel()
         own = parse_asn(config.probe_asn)
-        test_keys["iterative_trace"] = [
-            _trace_entry(target, traces, capture, zero=zero, own_asn=own, ctx=ctx)
-        ]
+        entry = _trace_entry(target, traces, capture, zero=zero, own_asn=own, ctx=ctx)
+        if other is not None:
+            port = other_port(target.port)
+            entry["other_port"] = _other_port(port, other, capture, zero=zero)
+        test_keys["iterative_trace"] = [entry]
     test_keys["x_packets_sent"] = packets_sent(test_keys["iterative_trace"])
     test_keys["x_truncated"] = budget.truncated
     test_keys["x_limits"] = ctx.limits.as_json()
@@ -128,6 +134,16 @@ def _prober(target: PacketTarget, ctx: PacketContext, capture: Capture) -> Probe
     send = dns_probe if target.stage == "dns" else tcp_probe
 
     async def probe(ttl: int, role: str) -> Probe:
+        if role == "other-port":  # a handshake with the address's other web port, no trigger
+            return await tcp_probe(
+                target.address,
+                other_port(target.port),
+                ttl=ttl,
+                role=role,
+                payload=None,
+                capture=capture,
+                timeouts=timeouts,
+            )
         name = target.name if role == "target" else control_name(target)
         return await send(
             target.address,
@@ -140,6 +156,22 @@ def _prober(target: PacketTarget, ctx: PacketContext, capture: Capture) -> Probe
         )
 
     return probe
+
+
+def other_port(port: int) -> int:
+    """The address's other web port: 80 for 443, 443 for anything else."""
+    return 80 if port == 443 else 443
+
+
+def _other_port(port: int, p: Probe, capture: Capture, *, zero: float) -> dict[str, Any]:
+    """Who answers a SYN to the address's other web port: its SYN-ACK, or its RST."""
+    answer = next((c for c in capture.packets(p.key) if c.origin == "peer"), None)
+    return {
+        "port": port,
+        "failure": p.failure,
+        "packets_sent": p.packets_sent,
+        "answer": describe(answer.raw, t=answer.t - zero) if answer is not None else None,
+    }
 
 
 def _routers(probes: Sequence[Probe], capture: Capture) -> list[str]:
@@ -212,12 +244,14 @@ def _iteration(p: Probe, capture: Capture, *, zero: float, hops: HopPolicy) -> d
 
 def packets_sent(trace_entries: Sequence[Mapping[str, Any]]) -> int:
     """Every packet the iterations of these trace entries sent (late RSTs included)."""
-    return sum(
+    traced: int = sum(
         it.get("packets_sent", 0)
         for entry in trace_entries
         for role in ("control_trace", "target_trace")
         for it in entry.get(role, {}).get("iterations", [])
     )
+    other: int = sum(e.get("other_port", {}).get("packets_sent", 0) for e in trace_entries)
+    return traced + other
 
 
 def _facts(c: Captured, capture: Capture, *, zero: float, hops: HopPolicy) -> dict[str, Any]:

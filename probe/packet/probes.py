@@ -113,11 +113,13 @@ async def tcp_probe(
     *,
     ttl: int,
     role: str,
-    payload: bytes,
+    payload: bytes | None,
     capture: Capture,
     timeouts: Timeouts,
 ) -> Probe:
-    """Connect to ``address:port``, send ``payload`` with IP TTL ``ttl``, listen, reset."""
+    """Connect to ``address:port``, send ``payload`` with IP TTL ``ttl``, listen, reset.
+
+    Without ``payload`` only the handshake is made (at the default TTL), then the reset."""
     sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     with sock:
         await sock.bind(("0.0.0.0", 0))
@@ -138,13 +140,15 @@ async def tcp_probe(
         first = tcp_info(sock)
         rtt = first.rtt if first is not None else 0.0
         default_ttl = sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-        sent_at: float | None = trio.current_time()
-        try:
-            await sock.send(payload)
-        except OSError as exc:  # reset before we wrote: the connection is gone
-            failure = classify(exc, Operation.WRITE)
-            sent_at = None
+        sent_at: float | None = None
+        if payload is not None:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            sent_at = trio.current_time()
+            try:
+                await sock.send(payload)
+            except OSError as exc:  # reset before we wrote: the connection is gone
+                failure = classify(exc, Operation.WRITE)
+                sent_at = None
         if sent_at is not None:
             await _listen(capture, key, sent_at, timeouts, lambda first: linger(timeouts, rtt))
         info = tcp_info(sock) or TCPInfo(state=0, rtt=rtt, segs_out=3)

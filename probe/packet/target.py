@@ -9,12 +9,12 @@ share it. Only IPv4 is traced (docs/packet.md, limits).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from probe.analysis.values import as_dict, as_list, as_str, failure_of, tags_of
+from probe.analysis.values import as_dict, as_float, as_list, as_str, failure_of, tags_of
 from probe.config import IPNetwork
 from probe.netaddr import is_bogon, parse_ip, split_endpoint
 
@@ -25,6 +25,7 @@ FOLLOWED: Mapping[str, str] = {
     "tls/reset-after-clienthello": "tls",
     "tls/timeout-after-clienthello": "tls",
     "tls/eof-after-clienthello": "tls",
+    "tls/mitm-certificate": "tls",
     "http/reset-after-request": "http",
     "http/eof-after-request": "http",
     "http/timeout-after-request": "http",
@@ -143,18 +144,35 @@ def _indexed(refs: Iterable[str], name: str) -> list[int]:
 
 
 def _picked(
-    tk: dict[str, Any], name: str, evidence: list[str], *, failed: bool
+    tk: dict[str, Any],
+    name: str,
+    evidence: list[str],
+    *,
+    host: str,
+    host_of: Callable[[dict[str, Any]], str | None],
+    failed: bool,
 ) -> list[dict[str, Any]]:
-    """The events of ``tk[name]`` the verdict's evidence points at; without any, the first
-    main-flow one (that failed, with ``failed``)."""
+    """The main-flow events of ``tk[name]`` for the measured ``host`` (a redirect's target is
+    not the trigger) that the verdict's evidence points at; without any, the earliest one (that
+    failed, with ``failed``)."""
     events = [as_dict(e) for e in as_list(tk.get(name))]
+    mine = [e for e in events if _main_flow(e) and (host_of(e) or "").lower() == host]
     picked = [events[i] for i in _indexed(evidence, name) if i < len(events)]
+    picked = [e for e in picked if any(e is m for m in mine)]
     if picked:
         return picked
-    candidates = [e for e in events if _main_flow(e)]
     if failed:
-        candidates = [e for e in candidates if failure_of(e.get("failure"))]
-    return candidates[:1]
+        mine = [e for e in mine if failure_of(e.get("failure"))]
+    mine.sort(key=lambda e: as_float(e.get("t0")) or 0.0)
+    return mine[:1]
+
+
+def _request_host(event: dict[str, Any]) -> str | None:
+    return urlsplit(as_str(as_dict(event.get("request")).get("url")) or "").hostname
+
+
+def _server_name(event: dict[str, Any]) -> str | None:
+    return as_str(event.get("server_name"))
 
 
 def _main_flow(event: dict[str, Any]) -> bool:
@@ -181,7 +199,10 @@ def _tls_targets(
     url: str, tk: dict[str, Any], evidence: list[str], source: dict[str, Any]
 ) -> list[PacketTarget]:
     out = []
-    for event in _picked(tk, "tls_handshakes", evidence, failed=True):
+    host = urlsplit(url).hostname or ""
+    for event in _picked(
+        tk, "tls_handshakes", evidence, host=host, host_of=_server_name, failed=True
+    ):
         endpoint = _endpoint(as_str(event.get("address")))
         name = as_str(event.get("server_name"))
         if endpoint is None or not name or not _main_flow(event):
@@ -194,7 +215,8 @@ def _http_targets(
     url: str, tk: dict[str, Any], evidence: list[str], source: dict[str, Any]
 ) -> list[PacketTarget]:
     out = []
-    for event in _picked(tk, "requests", evidence, failed=False):
+    host = urlsplit(url).hostname or ""
+    for event in _picked(tk, "requests", evidence, host=host, host_of=_request_host, failed=False):
         request = as_dict(event.get("request"))
         parts = urlsplit(as_str(request.get("url")) or "")
         endpoint = _endpoint(as_str(event.get("address")))

@@ -76,13 +76,9 @@ async def trace_pair(
     """Run the control trace, then the target trace, under the stopping rules above."""
 
     async def step(ttl: int, role: str) -> Probe | None:
-        """One probe within the budget and the rate (None: the budget refused it)."""
-        if not budget.allows(worst_case):
-            return None
-        await pacer.wait()
-        p = await probe(ttl, role)
-        budget.spend(p.packets_sent)
-        (control if role == "control" else target).append(p)
+        p = await single(probe, ttl, role, budget=budget, pacer=pacer, worst_case=worst_case)
+        if p is not None:
+            (control if role == "control" else target).append(p)
         return p
 
     control: list[Probe] = []
@@ -118,6 +114,18 @@ async def trace_pair(
             continue
         ttl += 1
     return Traces(control, target)
+
+
+async def single(
+    probe: Prober, ttl: int, role: str, *, budget: Budget, pacer: Pacer, worst_case: int
+) -> Probe | None:
+    """One probe within the budget and the rate (None: the budget refused it)."""
+    if not budget.allows(worst_case):
+        return None
+    await pacer.wait()
+    p = await probe(ttl, role)
+    budget.spend(p.packets_sent)
+    return p
 
 
 def _trailing_silence(probes: list[Probe]) -> int:

@@ -28,6 +28,8 @@ FOLLOWED_HOPS = {
     "https://border-reset.lab.test/": 3,
     "http://border-blockpage.lab.test/": 3,
     "http://dns-injected.lab.test/": 1,
+    "http://tproxy-blockpage.lab.test/": 1,
+    "http://redirect-blockpage.lab.test/": 1,
 }
 
 

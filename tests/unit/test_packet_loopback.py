@@ -192,8 +192,16 @@ async def test_a_server_that_resets_is_the_server_not_a_censor() -> None:
     entry = tk["iterative_trace"][0]
     assert [it["ttl"] for it in entry["control_trace"]["iterations"]] == [1]
     assert [it["ttl"] for it in entry["target_trace"]["iterations"]] == [1]
-    # control: SYN, ACK, ClientHello, (ACK of the answer,) RST; target: SYN, ACK, ClientHello
-    assert 7 <= tk["x_packets_sent"] <= 8 and not tk["x_truncated"]
+    # control: SYN, ACK, ClientHello, (ACK of the answer,) RST; target: SYN, ACK, ClientHello;
+    # the address's other web port (443): one SYN, refused
+    assert 8 <= tk["x_packets_sent"] <= 9 and not tk["x_truncated"]
+    other = entry["other_port"]
+    assert (other["port"], other["failure"], other["packets_sent"]) == (
+        443,
+        "connection_refused",
+        1,
+    )
+    assert other["answer"]["tcp_flags"] == "RA"
     censor = analyze_packet(msmt)["x_censors"][0]
     # the RST came from where the server is, with the server's own IP TTL: not injected
     assert (censor["status"], censor["hop"], censor["reaction"], censor["path_length"]) == (
