@@ -7,7 +7,8 @@ keys. Its test keys (docs/packet.md, "Fields"):
 - ``x_target``: what was traced and which web measurement asked for it;
 - ``iterative_trace``: one entry per traced address, with its ``control_trace`` and
   ``target_trace``, each a list of ``iterations`` (one per TTL: the handshake's SYN-ACK, the
-  replies after the trigger, the packets sent);
+  replies after the trigger, the packets sent), and for TCP ``other_port`` (who answers a SYN
+  to the address's other web port);
 - ``x_packets_sent``, ``x_truncated`` (the packet cap stopped a trace), ``x_limits``;
 - ``x_skipped``: why nothing was sent (a special-purpose address).
 

@@ -50,7 +50,7 @@ class Probe:
     """What one TTL-limited probe did (the replies stay in the capture, under ``key``)."""
 
     ttl: int
-    role: str  # "control" or "target"
+    role: str  # "control", "target" or "other-port"
     key: Key
     t0: float
     t: float
