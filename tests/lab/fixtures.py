@@ -41,15 +41,20 @@ def unavailable() -> str | None:
     return None
 
 
+def skip_or_fail(what: str, reason: str) -> None:
+    """Missing infrastructure: fail loudly under CI=true, else skip with the reason printed."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {what} cannot run: {reason}", pytrace=False)
+    print(f"SKIP {what}: {reason}", file=sys.stderr)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[dict[str, Any]]:
     """The running lab's facts (``python -m tests.lab env`` plus setup_seconds)."""
     reason = unavailable()
     if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the censorship lab cannot run: {reason}", pytrace=False)
-        print(f"SKIP lab: {reason}", file=sys.stderr)
-        pytest.skip(reason)
+        skip_or_fail("the censorship lab", reason)
     with _machine_lock():
         yield from _lab_session()
 

@@ -10,10 +10,8 @@ they cannot; elsewhere they skip with the reason printed. The lab covers real pa
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import ssl
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -32,6 +30,7 @@ from probe.packet.spec import PacketLimits
 from probe.packet.target import manual
 from probe.packet.triggers import client_hello, dns_query
 from probe.packet.wire import demux
+from tests.lab.fixtures import skip_or_fail
 from tests.unit.servers import answer, dns_server, reset, tcp_server
 
 #: the client's packets leave from 127.0.0.1: the filters tell them apart. Other tests on this
@@ -45,10 +44,7 @@ TIMEOUTS = Timeouts(connect=2.0, packet_reply=0.5, packet_linger=0.2, packet_lin
 def raw_sockets() -> Iterator[None]:
     reason = unavailable()
     if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the packet-level test cannot run: {reason}", pytrace=False)
-        print(f"SKIP packet loopback: {reason}", file=sys.stderr)
-        pytest.skip(reason)
+        skip_or_fail("the packet-level test", reason)
     yield
 
 
