@@ -115,7 +115,7 @@ async def measure_web(
         try:
             await _measure(url, flow)
         except Exception as exc:  # a bug or an unexpected error must not lose the target
-            flow.failure = classify(exc, Operation.TOP_LEVEL)
+            flow.failure = classify(exc, Operation.TOP_LEVEL).failure
             flow.failed_operation = Operation.TOP_LEVEL.value
     if deadline.cancelled_caught:
         flow.failure = "generic_timeout_error"
@@ -126,7 +126,7 @@ async def measure_web(
 def failed_measurement(url: str, exc: BaseException, *, ctx: RunContext) -> dict[str, Any]:
     """The measurement of a target whose processing raised outside the stages."""
     flow = _Flow(trace=Trace(), ctx=ctx)
-    flow.failure = classify(exc, Operation.TOP_LEVEL)
+    flow.failure = classify(exc, Operation.TOP_LEVEL).failure
     flow.failed_operation = Operation.TOP_LEVEL.value
     return _assemble(url, flow, started=datetime.now(UTC), runtime=0.0)
 

@@ -233,7 +233,7 @@ async def run_targets(
 def _error_line(url: str, exc: Exception) -> dict[str, Any]:
     from probe.failures import Operation, classify
 
-    return {"input": url, "test_keys": {"x_failure": classify(exc, Operation.TOP_LEVEL)}}
+    return {"input": url, "test_keys": {"x_failure": classify(exc, Operation.TOP_LEVEL).failure}}
 
 
 def _dedup(items: Iterable[Target | BadLine]) -> Iterator[Target | BadLine]:

@@ -95,7 +95,7 @@ class Session:
         except Exception as exc:  # the analysis is total; if it is not, keep the facts
             from probe.failures import Operation, classify
 
-            tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN)
+            tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN).failure
         return scrub_measurement(
             msmt,
             probe_ips=self.probe_ips,

@@ -17,6 +17,7 @@ from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.observations import observe
 from probe.analysis.rules import RULES, RULES_VERSION, Hit, Rule
 from probe.config import IPNetwork
+from probe.vocabulary import Failure, Outcome
 
 _EMPTY = Fingerprints((), version="none")
 
@@ -75,7 +76,7 @@ def _dns_failure(ctx: Context) -> str | None:
     OONI's resolver reports it when bogons are filtered (we never connect to them)."""
     d = ctx.dns
     if d.failure is None and d.addrs and len(d.bogons) == len(d.addrs):
-        return "dns_bogon_error"
+        return Failure.DNS_BOGON_ERROR.value
     return d.failure
 
 
@@ -100,7 +101,7 @@ def _render(ctx: Context, rule: Rule, hit: Hit, fps: Fingerprints) -> dict[str, 
         "title_match": cmp.title_match,
         "blocking": blocking,
         "accessible": rule.accessible,
-        "x_outcome": rule.outcome,
+        "x_outcome": str(rule.outcome),
         "x_rule_id": rule.rule_id,
         "x_rules_version": RULES_VERSION,
         "x_fingerprint_id": hit.fingerprint,
@@ -122,7 +123,7 @@ def _internal_error(exc: BaseException, fps: Fingerprints) -> dict[str, Any]:
         "title_match": None,
         "blocking": None,
         "accessible": None,
-        "x_outcome": "unknown/analysis-error",
+        "x_outcome": Outcome.UNKNOWN_ANALYSIS_ERROR.value,
         "x_rule_id": "internal.error",
         "x_rules_version": RULES_VERSION,
         "x_fingerprint_id": None,

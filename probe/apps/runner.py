@@ -120,7 +120,7 @@ async def measure_app(app: AppSpec, *, ctx: RunContext) -> dict[str, Any]:
                 for host in app.hosts:
                     nursery.start_soon(_measure_host, flow, host)
         except Exception as exc:  # a bug must not lose the app's other results
-            failure = classify(exc, Operation.TOP_LEVEL)
+            failure = classify(exc, Operation.TOP_LEVEL).failure
     if deadline.cancelled_caught:
         failure = "generic_timeout_error"
     return _assemble(flow, started=started, failure=failure)

@@ -153,10 +153,12 @@ async def _exchange(
         status, body = await pool.post(url, headers, payload)
     except (httpcore.UnsupportedProtocol, ValueError):
         return None, str(Failure.HTTP_REQUEST_FAILED)
+    except httpcore.ConnectError as exc:  # httpcore's "connect" is TCP and the TLS handshake
+        return None, classify(exc, Operation.TLS_HANDSHAKE).failure
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
-        return None, classify(exc, Operation.HTTP_ROUND_TRIP)
+        return None, classify(exc, Operation.HTTP_ROUND_TRIP).failure
     except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-        return None, classify(exc, Operation.HTTP_ROUND_TRIP)
+        return None, classify(exc, Operation.HTTP_ROUND_TRIP).failure
     if status != 200:
         return None, str(Failure.HTTP_REQUEST_FAILED)
     if body is None:

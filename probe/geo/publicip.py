@@ -107,7 +107,9 @@ async def whoami(
                             body += chunk
                     status = response.status
         except Exception as exc:
-            return Attempt("whoami", control_url, failure=classify(exc, Operation.HTTP_ROUND_TRIP))
+            return Attempt(
+                "whoami", control_url, failure=classify(exc, Operation.HTTP_ROUND_TRIP).failure
+            )
     if scope.cancelled_caught:
         return Attempt("whoami", control_url, failure=str(Failure.GENERIC_TIMEOUT_ERROR))
     if status != 200:
@@ -155,7 +157,7 @@ async def stun(server: str, *, timeout: float, family: int = 0) -> Attempt:
                     return Attempt("stun", server, ip=mapped.ip)
         except OSError as exc:
             op = Operation.RESOLVE if isinstance(exc, socket.gaierror) else Operation.READ_FROM
-            return Attempt("stun", server, failure=classify(exc, op))
+            return Attempt("stun", server, failure=classify(exc, op).failure)
     assert scope.cancelled_caught
     return Attempt("stun", server, failure=last_error or str(Failure.GENERIC_TIMEOUT_ERROR))
 

@@ -81,9 +81,9 @@ async def lookup_getaddrinfo(
                 infos = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
             except socket.gaierror as exc:
                 gai_code = exc.errno if isinstance(exc.errno, int) else None
-                failure = classify(exc, Operation.RESOLVE)
+                failure = classify(exc, Operation.RESOLVE).failure
             except (OSError, UnicodeError, ValueError) as exc:
-                failure = classify(exc, Operation.RESOLVE)
+                failure = classify(exc, Operation.RESOLVE).failure
         if scope.cancelled_caught:
             failure = Failure.GENERIC_TIMEOUT_ERROR.value
     except trio.Cancelled:
@@ -298,7 +298,7 @@ async def _query(
         query = dns.message.make_query(host, rdtype)
         wire = query.to_wire()
     except Exception as exc:  # an unencodable name: recorded like any other failure
-        ex.failure = classify(exc, Operation.DNS_ROUND_TRIP)
+        ex.failure = classify(exc, Operation.DNS_ROUND_TRIP).failure
         trace.queries.append(event(None, None, ex.failure, ()))
         return ex.failure
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
@@ -318,7 +318,7 @@ async def _query(
                         continue
                     ex.accepted, ex.raw, ex.failure = parsed, raw, parsed.failure
             except OSError as exc:
-                ex.failure = classify(exc, Operation.DNS_ROUND_TRIP)
+                ex.failure = classify(exc, Operation.DNS_ROUND_TRIP).failure
         if scope.cancelled_caught and ex.accepted is None:
             ex.failure = Failure.GENERIC_TIMEOUT_ERROR.value
         trace.queries.append(event(ex.accepted, ex.raw, ex.failure, ()))

@@ -124,7 +124,7 @@ class TrioNetworkStream(httpcore.AsyncNetworkStream):
         try:
             await self._stream.send_all(buffer)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            failure = classify(exc, Operation.WRITE)
+            failure = classify(exc, Operation.WRITE).failure
             raise
         finally:
             self._trace.record_network_event(
@@ -240,7 +240,7 @@ async def get(
         request = httpcore.Request(method, url, headers=sent, content=body)
         conn = httpcore.AsyncHTTP11Connection(origin=request.url.origin, stream=net)
     except Exception as exc:  # an URL httpcore cannot represent: a recorded failure
-        prog.failure = classify(exc, Operation.HTTP_ROUND_TRIP)
+        prog.failure = classify(exc, Operation.HTTP_ROUND_TRIP).failure
         await net.aclose()
         return _finish(trace, prog, net, request_record, alpn, t0, transaction_id, tags)
     try:
@@ -248,15 +248,15 @@ async def get(
             try:
                 await _round_trip(trace, conn, net, request, prog, body_cap)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                prog.failure = classify(exc, Operation.HTTP_ROUND_TRIP)
+                prog.failure = classify(exc, Operation.HTTP_ROUND_TRIP).failure
             except httpcore.RemoteProtocolError as exc:
                 prog.failure = (
                     Failure.EOF_ERROR.value
                     if net.eof_seen
-                    else classify(exc, Operation.HTTP_ROUND_TRIP)
+                    else classify(exc, Operation.HTTP_ROUND_TRIP).failure
                 )
             except httpcore.ProtocolError as exc:
-                prog.failure = classify(exc, Operation.HTTP_ROUND_TRIP)
+                prog.failure = classify(exc, Operation.HTTP_ROUND_TRIP).failure
         if scope.cancelled_caught:
             prog.failure = Failure.GENERIC_TIMEOUT_ERROR.value
     except trio.Cancelled:

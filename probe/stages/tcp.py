@@ -44,7 +44,7 @@ async def connect(
             try:
                 await sock.connect((ip, port))
             except OSError as exc:
-                failure = classify(exc, Operation.CONNECT)
+                failure = classify(exc, Operation.CONNECT).failure
         if scope.cancelled_caught:
             failure = Failure.GENERIC_TIMEOUT_ERROR.value
     except trio.Cancelled:

@@ -95,7 +95,7 @@ async def handshake(
             try:
                 await tls.do_handshake()
             except (trio.BrokenResourceError, OSError, ssl.SSLError) as exc:
-                failure = classify(exc, Operation.TLS_HANDSHAKE)
+                failure = classify(exc, Operation.TLS_HANDSHAKE).failure
         if scope.cancelled_caught:
             failure = Failure.GENERIC_TIMEOUT_ERROR.value
     except trio.Cancelled:
