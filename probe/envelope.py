@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from probe import SOFTWARE_NAME, __version__
 from probe.archival import WEB_CONNECTIVITY_EXTENSIONS
+from probe.context import RunContext
 from probe.meta import format_time
 from probe.trace import Trace
-
-if TYPE_CHECKING:
-    from probe.experiment import RunContext
 
 EVENT_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests", "network_events")
 

@@ -13,7 +13,10 @@ Flow (one :class:`~probe.trace.Trace` per target; docs/ARCHITECTURE.md):
    innocuous SNI (``x_diag=sni_retry``), an HTTP request with an innocuous Host
    (``x_diag=host_retry``). They let the analysis tell SNI/Host filtering from IP blocking.
 
-The result is a JSON-ready dict; the runner adds verdicts (``probe.analysis``) and scrubs it.
+Every decision is taken from the :class:`~probe.stages.result.StageResult` a stage returned
+(never from the trace lists, where a concurrent attempt's event may be the last one). Every
+network operation goes through ``ctx.network``. The result is a JSON-ready dict; the session
+adds verdicts (through the registry) and scrubs it.
 """
 
 from __future__ import annotations
@@ -28,49 +31,18 @@ from urllib.parse import urljoin, urlsplit
 import trio
 
 from probe.archival import ControlRequest
-from probe.config import Config
+from probe.context import RunContext, browser_headers
 from probe.control.client import query_control
 from probe.envelope import EVENT_LISTS, dump_events, envelope, public_ranges
-from probe.failures import Operation, classify
+from probe.failures import OpFailure, classify, failed
+from probe.net import close_now
 from probe.netaddr import is_bogon, join_endpoint, parse_ip
 from probe.stages import dns, http, tcp, tls
 from probe.trace import Trace
+from probe.vocabulary import DIAGNOSABLE, Failure, Operation, unknown_failure
 
 TEST_NAME = "web_connectivity"
 TEST_VERSION = "0.5.0"
-#: failures after which the SNI / Host diagnostics are worth one more connection
-_DIAG_FAILURES = frozenset(
-    {"connection_reset", "generic_timeout_error", "eof_error", "connection_refused"}
-)
-
-
-@dataclass(frozen=True, slots=True)
-class RunContext:
-    """Everything a measurement needs besides its URL; built once per run."""
-
-    config: Config
-    ssl_context: ssl.SSLContext
-    #: verification off: only for the innocuous-SNI diagnostic handshake
-    diag_ssl_context: ssl.SSLContext
-    #: trusts the same roots as ``ssl_context``; used to reach the control vantage
-    control_ssl_context: ssl.SSLContext
-    #: "ip:port" of the resolver for the wire-level UDP query, or None to skip it
-    udp_resolver: str | None
-    report_id: str
-    test_start_time: str
-    annotations: dict[str, Any] = field(default_factory=dict)
-    #: pooled HTTP client for the control (set by the session inside its trio run)
-    control_pool: Any = None
-    innocuous_sni: str = "example.org"
-    innocuous_host: str = "example.org"
-
-
-def browser_headers(config: Config) -> list[tuple[str, str]]:
-    return [
-        ("User-Agent", config.user_agent),
-        ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-        ("Accept-Language", "en-US,en;q=0.9"),
-    ]
 
 
 def default_port(scheme: str) -> int:
@@ -79,10 +51,22 @@ def default_port(scheme: str) -> int:
 
 @dataclass(slots=True)
 class _Conn:
+    """An established connection (TCP, and TLS for https) to one address."""
+
     ip: str
     transaction_id: int
     stream: trio.abc.Stream
     alpn: str
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What connecting to one address gave: the connection, or the step that failed."""
+
+    ip: str
+    conn: _Conn | None
+    tcp: tcp.TCPResult
+    tls: tls.TLSResult | None = None
 
 
 @dataclass(slots=True)
@@ -95,8 +79,8 @@ class _Flow:
     control: dict[str, Any] | None = None
     control_failure: str | None = None
     control_request: dict[str, Any] | None = None
-    failure: str | None = None
-    failed_operation: str | None = None
+    dns_failure: str | None = None
+    error: OpFailure | None = None
     release: Callable[[], None] | None = None
 
 
@@ -115,19 +99,16 @@ async def measure_web(
         try:
             await _measure(url, flow)
         except Exception as exc:  # a bug or an unexpected error must not lose the target
-            flow.failure = classify(exc, Operation.TOP_LEVEL).failure
-            flow.failed_operation = Operation.TOP_LEVEL.value
+            flow.error = classify(exc, Operation.TOP_LEVEL)
     if deadline.cancelled_caught:
-        flow.failure = "generic_timeout_error"
-        flow.failed_operation = Operation.TOP_LEVEL.value
+        flow.error = failed(Failure.GENERIC_TIMEOUT_ERROR, Operation.TOP_LEVEL)
     return _assemble(url, flow, started=started, runtime=trace.elapsed())
 
 
 def failed_measurement(url: str, exc: BaseException, *, ctx: RunContext) -> dict[str, Any]:
     """The measurement of a target whose processing raised outside the stages."""
     flow = _Flow(trace=Trace(), ctx=ctx)
-    flow.failure = classify(exc, Operation.TOP_LEVEL).failure
-    flow.failed_operation = Operation.TOP_LEVEL.value
+    flow.error = classify(exc, Operation.TOP_LEVEL)
     return _assemble(url, flow, started=datetime.now(UTC), runtime=0.0)
 
 
@@ -158,8 +139,10 @@ async def _resolve(flow: _Flow, host: str, *, tags: Sequence[str]) -> list[str]:
     if parse_ip(host) is not None:
         return [host.strip("[]")]
     res = await dns.lookup_getaddrinfo(
-        flow.trace, host, timeouts=flow.ctx.config.timeouts, tags=tags
+        flow.trace, host, timeouts=flow.ctx.config.timeouts, tags=tags, net=flow.ctx.network
     )
+    if "classic" in tags:
+        flow.dns_failure = res.failure
     return list(dict.fromkeys(res.addresses))
 
 
@@ -171,6 +154,7 @@ async def _udp_lookup(flow: _Flow, host: str, tags: list[str]) -> None:
         resolver=flow.ctx.udp_resolver,
         timeouts=flow.ctx.config.timeouts,
         tags=tags,
+        net=flow.ctx.network,
     )
 
 
@@ -189,6 +173,7 @@ async def _run_control(flow: _Flow, url: str, endpoints: list[str]) -> None:
         ssl_context=ctx.control_ssl_context,
         timeouts=ctx.config.timeouts,
         pool=ctx.control_pool,
+        network=ctx.network,
     )
 
 
@@ -207,12 +192,15 @@ async def _fetch_chain(flow: _Flow, url: str, *, first_addresses: list[str]) -> 
             return
         nxt = urljoin(current, location)
         if urlsplit(nxt).scheme not in ("http", "https") or not urlsplit(nxt).hostname:
-            flow.failure = "http_invalid_redirect_location_host"
-            flow.failed_operation = Operation.HTTP_ROUND_TRIP.value
+            flow.error = failed(
+                Failure.HTTP_INVALID_REDIRECT_LOCATION_HOST, Operation.HTTP_ROUND_TRIP
+            )
             return
         current, addresses = nxt, None
-    flow.failure = f"unknown_failure: stopped after {config.max_redirects} redirects"
-    flow.failed_operation = Operation.HTTP_ROUND_TRIP.value
+    flow.error = failed(
+        unknown_failure(f"stopped after {config.max_redirects} redirects"),
+        Operation.HTTP_ROUND_TRIP,
+    )
 
 
 async def _fetch_hop(flow: _Flow, url: str, addresses: list[str], *, tags: list[str]) -> str | None:
@@ -230,40 +218,36 @@ async def _fetch_hop(flow: _Flow, url: str, addresses: list[str], *, tags: list[
         else:
             usable.append(ip)
 
-    conns: list[_Conn | None] = [None] * len(usable)
-    tls_failures: dict[str, str] = {}
+    attempts: list[_Attempt | None] = [None] * len(usable)
 
     async def attempt(i: int, ip: str) -> None:
-        conns[i] = await _connect(
-            flow,
-            ip,
-            port,
-            server_name=host,
-            ssl_context=ctx.ssl_context if https else None,
+        attempts[i] = await _connect(
+            flow, ip, port, server_name=host, ssl_context=ctx.ssl_context if https else None,
             tags=tags,
-            tls_failures=tls_failures,
-        )
+        )  # fmt: skip
 
     async with trio.open_nursery() as nursery:
         for i, ip in enumerate(usable):
             nursery.start_soon(attempt, i, ip)
 
-    chosen = next((c for c in conns if c is not None), None)
-    for c in conns:
-        if c is not None and c is not chosen:
-            await _aclose(c.stream)
+    done = [a for a in attempts if a is not None]
+    chosen = next((a.conn for a in done if a.conn is not None), None)
+    for a in done:
+        if a.conn is not None and a.conn is not chosen:
+            await close_now(a.conn.stream)
 
     async with trio.open_nursery() as nursery:
-        for ip, failure in tls_failures.items():
-            if failure in _DIAG_FAILURES:
-                nursery.start_soon(_sni_retry, flow, ip, port, tags)
+        for a in done:
+            if a.tls is not None and a.tls.failure in DIAGNOSABLE:
+                nursery.start_soon(_sni_retry, flow, a.ip, port, tags)
         if chosen is None:
             return None
         result = await _get(flow, url, chosen, port, tags=tags)
-        if result.failure in _DIAG_FAILURES and result.status == 0:
+        if result.failure in DIAGNOSABLE and result.value.status == 0:
             nursery.start_soon(_host_retry, flow, url, chosen.ip, port, tags)
-    if result.failure is None and 300 <= result.status < 400 and result.location:
-        return result.location
+    response = result.value
+    if result.ok and 300 <= response.status < 400 and response.location:
+        return response.location
     return None
 
 
@@ -275,20 +259,20 @@ async def _connect(
     server_name: str,
     ssl_context: ssl.SSLContext | None,
     tags: list[str],
-    tls_failures: dict[str, str] | None = None,
-) -> _Conn | None:
+) -> _Attempt:
     """One TCP connect to ``ip:port`` and, with ``ssl_context``, a TLS handshake on it."""
     timeouts = flow.ctx.config.timeouts
+    net = flow.ctx.network
     txid = flow.trace.new_transaction_id()
-    stream = await tcp.connect(
-        flow.trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags
+    connected = await tcp.connect(
+        flow.trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags, net=net
     )
+    stream = connected.value
     if stream is None:
-        return None
+        return _Attempt(ip=ip, conn=None, tcp=connected)
     if ssl_context is None:
-        return _Conn(ip=ip, transaction_id=txid, stream=stream, alpn="")
-    before = len(flow.trace.tls_handshakes)
-    tls_stream = await tls.handshake(
+        return _Attempt(ip=ip, conn=_Conn(ip, txid, stream, ""), tcp=connected)
+    handshake = await tls.handshake(
         flow.trace,
         stream,
         address=join_endpoint(ip, port),
@@ -297,14 +281,13 @@ async def _connect(
         timeouts=timeouts,
         transaction_id=txid,
         tags=tags,
+        net=net,
     )
-    if tls_stream is None:
-        events = flow.trace.tls_handshakes[before:]
-        if tls_failures is not None and events and events[0].failure:
-            tls_failures[ip] = events[0].failure
-        return None
-    alpn = tls_stream.selected_alpn_protocol() or ""
-    return _Conn(ip=ip, transaction_id=txid, stream=tls_stream, alpn=alpn)
+    session = handshake.value
+    if session is None:
+        return _Attempt(ip=ip, conn=None, tcp=connected, tls=handshake)
+    conn = _Conn(ip, txid, session, session.selected_alpn_protocol() or "")
+    return _Attempt(ip=ip, conn=conn, tcp=connected, tls=handshake)
 
 
 async def _get(
@@ -331,7 +314,7 @@ async def _get(
             tags=tags,
         )
     finally:
-        await _aclose(conn.stream)
+        await close_now(conn.stream)
 
 
 def _diag_tags(tags: list[str], name: str) -> list[str]:
@@ -341,7 +324,7 @@ def _diag_tags(tags: list[str], name: str) -> list[str]:
 async def _sni_retry(flow: _Flow, ip: str, port: int, tags: list[str]) -> None:
     """Same address, innocuous SNI, no verification: does a ServerHello come back?"""
     ctx = flow.ctx
-    conn = await _connect(
+    attempt = await _connect(
         flow,
         ip,
         port,
@@ -349,8 +332,8 @@ async def _sni_retry(flow: _Flow, ip: str, port: int, tags: list[str]) -> None:
         ssl_context=ctx.diag_ssl_context,
         tags=_diag_tags(tags, "sni_retry"),
     )
-    if conn is not None:
-        await _aclose(conn.stream)
+    if attempt.conn is not None:
+        await close_now(attempt.conn.stream)
 
 
 async def _host_retry(flow: _Flow, url: str, ip: str, port: int, tags: list[str]) -> None:
@@ -358,7 +341,7 @@ async def _host_retry(flow: _Flow, url: str, ip: str, port: int, tags: list[str]
     ctx = flow.ctx
     parts = urlsplit(url)
     diag_tags = _diag_tags(tags, "host_retry")
-    conn = await _connect(
+    attempt = await _connect(
         flow,
         ip,
         port,
@@ -366,26 +349,15 @@ async def _host_retry(flow: _Flow, url: str, ip: str, port: int, tags: list[str]
         ssl_context=ctx.diag_ssl_context if parts.scheme == "https" else None,
         tags=diag_tags,
     )
-    if conn is None:
+    if attempt.conn is None:
         return
     netloc = ctx.innocuous_host if parts.port is None else f"{ctx.innocuous_host}:{parts.port}"
-    await _get(flow, parts._replace(netloc=netloc).geturl(), conn, port, tags=diag_tags)
-
-
-async def _aclose(stream: trio.abc.AsyncResource) -> None:
-    """Close without waiting for the peer (a measured connection owes it no goodbye)."""
-    with trio.CancelScope(shield=True):
-        await trio.aclose_forcefully(stream)
+    await _get(flow, parts._replace(netloc=netloc).geturl(), attempt.conn, port, tags=diag_tags)
 
 
 def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> dict[str, Any]:
     ctx = flow.ctx
     dumped = dump_events(flow.trace, names=(*EVENT_LISTS, "dns_duplicates"))
-    dns_failure = None
-    for q in dumped["queries"]:
-        if "classic" in q.get("tags", []) and q.get("engine") == "getaddrinfo":
-            dns_failure = q.get("failure")
-            break
     test_keys: dict[str, Any] = {
         "agent": "redirect",
         "client_resolver": (ctx.udp_resolver or "").rsplit(":", 1)[0],
@@ -402,9 +374,9 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
         "x_control_request": flow.control_request,
         "control": flow.control if flow.control is not None else {},
         "control_failure": flow.control_failure,
-        "dns_experiment_failure": dns_failure,
-        "x_failure": flow.failure,
-        "x_failed_operation": flow.failed_operation,
+        "dns_experiment_failure": flow.dns_failure,
+        "x_failure": None if flow.error is None else flow.error.failure,
+        "x_failed_operation": None if flow.error is None else flow.error.operation.value,
     }
     return envelope(
         ctx,

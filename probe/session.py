@@ -22,7 +22,8 @@ from probe.analysis import analyze
 from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.fingerprints import builtin as load_bundled_fingerprints
 from probe.config import Config
-from probe.experiment import TEST_NAME, RunContext, measure_web
+from probe.context import RunContext
+from probe.experiment import TEST_NAME, measure_web
 from probe.privacy import local_addresses, scrub_measurement
 from probe.runner import Stats, run_targets
 from probe.stages import dns, tls

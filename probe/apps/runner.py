@@ -20,7 +20,6 @@ the session applies it (``Session.finish``).
 
 from __future__ import annotations
 
-import inspect
 import ssl
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +30,11 @@ import trio
 
 from probe.apps.spec import AppSpec, HostSpec
 from probe.archival import ControlRequest
+from probe.context import RunContext, browser_headers
 from probe.control.client import query_control
 from probe.envelope import dump_events, envelope, public_ranges
-from probe.experiment import RunContext, browser_headers
 from probe.failures import Operation, classify
+from probe.net import close_now
 from probe.netaddr import is_bogon, join_endpoint
 from probe.stages import dns, http, tcp, tls
 from probe.targets import Target
@@ -148,10 +148,17 @@ async def _resolve(flow: _Flow, name: str, tags: list[str]) -> list[str]:
     timeouts = ctx.config.timeouts
     if ctx.config.resolver:
         result = await dns.lookup_udp(
-            flow.trace, name, resolver=ctx.config.resolver, timeouts=timeouts, tags=tags
+            flow.trace,
+            name,
+            resolver=ctx.config.resolver,
+            timeouts=timeouts,
+            tags=tags,
+            net=ctx.network,
         )
     else:
-        result = await dns.lookup_getaddrinfo(flow.trace, name, timeouts=timeouts, tags=tags)
+        result = await dns.lookup_getaddrinfo(
+            flow.trace, name, timeouts=timeouts, tags=tags, net=ctx.network
+        )
     return list(dict.fromkeys(result.addresses))
 
 
@@ -170,6 +177,7 @@ async def _control(flow: _Flow, host: HostSpec, port: int, addresses: list[str])
             request,
             ssl_context=ctx.control_ssl_context,
             timeouts=ctx.config.timeouts,
+            network=ctx.network,
         )
     flow.control.append(
         {"host_id": host.id, "port": port, "url": url, "response": response, "failure": failure}
@@ -199,31 +207,34 @@ async def _attempt(flow: _Flow, host: HostSpec, port: int, ip: str, tags: list[s
     timeouts = ctx.config.timeouts
     txid = trace.new_transaction_id()
     address = join_endpoint(ip, port)
-    sock = await tcp.connect(trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags)
-    if sock is None:
+    connected = await tcp.connect(
+        trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags, net=ctx.network
+    )
+    if connected.value is None:
         return False
-    stream: trio.abc.Stream = sock
+    stream: trio.abc.Stream = connected.value
     alpn = ""
     if host.uses_tls:
         context = flow.app_ssl if host.trust == "app" and flow.app_ssl else ctx.ssl_context
-        tls_stream = await tls.handshake(
+        handshake = await tls.handshake(
             trace,
-            sock,
+            stream,
             address=address,
             server_name=host.host if not host.is_ip else None,
             ssl_context=context,
             timeouts=timeouts,
             transaction_id=txid,
             tags=tags,
+            net=ctx.network,
         )
-        if tls_stream is None:
+        if handshake.value is None:
             return False
-        stream, alpn = tls_stream, tls_stream.selected_alpn_protocol() or ""
+        stream, alpn = handshake.value, handshake.value.selected_alpn_protocol() or ""
     if host.stage != "http":
-        await _aclose(stream)
+        await close_now(stream)
         return True
     result = await _request(flow, host, port, stream, address, alpn, txid, tags)
-    return result.failure is None
+    return result.ok
 
 
 async def _request(
@@ -237,9 +248,6 @@ async def _request(
     tags: list[str],
 ) -> http.HTTPResult:
     config = flow.ctx.config
-    kwargs: dict[str, Any] = {}
-    if host.method != "GET" and _stage_supports_method():
-        kwargs["method"] = host.method
     try:
         return await http.get(
             flow.trace,
@@ -252,20 +260,10 @@ async def _request(
             body_cap=config.body_cap,
             transaction_id=txid,
             tags=tags,
-            **kwargs,
+            method=host.method,
         )
     finally:
-        await _aclose(stream)
-
-
-def _stage_supports_method() -> bool:
-    """Whether :func:`probe.stages.http.get` takes ``method`` (Telegram's DCs want POST)."""
-    return "method" in inspect.signature(http.get).parameters
-
-
-async def _aclose(stream: trio.abc.AsyncResource) -> None:
-    with trio.CancelScope(shield=True):
-        await trio.aclose_forcefully(stream)
+        await close_now(stream)
 
 
 def _assemble(flow: _Flow, *, started: datetime, failure: str | None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from probe.apps.runner import measure_app
 from probe.apps.spec import load_app_file
 from probe.apps.verdict import analyze_app
 from probe.config import Config, Timeouts
-from probe.experiment import RunContext
+from probe.context import RunContext
 from probe.stages import tls
 from tests.conformance.check import check_with_oonidata
 from tests.unit import servers as srv

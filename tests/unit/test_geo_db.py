@@ -123,8 +123,8 @@ def test_flag_equal_to_the_geolocated_asn_keeps_the_network_name() -> None:
 def test_privacy_switches_still_apply_in_the_envelope() -> None:
     from datetime import datetime as dt
 
+    from probe.context import RunContext
     from probe.envelope import envelope
-    from probe.experiment import RunContext
     from probe.stages.tls import make_ssl_context
 
     config, _ = apply(Config(), _geo(FOUND), asn_explicit=False, cc_explicit=False)
