@@ -39,6 +39,7 @@ from probe.netaddr import is_bogon, join_endpoint
 from probe.stages import dns, http, tcp, tls
 from probe.targets import Target
 from probe.trace import Trace
+from probe.vocabulary import Failure
 
 #: OONI's test versions (ooni-format.md section 2) for the apps OONI measures
 OONI_TEST_VERSIONS = {
@@ -122,7 +123,7 @@ async def measure_app(app: AppSpec, *, ctx: RunContext) -> dict[str, Any]:
         except Exception as exc:  # a bug must not lose the app's other results
             failure = classify(exc, Operation.TOP_LEVEL).failure
     if deadline.cancelled_caught:
-        failure = "generic_timeout_error"
+        failure = Failure.GENERIC_TIMEOUT_ERROR.value
     return _assemble(flow, started=started, failure=failure)
 
 
