@@ -2,7 +2,8 @@
 
 Web Connectivity (:mod:`probe.experiment`) and the app tests (:mod:`probe.apps.runner`) record
 their events in a :class:`~probe.trace.Trace` and differ only in their test keys; the top-level
-keys, the privacy defaults and the event dump are the same and live here.
+keys, the privacy defaults and the event dump are the same and live here. The test's name and
+version come from its :class:`~probe.registry.ExperimentSpec`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from probe import SOFTWARE_NAME, __version__
 from probe.archival import WEB_CONNECTIVITY_EXTENSIONS
 from probe.context import RunContext
 from probe.meta import format_time
+from probe.registry import ExperimentSpec
 from probe.trace import Trace
 
 EVENT_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests", "network_events")
@@ -36,15 +38,14 @@ def _round(seconds: float) -> float:
 
 def envelope(
     ctx: RunContext,
+    test: ExperimentSpec,
     *,
     input: str | None,
-    test_name: str,
-    test_version: str,
     started: datetime,
     runtime: float,
     test_keys: dict[str, Any],
 ) -> dict[str, Any]:
-    """A complete measurement: OONI's top-level keys around ``test_keys``."""
+    """A complete measurement of ``test``: OONI's top-level keys around ``test_keys``."""
     config = ctx.config
     backend = (
         {"backend": {"address": config.control_url, "type": "https"}} if config.control_url else {}
@@ -68,9 +69,9 @@ def envelope(
         "software_version": __version__,
         "test_helpers": backend,
         "test_keys": test_keys,
-        "test_name": test_name,
+        "test_name": test.name,
         "test_runtime": _round(runtime),
-        "test_version": test_version,
+        "test_version": test.version,
     }
 
 

@@ -25,11 +25,12 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
 import trio
 
+from probe import registry
 from probe.archival import ControlRequest
 from probe.context import RunContext, browser_headers
 from probe.control.client import query_control
@@ -41,8 +42,7 @@ from probe.stages import dns, http, tcp, tls
 from probe.trace import Trace
 from probe.vocabulary import DIAGNOSABLE, Failure, Operation, unknown_failure
 
-TEST_NAME = "web_connectivity"
-TEST_VERSION = "0.5.0"
+TEST: Final = registry.spec(registry.WEB_CONNECTIVITY)
 
 
 def default_port(scheme: str) -> int:
@@ -380,9 +380,8 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
     }
     return envelope(
         ctx,
+        TEST,
         input=url,
-        test_name=TEST_NAME,
-        test_version=TEST_VERSION,
         started=started,
         runtime=runtime,
         test_keys=test_keys,

@@ -47,8 +47,11 @@ MODULES = (
     "probe/analysis/context.py",
     "probe/analysis/rules.py",
     "probe/analysis/verdict.py",
+    "probe/summary.py",
+    "probe/apps/facts.py",
+    "probe/apps/ooni.py",
+    "probe/apps/verdict.py",
     "probe/batch/flatten.py",
-    "probe/batch/apps.py",
     "probe/batch/verdict.py",
     "probe/batch/step.py",
 )

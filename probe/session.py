@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from probe import meta
-from probe.analysis import analyze
+from probe import meta, registry
 from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.fingerprints import builtin as load_bundled_fingerprints
 from probe.config import Config
 from probe.context import RunContext
-from probe.experiment import TEST_NAME, measure_web
+from probe.experiment import measure_web
+from probe.failures import Operation, classify
 from probe.privacy import local_addresses, scrub_measurement
 from probe.runner import Stats, run_targets
 from probe.stages import dns, tls
@@ -49,7 +49,11 @@ class Session:
 
     @classmethod
     def create(
-        cls, config: Config, *, test_name: str = TEST_NAME, geo: Geolocation | None = None
+        cls,
+        config: Config,
+        *,
+        test_name: str = registry.WEB_CONNECTIVITY,
+        geo: Geolocation | None = None,
     ) -> Session:
         now = datetime.now(UTC)
         annotations = meta.annotations()
@@ -81,22 +85,21 @@ class Session:
         )
 
     def finish(self, msmt: dict[str, Any]) -> dict[str, Any]:
-        """Verdict keys from the pure analysis, then the volunteer's IP scrubbed everywhere."""
+        """Verdict keys from the test's pure analysis (looked up in the registry), then the
+        volunteer's IP scrubbed everywhere."""
         tk = msmt.setdefault("test_keys", {})
-        try:
-            if msmt.get("test_name") == TEST_NAME:
-                verdict = analyze(
-                    msmt, fingerprints=self.fingerprints, public_ranges=self.config.public_ranges
+        test = registry.lookup(msmt.get("test_name"))
+        if test is not None:
+            try:
+                tk.update(
+                    test.analyze(
+                        msmt,
+                        fingerprints=self.fingerprints,
+                        public_ranges=self.config.public_ranges,
+                    )
                 )
-            else:
-                from probe.apps.verdict import analyze_app
-
-                verdict = analyze_app(msmt)
-            tk.update(verdict)
-        except Exception as exc:  # the analysis is total; if it is not, keep the facts
-            from probe.failures import Operation, classify
-
-            tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN).failure
+            except Exception as exc:  # the analysis is total; if it is not, keep the facts
+                tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN).failure
         return scrub_measurement(
             msmt,
             probe_ips=self.probe_ips,

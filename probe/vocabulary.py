@@ -275,6 +275,43 @@ NXDOMAIN: Final = frozenset(
 #: failures after which the SNI / Host diagnostics are worth one more connection
 DIAGNOSABLE: Final = RESET | TIMEOUT | EOF | REFUSED
 
+#: the stage a failure string names by itself (the others happen at any stage)
+FAILURE_STAGE: Final[dict[str, str]] = {
+    **{
+        f.value: Stage.DNS.value
+        for f in (
+            Failure.DNS_NXDOMAIN_ERROR,
+            Failure.DNS_NO_ANSWER,
+            Failure.DNS_REFUSED_ERROR,
+            Failure.DNS_SERVFAIL_ERROR,
+            Failure.DNS_SERVER_MISBEHAVING,
+            Failure.DNS_REPLY_WITH_WRONG_QUERY_ID,
+            Failure.DNS_BOGON_ERROR,
+            Failure.DNS_TEMPORARY_FAILURE,
+            Failure.DNS_NON_RECOVERABLE_FAILURE,
+            Failure.ANDROID_DNS_CACHE_NO_DATA,
+        )
+    },
+    **{
+        f.value: Stage.TLS.value
+        for f in (
+            Failure.SSL_INVALID_HOSTNAME,
+            Failure.SSL_UNKNOWN_AUTHORITY,
+            Failure.SSL_INVALID_CERTIFICATE,
+            Failure.SSL_FAILED_HANDSHAKE,
+        )
+    },
+    **{
+        f.value: Stage.HTTP.value
+        for f in (
+            Failure.HTTP_REQUEST_FAILED,
+            Failure.HTTP_UNEXPECTED_STATUS_CODE,
+            Failure.HTTP_UNEXPECTED_REDIRECT_URL,
+            Failure.HTTP_INVALID_REDIRECT_LOCATION_HOST,
+        )
+    },
+}
+
 #: the apps engine's HTTP stage value when the host lists healthy statuses and got another
 UNEXPECTED_STATUS: Final = "unexpected_status"
 #: the apps engine's TCP stage value when no address could be tried

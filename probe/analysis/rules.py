@@ -4,7 +4,7 @@ Each :class:`Rule` names an outcome (``stage/outcome``, vocabulary in docs/verdi
 classic ``blocking``/``accessible`` pair it implies, an evidence level and a predicate over the
 :class:`~probe.analysis.context.Context`. A predicate returns a :class:`Hit` (the references of
 the facts it used) or None. A rule's meaning is never changed in place: change it under a new id
-and bump :data:`RULES_VERSION`.
+and bump :data:`RULES_VERSION` (:data:`RETIRED` lists the ids that no longer fire, and why).
 
 Evidence levels (never an overloaded zero): ``local`` needs no control (injected DNS reply,
 fingerprinted blockpage, an innocuous-SNI retry that works); ``control`` compares with the control
@@ -33,7 +33,7 @@ from probe.vocabulary import NXDOMAIN as NXDOMAIN_FAILURES
 from probe.vocabulary import Evidence as E
 from probe.vocabulary import Outcome as O
 
-RULES_VERSION = "2026.11.1"
+RULES_VERSION = "2026.12.1"
 
 
 #: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
@@ -56,6 +56,16 @@ class Hit:
 
 
 Blocking = str | bool | None
+
+#: ids that fired in earlier versions and never will again (a rule's meaning is never changed
+#: in place): id -> (last version that had it, what replaced it)
+RETIRED: dict[str, tuple[str, str]] = {
+    "tcp.refused": (
+        "2026.11.1",
+        "tcp.syn_refused: the same facts, now called tcp/refused (tcp/reset was also the app "
+        "tests' word for a reset connection attempt: one word, one meaning)",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +359,7 @@ RULES: tuple[Rule, ...] = (
     Rule("tcp.timeout", O.TCP_TIMEOUT, "tcp_ip", False, E.CONTROL,
          _step(TIMEOUT, _TCP, control_ok=True),
          "TCP connect timed out while the control connected"),
-    Rule("tcp.refused", O.TCP_RESET, "tcp_ip", False, E.CONTROL,
+    Rule("tcp.syn_refused", O.TCP_REFUSED, "tcp_ip", False, E.CONTROL,
          _step(REFUSED, _T, control_ok=True),
          "RST in reply to the SYN (connection_refused) while the control connected"),
     Rule("tcp.unreachable", O.TCP_ICMP_UNREACHABLE, "tcp_ip", False, E.CONTROL,

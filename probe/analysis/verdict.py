@@ -17,6 +17,7 @@ from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.observations import observe
 from probe.analysis.rules import RULES, RULES_VERSION, Hit, Rule
 from probe.config import IPNetwork
+from probe.summary import Verdict, blocking_text
 from probe.vocabulary import Failure, Outcome
 
 _EMPTY = Fingerprints((), version="none")
@@ -130,3 +131,33 @@ def _internal_error(exc: BaseException, fps: Fingerprints) -> dict[str, Any]:
         "x_fingerprints_version": fps.version,
         "x_evidence": [type(exc).__name__],
     }
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def web_verdict(keys: Mapping[str, Any]) -> Verdict:
+    """The short form of :func:`analyze`'s keys (the run summary, the batch columns)."""
+    blocking = blocking_text(keys.get("blocking"))
+    accessible = keys.get("accessible")
+    if not isinstance(accessible, bool):
+        accessible = None
+    if blocking is not None and blocking != "false":
+        label = f"blocked ({blocking})"
+    elif accessible is True:
+        label = "accessible"
+    elif accessible is False:
+        label = "down"
+    else:
+        label = "undetermined"
+    return Verdict(
+        blocking=blocking,
+        accessible=accessible,
+        anomaly=None if blocking is None else blocking != "false",
+        outcome=_text(keys.get("x_outcome")),
+        rule_id=_text(keys.get("x_rule_id")),
+        rules_version=_text(keys.get("x_rules_version")),
+        fingerprint_id=_text(keys.get("x_fingerprint_id")),
+        label=label,
+    )

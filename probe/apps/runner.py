@@ -21,13 +21,15 @@ the session applies it (``Session.finish``).
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import trio
 
+from probe import registry
+from probe.apps.facts import HOST_TAG
 from probe.apps.spec import AppSpec, HostSpec
 from probe.archival import ControlRequest
 from probe.context import RunContext, browser_headers
@@ -36,21 +38,12 @@ from probe.envelope import dump_events, envelope, public_ranges
 from probe.failures import Operation, classify
 from probe.net import close_now
 from probe.netaddr import is_bogon, join_endpoint
+from probe.registry import ExperimentSpec, InputKind
 from probe.stages import dns, http, tcp, tls
 from probe.targets import Target
 from probe.trace import Trace
 from probe.vocabulary import Failure
 
-#: OONI's test versions (ooni-format.md section 2) for the apps OONI measures
-OONI_TEST_VERSIONS = {
-    "whatsapp": "0.11.0",
-    "telegram": "0.3.1",
-    "signal": "0.2.5",
-    "facebook_messenger": "0.2.1",
-}
-GENERIC_TEST_NAME = "app_endpoints"
-GENERIC_TEST_VERSION = "0.1.0"
-HOST_TAG = "x_app_host="
 #: addresses tried per (host, port) before giving up (one attempt each, no retries)
 MAX_ADDRESSES = 4
 #: (host, port) entries measured at once, and control queries in flight, per app
@@ -102,8 +95,16 @@ def app_ssl_context(app: AppSpec, ctx: RunContext) -> ssl.SSLContext | None:
     return context
 
 
-async def measure_app(app: AppSpec, *, ctx: RunContext) -> dict[str, Any]:
-    """Measure every host of ``app``; the OONI measurement dict (facts only)."""
+def test_of(app: AppSpec) -> ExperimentSpec:
+    """The test an app file is measured as: OONI's test of that app, or ``app_endpoints``."""
+    return registry.spec(app.ooni_test or registry.APP_ENDPOINTS)
+
+
+async def measure_app(
+    app: AppSpec, *, ctx: RunContext, release: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Measure every host of ``app``; the OONI measurement dict (facts only). ``release`` is
+    the registry's measure signature; an app keeps its slot to the end."""
     started = datetime.now(UTC)
     trace = Trace()
     flow = _Flow(
@@ -125,6 +126,20 @@ async def measure_app(app: AppSpec, *, ctx: RunContext) -> dict[str, Any]:
     if deadline.cancelled_caught:
         failure = Failure.GENERIC_TIMEOUT_ERROR.value
     return _assemble(flow, started=started, failure=failure)
+
+
+def failed_measurement(app: AppSpec, exc: BaseException, *, ctx: RunContext) -> dict[str, Any]:
+    """The measurement of an app whose processing raised outside the stages."""
+    flow = _Flow(
+        app=app,
+        ctx=ctx,
+        trace=Trace(),
+        app_ssl=None,
+        entries=trio.CapacityLimiter(1),
+        controls=trio.CapacityLimiter(1),
+    )
+    failure = classify(exc, Operation.TOP_LEVEL).failure
+    return _assemble(flow, started=datetime.now(UTC), failure=failure)
 
 
 async def _measure_host(flow: _Flow, host: HostSpec) -> None:
@@ -282,12 +297,11 @@ def _assemble(flow: _Flow, *, started: datetime, failure: str | None) -> dict[st
         "x_skipped_endpoints": sorted(set(flow.skipped)),
         "x_public_ranges": public_ranges(ctx),
     }
-    ooni = app.ooni_test
+    test = test_of(app)
     return envelope(
         ctx,
-        input=None if ooni else app.key,
-        test_name=ooni or GENERIC_TEST_NAME,
-        test_version=OONI_TEST_VERSIONS[ooni] if ooni else GENERIC_TEST_VERSION,
+        test,
+        input=None if test.input_kind == InputKind.OONI_APP else app.key,
         started=started,
         runtime=trace.elapsed(),
         test_keys=test_keys,

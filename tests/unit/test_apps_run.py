@@ -150,7 +150,7 @@ ports = [{web.port}]
     assert r[("dc1", dc1a.port)]["http_status"] == 404
     assert r[("dc2", closed)]["outcome"] == "tcp/refused"
     assert r[("dc3", dc3.port)]["tcp"] == "ok"
-    assert r[("dc3", dc3.port)]["outcome"] == "http/timeout"
+    assert r[("dc3", dc3.port)]["outcome"] == "http/timeout-after-request"
     assert r[("web", web.port)]["outcome"] == "ok"
     # no control: failures cannot be told from outages
     assert r[("dc2", closed)]["blocking"] is None
@@ -406,4 +406,4 @@ async def test_lab_apps_run_finishes_under_trio(tmp_path: Path) -> None:
             ctx = make_ctx(resolver=resolver.address, ca_file=certs.ca_file, timeout=0.5)
             with trio.fail_after(20):
                 msmt = await run(path, ctx)
-    assert rows(msmt)[("a", silent.port)]["outcome"] == "tls/timeout"
+    assert rows(msmt)[("a", silent.port)]["outcome"] == "tls/timeout-after-clienthello"

@@ -135,6 +135,8 @@ def test_privacy_switches_still_apply_in_the_envelope() -> None:
     ):
         from dataclasses import replace
 
+        from probe.registry import spec
+
         ctx = RunContext(
             config=replace(config, privacy=privacy),
             ssl_context=ctx_ssl,
@@ -146,9 +148,8 @@ def test_privacy_switches_still_apply_in_the_envelope() -> None:
         )
         env = envelope(
             ctx,
+            spec("web_connectivity"),
             input=None,
-            test_name="web_connectivity",
-            test_version="0.4.3",
             started=dt.now(UTC),
             runtime=0.0,
             test_keys={},
