@@ -3,21 +3,31 @@
 Web Connectivity (:mod:`probe.experiment`) and the app tests (:mod:`probe.apps.runner`) record
 their events in a :class:`~probe.trace.Trace` and differ only in their test keys; the top-level
 keys, the privacy defaults and the event dump are the same and live here. The test's name and
-version come from its :class:`~probe.registry.ExperimentSpec`.
+version come from its :class:`~probe.registry.ExperimentSpec`, which the caller passes in.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from probe import SOFTWARE_NAME, __version__
 from probe.archival import WEB_CONNECTIVITY_EXTENSIONS
 from probe.context import RunContext
 from probe.meta import format_time
-from probe.registry import ExperimentSpec
 from probe.trace import Trace
+
+
+class TestIdentity(Protocol):
+    """What the envelope needs to know of a test (a :class:`probe.registry.ExperimentSpec`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
 
 EVENT_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests", "network_events")
 
@@ -38,7 +48,7 @@ def _round(seconds: float) -> float:
 
 def envelope(
     ctx: RunContext,
-    test: ExperimentSpec,
+    test: TestIdentity,
     *,
     input: str | None,
     started: datetime,

@@ -34,7 +34,7 @@ from probe import registry
 from probe.archival import ControlRequest
 from probe.context import RunContext, browser_headers
 from probe.control.client import query_control
-from probe.envelope import EVENT_LISTS, dump_events, envelope, public_ranges
+from probe.envelope import EVENT_LISTS, TestIdentity, dump_events, envelope, public_ranges
 from probe.failures import OpFailure, classify, failed
 from probe.net import close_now
 from probe.netaddr import is_bogon, join_endpoint, parse_ip
@@ -75,6 +75,7 @@ class _Flow:
 
     trace: Trace
     ctx: RunContext
+    test: TestIdentity
     skipped: list[str] = field(default_factory=list)
     control: dict[str, Any] | None = None
     control_failure: str | None = None
@@ -85,7 +86,11 @@ class _Flow:
 
 
 async def measure_web(
-    url: str, *, ctx: RunContext, release: Callable[[], None] | None = None
+    url: str,
+    *,
+    ctx: RunContext,
+    test: TestIdentity = TEST,
+    release: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Measure ``url`` and return the OONI measurement (facts only, no verdict keys).
 
@@ -93,7 +98,7 @@ async def measure_web(
     """
     started = datetime.now(UTC)
     trace = Trace()
-    flow = _Flow(trace=trace, ctx=ctx, release=release)
+    flow = _Flow(trace=trace, ctx=ctx, test=test, release=release)
     timeouts = ctx.config.timeouts
     with trio.move_on_after(timeouts.target) as deadline:
         try:
@@ -105,9 +110,11 @@ async def measure_web(
     return _assemble(url, flow, started=started, runtime=trace.elapsed())
 
 
-def failed_measurement(url: str, exc: BaseException, *, ctx: RunContext) -> dict[str, Any]:
+def failed_measurement(
+    url: str, exc: BaseException, *, ctx: RunContext, test: TestIdentity = TEST
+) -> dict[str, Any]:
     """The measurement of a target whose processing raised outside the stages."""
-    flow = _Flow(trace=Trace(), ctx=ctx)
+    flow = _Flow(trace=Trace(), ctx=ctx, test=test)
     flow.error = classify(exc, Operation.TOP_LEVEL)
     return _assemble(url, flow, started=datetime.now(UTC), runtime=0.0)
 
@@ -380,7 +387,7 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
     }
     return envelope(
         ctx,
-        TEST,
+        flow.test,
         input=url,
         started=started,
         runtime=runtime,

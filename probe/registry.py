@@ -43,10 +43,11 @@ class InputKind(StrEnum):
     OONI_APP = "ooni_app"
 
 
-#: ``measure(target, *, ctx, release)``: the target is a URL (``str``) or an ``AppSpec``;
+#: ``measure(target, *, ctx, test, release)``: the target is a URL (``str``) or an ``AppSpec``;
+#: ``test`` is the spec itself (measure modules never import the registry: it names them);
 #: ``release()`` frees the run's concurrency slot once only passive listening remains
 MeasureFunction = Callable[..., Awaitable[dict[str, Any]]]
-#: ``failed(target, exc, *, ctx)``: the measurement of a target whose measure raised
+#: ``failed(target, exc, *, ctx, test)``: the measurement of a target whose measure raised
 FailedFunction = Callable[..., dict[str, Any]]
 #: ``analyze(measurement, *, fingerprints, public_ranges)``: the verdict keys (pure, total)
 AnalyzeFunction = Callable[..., dict[str, Any]]
@@ -147,3 +148,8 @@ def lookup(test_name: object) -> ExperimentSpec | None:
 def spec(test_name: str) -> ExperimentSpec:
     """The spec of a test the probe knows (KeyError otherwise)."""
     return BY_NAME[test_name]
+
+
+def app_test(ooni_test: str | None) -> ExperimentSpec:
+    """The test an app file is measured as: OONI's test of that app, or ``app_endpoints``."""
+    return BY_NAME[ooni_test or APP_ENDPOINTS]

@@ -8,7 +8,6 @@ joins the interface addresses in ``probe_ips`` and its annotations join every me
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from collections.abc import Callable, Iterator
@@ -22,12 +21,12 @@ from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.fingerprints import builtin as load_bundled_fingerprints
 from probe.config import Config
 from probe.context import RunContext
-from probe.experiment import measure_web
 from probe.failures import Operation, classify
+from probe.plan import AppWork, RunPlan
 from probe.privacy import local_addresses, scrub_measurement
 from probe.runner import Stats, run_targets
 from probe.stages import dns, tls
-from probe.targets import BadLine, Target, select
+from probe.targets import BadLine, Target
 
 if TYPE_CHECKING:
     from probe.geo.locate import Geolocation
@@ -106,54 +105,58 @@ class Session:
             include_ip=self.config.privacy.include_ip,
         )
 
-    def error_measurement(self, url: str, exc: Exception) -> dict[str, Any]:
-        """A whole measurement for a target whose pipeline raised: the failure is the fact."""
-        from probe.experiment import failed_measurement
-
-        return failed_measurement(url, exc, ctx=self.ctx)
-
-    async def measure_url(
-        self, url: str, release: Callable[[], None] | None = None
-    ) -> dict[str, Any]:
-        return self.finish(await measure_web(url, ctx=self.ctx, release=release))
-
-    async def run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
+    async def run(self, plan: RunPlan, output: Path) -> Stats:
+        """Measure the plan's work into ``output`` (appending when the plan resumes)."""
         from probe.control.client import open_pool
 
-        pool = open_pool(self.ctx.control_ssl_context, size=self.config.concurrency)
+        pool = open_pool(
+            self.ctx.control_ssl_context, size=self.config.concurrency, network=self.ctx.network
+        )
         async with pool:
             session = replace(self, ctx=replace(self.ctx, control_pool=pool))
-            return await session._run(plan, output, args)
+            return await session._run(plan, output)
 
-    async def _run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
+    async def _run(self, plan: RunPlan, output: Path) -> Stats:
         from probe.progress import LiveSink, LogSink
         from probe.runner import read_done_inputs
 
         done = read_done_inputs(output) if plan.resume else set()
-        sink = LiveSink() if sys.stderr.isatty() and not args.no_progress else LogSink()
-        if plan.apps:
-            from probe.apps.runner import app_items, measure_app_item
+        live = plan.live_progress and sys.stderr.isatty()
+        sink = LiveSink() if live else LogSink()
+        work = plan.work
+        items: Iterator[Target | BadLine]
+        if isinstance(work, AppWork):
+            apps = work.by_key()
 
-            async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
-                return self.finish(await measure_app_item(key, session=self, apps=plan.apps))
+            def job(key: str) -> tuple[registry.ExperimentSpec, Any]:
+                app = apps[key]
+                return registry.app_test(app.ooni_test), app
 
-            items: Iterator[Target | BadLine] = app_items(plan.apps)
-            total: int | None = len(plan.apps)
+            items = work.items()
         else:
-            from probe.commands.run import _iter_sources
+            web = registry.spec(registry.WEB_CONNECTIVITY)
 
-            async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
-                return await self.measure_url(key, release)
+            def job(key: str) -> tuple[registry.ExperimentSpec, Any]:
+                return web, key
 
-            items = select(_iter_sources(plan.sources), category=args.category, limit=args.limit)
-            total = plan.total
+            items = work.items()
+
+        async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
+            test, target = job(key)
+            function = test.measure_function()
+            return self.finish(await function(target, ctx=self.ctx, test=test, release=release))
+
+        def failed(key: str, exc: Exception) -> dict[str, Any]:
+            test, target = job(key)
+            return self.finish(test.failed_function()(target, exc, ctx=self.ctx, test=test))
+
         return await run_targets(
             items,
             measure=measure,
             output=output,
             concurrency=self.config.concurrency,
             sink=sink,
-            total=total,
+            total=plan.total,
             done_inputs=done,
-            on_error=self.error_measurement,
+            on_error=failed,
         )

@@ -21,26 +21,23 @@ the session applies it (``Session.finish``).
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
-from probe import registry
 from probe.apps.facts import HOST_TAG
 from probe.apps.spec import AppSpec, HostSpec
 from probe.archival import ControlRequest
 from probe.context import RunContext, browser_headers
 from probe.control.client import query_control
-from probe.envelope import dump_events, envelope, public_ranges
+from probe.envelope import TestIdentity, dump_events, envelope, public_ranges
 from probe.failures import Operation, classify
 from probe.net import close_now
 from probe.netaddr import is_bogon, join_endpoint
-from probe.registry import ExperimentSpec, InputKind
 from probe.stages import dns, http, tcp, tls
-from probe.targets import Target
 from probe.trace import Trace
 from probe.vocabulary import Failure
 
@@ -51,33 +48,11 @@ ENTRY_PARALLELISM = 8
 CONTROL_PARALLELISM = 4
 
 
-class AppSession(Protocol):
-    """What the runner needs from :class:`probe.session.Session`."""
-
-    @property
-    def ctx(self) -> RunContext: ...
-
-
-def app_items(apps: Iterable[AppSpec]) -> Iterator[Target]:
-    """One runner item per app; its ``url`` is the app key (``app:<name>``)."""
-    for app in apps:
-        yield Target(url=app.key, category_code="APP", source=app.origin)
-
-
-async def measure_app_item(
-    key: str, *, session: AppSession, apps: Sequence[AppSpec]
-) -> dict[str, Any]:
-    """The measurement of the app whose key is ``key`` (facts; verdicts come from finish)."""
-    for app in apps:
-        if app.key == key:
-            return await measure_app(app, ctx=session.ctx)
-    raise KeyError(f"no app with key {key!r}")
-
-
 @dataclass(slots=True)
 class _Flow:
     app: AppSpec
     ctx: RunContext
+    test: TestIdentity
     trace: Trace
     app_ssl: ssl.SSLContext | None
     entries: trio.CapacityLimiter
@@ -95,21 +70,22 @@ def app_ssl_context(app: AppSpec, ctx: RunContext) -> ssl.SSLContext | None:
     return context
 
 
-def test_of(app: AppSpec) -> ExperimentSpec:
-    """The test an app file is measured as: OONI's test of that app, or ``app_endpoints``."""
-    return registry.spec(app.ooni_test or registry.APP_ENDPOINTS)
-
-
 async def measure_app(
-    app: AppSpec, *, ctx: RunContext, release: Callable[[], None] | None = None
+    app: AppSpec,
+    *,
+    ctx: RunContext,
+    test: TestIdentity,
+    release: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Measure every host of ``app``; the OONI measurement dict (facts only). ``release`` is
-    the registry's measure signature; an app keeps its slot to the end."""
+    """Measure every host of ``app`` as ``test`` (``registry.app_test(app.ooni_test)``); the
+    OONI measurement dict (facts only). ``release`` is the registry's measure signature: an app
+    keeps its slot to the end."""
     started = datetime.now(UTC)
     trace = Trace()
     flow = _Flow(
         app=app,
         ctx=ctx,
+        test=test,
         trace=trace,
         app_ssl=app_ssl_context(app, ctx),
         entries=trio.CapacityLimiter(ENTRY_PARALLELISM),
@@ -128,11 +104,14 @@ async def measure_app(
     return _assemble(flow, started=started, failure=failure)
 
 
-def failed_measurement(app: AppSpec, exc: BaseException, *, ctx: RunContext) -> dict[str, Any]:
+def failed_measurement(
+    app: AppSpec, exc: BaseException, *, ctx: RunContext, test: TestIdentity
+) -> dict[str, Any]:
     """The measurement of an app whose processing raised outside the stages."""
     flow = _Flow(
         app=app,
         ctx=ctx,
+        test=test,
         trace=Trace(),
         app_ssl=None,
         entries=trio.CapacityLimiter(1),
@@ -297,11 +276,10 @@ def _assemble(flow: _Flow, *, started: datetime, failure: str | None) -> dict[st
         "x_skipped_endpoints": sorted(set(flow.skipped)),
         "x_public_ranges": public_ranges(ctx),
     }
-    test = test_of(app)
     return envelope(
         ctx,
-        test,
-        input=None if test.input_kind == InputKind.OONI_APP else app.key,
+        flow.test,
+        input=None if app.ooni_test else app.key,
         started=started,
         runtime=trace.elapsed(),
         test_keys=test_keys,

@@ -16,6 +16,8 @@ import trio.testing
 
 from probe.apps.runner import measure_app
 from probe.apps.spec import load_app_file
+from probe.context import RunContext
+from probe.registry import app_test
 from tests.conformance.check import check_with_oonidata
 from tests.fakes import servers as fs
 from tests.fakes.context import TIMEOUTS, run_context
@@ -36,6 +38,11 @@ def app_file(tmp_path: Path, hosts: str) -> Path:
     return path
 
 
+async def run_app(path: Path, ctx: RunContext) -> dict[str, Any]:
+    app = load_app_file(path)
+    return await measure_app(app, ctx=ctx, test=app_test(app.ooni_test))
+
+
 def tagged(events: list[dict[str, Any]], host_id: str) -> list[dict[str, Any]]:
     return [e for e in events if f"x_app_host={host_id}" in (e.get("tags") or [])]
 
@@ -47,7 +54,7 @@ async def test_addresses_are_tried_one_after_the_other(
     endpoints = {f"{A}:443": dropped(), f"{B}:443": refused(delay=0.5), f"{C}:443": serve(site)}
     path = app_file(tmp_path, '[[hosts]]\nid = "api"\nhost = "api.demo.test"\n')
     async with fake_network(endpoints=endpoints, hosts={"api.demo.test": [A, B, C]}) as net:
-        msmt = await measure_app(load_app_file(path), ctx=run_context(net, ca_file=certs.ca_file))
+        msmt = await run_app(path, run_context(net, ca_file=certs.ca_file))
     # one attempt per address, in resolution order, each after the previous one failed
     assert [(c.ip, c.t) for c in net.connects] == [
         (A, 0.0), (B, TIMEOUTS.connect), (C, TIMEOUTS.connect + 0.5),
@@ -74,9 +81,7 @@ async def test_each_host_stops_at_its_stage(
     endpoints = {f"{A}:443": serve(site), f"{B}:5222": serve(fs.silent)}
     names = {"cdn.demo.test": [A], "push.demo.test": [B], "name.demo.test": Host(error=-2)}
     async with fake_network(endpoints=endpoints, hosts=names) as net:
-        msmt = await measure_app(
-            load_app_file(app_file(tmp_path, hosts)), ctx=run_context(net, ca_file=certs.ca_file)
-        )
+        msmt = await run_app(app_file(tmp_path, hosts), run_context(net, ca_file=certs.ca_file))
     tk = msmt["test_keys"]
     assert [h["failure"] for h in tagged(tk["tls_handshakes"], "cdn")] == [None]
     assert tagged(tk["requests"], "cdn") == [] and log.requests == []
@@ -105,9 +110,7 @@ async def test_stage_timeouts_in_virtual_time(
         "dns.demo.test": Host(hang=True),
     }
     async with fake_network(endpoints=endpoints, hosts=names) as net:
-        msmt = await measure_app(
-            load_app_file(app_file(tmp_path, hosts)), ctx=run_context(net, ca_file=certs.ca_file)
-        )
+        msmt = await run_app(app_file(tmp_path, hosts), run_context(net, ca_file=certs.ca_file))
     tk = msmt["test_keys"]
     (tcp,) = tagged(tk["tcp_connect"], "tcp")
     (tls,) = tagged(tk["tls_handshakes"], "tls")
@@ -128,9 +131,8 @@ async def test_app_deadline(
     async with fake_network(
         endpoints={f"{A}:443": dropped()}, hosts={"slow.demo.test": [A]}
     ) as net:
-        msmt = await measure_app(
-            load_app_file(app_file(tmp_path, hosts)),
-            ctx=run_context(net, ca_file=certs.ca_file, timeouts=timeouts),
+        msmt = await run_app(
+            app_file(tmp_path, hosts), run_context(net, ca_file=certs.ca_file, timeouts=timeouts)
         )
     tk = msmt["test_keys"]
     assert (tk["failure"], tk["failed_operation"]) == ("generic_timeout_error", "top_level")

@@ -25,6 +25,7 @@ from probe.apps.spec import load_app_file
 from probe.apps.verdict import analyze_app
 from probe.config import Config, Timeouts
 from probe.context import RunContext
+from probe.registry import app_test
 from probe.stages import tls
 from tests.conformance.check import check_with_oonidata
 from tests.unit import servers as srv
@@ -68,7 +69,8 @@ def make_ctx(
 
 
 async def run(path: Path, ctx: RunContext) -> dict[str, Any]:
-    msmt = await measure_app(load_app_file(path), ctx=ctx)
+    app = load_app_file(path)
+    msmt = await measure_app(app, ctx=ctx, test=app_test(app.ooni_test))
     msmt["test_keys"].update(analyze_app(msmt))
     assert check_with_oonidata([json.dumps(msmt)]) == []
     return msmt
