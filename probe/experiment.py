@@ -5,8 +5,10 @@ Flow (one :class:`~probe.trace.Trace` per target; docs/ARCHITECTURE.md):
 1. depth 0 DNS: the system resolver (getaddrinfo) and, concurrently, a wire-level UDP query
    to the configured resolver that keeps listening for injected duplicates;
 2. the control request (test helper) runs concurrently with everything below;
-3. TCP connect to every distinct address (one attempt each; bogon answers for a public name are
-   listed in ``x_skipped_endpoints`` and never contacted), TLS on each connection for https;
+3. TCP connect to every distinct address (one attempt each), TLS on each connection for https;
+   every connect (main flow, redirects, diagnostics) first asks the target's
+   :class:`~probe.policy.ConnectPolicy`: for a public target a special-purpose address, from
+   DNS or from a redirect's IP literal, is listed in ``x_skipped_endpoints``, never contacted;
 4. HTTP GET over the first good connection, in resolution order; redirects by hand, each hop
    measured again through DNS/TCP/TLS/HTTP with a ``depth=N`` tag;
 5. diagnostics after a failure, on a NEW connection to the SAME address: a TLS handshake with an
@@ -37,7 +39,8 @@ from probe.control.client import query_control
 from probe.envelope import EVENT_LISTS, TestIdentity, dump_events, envelope, public_ranges
 from probe.failures import OpFailure, classify, failed
 from probe.net import close_now
-from probe.netaddr import is_bogon, join_endpoint, parse_ip
+from probe.netaddr import join_endpoint, parse_ip
+from probe.policy import ConnectPolicy
 from probe.stages import dns, http, tcp, tls
 from probe.trace import Trace
 from probe.vocabulary import DIAGNOSABLE, Failure, Operation, unknown_failure
@@ -76,6 +79,8 @@ class _Flow:
     trace: Trace
     ctx: RunContext
     test: TestIdentity
+    #: where this target's measurement may connect (one rule for every hop)
+    policy: ConnectPolicy
     skipped: list[str] = field(default_factory=list)
     control: dict[str, Any] | None = None
     control_failure: str | None = None
@@ -98,7 +103,7 @@ async def measure_web(
     """
     started = datetime.now(UTC)
     trace = Trace()
-    flow = _Flow(trace=trace, ctx=ctx, test=test, release=release)
+    flow = _Flow(trace=trace, ctx=ctx, test=test, policy=_policy(url, ctx), release=release)
     timeouts = ctx.config.timeouts
     with trio.move_on_after(timeouts.target) as deadline:
         try:
@@ -114,9 +119,17 @@ def failed_measurement(
     url: str, exc: BaseException, *, ctx: RunContext, test: TestIdentity = TEST
 ) -> dict[str, Any]:
     """The measurement of a target whose processing raised outside the stages."""
-    flow = _Flow(trace=Trace(), ctx=ctx, test=test)
+    flow = _Flow(trace=Trace(), ctx=ctx, test=test, policy=_policy(url, ctx))
     flow.error = classify(exc, Operation.TOP_LEVEL)
     return _assemble(url, flow, started=datetime.now(UTC), runtime=0.0)
+
+
+def _policy(url: str, ctx: RunContext) -> ConnectPolicy:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        host = ""
+    return ConnectPolicy.for_target(host, ctx.config.public_ranges)
 
 
 async def _measure(url: str, flow: _Flow) -> None:
@@ -217,13 +230,8 @@ async def _fetch_hop(flow: _Flow, url: str, addresses: list[str], *, tags: list[
     host = parts.hostname or ""
     port = parts.port or default_port(parts.scheme)
     https = parts.scheme == "https"
-    host_is_bogon = is_bogon(host, ctx.config.public_ranges)
-    usable = []
-    for ip in addresses:
-        if not host_is_bogon and is_bogon(ip, ctx.config.public_ranges):
-            flow.skipped.append(join_endpoint(ip, port))
-        else:
-            usable.append(ip)
+    usable, skipped = flow.policy.split(addresses, port)
+    flow.skipped.extend(skipped)
 
     attempts: list[_Attempt | None] = [None] * len(usable)
 
@@ -266,8 +274,12 @@ async def _connect(
     server_name: str,
     ssl_context: ssl.SSLContext | None,
     tags: list[str],
-) -> _Attempt:
-    """One TCP connect to ``ip:port`` and, with ``ssl_context``, a TLS handshake on it."""
+) -> _Attempt | None:
+    """One TCP connect to ``ip:port`` and, with ``ssl_context``, a TLS handshake on it; None
+    (the endpoint listed as skipped) when the connect policy forbids the address."""
+    if not flow.policy.allows(ip):
+        flow.skipped.append(join_endpoint(ip, port))
+        return None
     timeouts = flow.ctx.config.timeouts
     net = flow.ctx.network
     txid = flow.trace.new_transaction_id()
@@ -339,7 +351,7 @@ async def _sni_retry(flow: _Flow, ip: str, port: int, tags: list[str]) -> None:
         ssl_context=ctx.diag_ssl_context,
         tags=_diag_tags(tags, "sni_retry"),
     )
-    if attempt.conn is not None:
+    if attempt is not None and attempt.conn is not None:
         await close_now(attempt.conn.stream)
 
 
@@ -356,7 +368,7 @@ async def _host_retry(flow: _Flow, url: str, ip: str, port: int, tags: list[str]
         ssl_context=ctx.diag_ssl_context if parts.scheme == "https" else None,
         tags=diag_tags,
     )
-    if attempt.conn is None:
+    if attempt is None or attempt.conn is None:
         return
     netloc = ctx.innocuous_host if parts.port is None else f"{ctx.innocuous_host}:{parts.port}"
     await _get(flow, parts._replace(netloc=netloc).geturl(), attempt.conn, port, tags=diag_tags)
@@ -376,7 +388,7 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
         "requests": dumped["requests"],
         "network_events": dumped["network_events"],
         "x_dns_duplicate_responses": dumped["dns_duplicates"],
-        "x_skipped_endpoints": flow.skipped,
+        "x_skipped_endpoints": list(dict.fromkeys(flow.skipped)),
         "x_public_ranges": public_ranges(ctx),
         "x_control_request": flow.control_request,
         "control": flow.control if flow.control is not None else {},

@@ -5,7 +5,8 @@ lookup to that resolver gives the addresses (the user chose that resolver); othe
 resolver (getaddrinfo) does, as OONI's app tests do. Then, per port and in resolution order, one
 address after the other until one works: TCP connect, TLS with SNI = host (Mozilla's roots, or
 those plus the app's CA for ``trust = "app"``), the HTTP request; the host's ``stage`` says where
-to stop. Addresses that are bogons for a public name are never contacted (listed in
+to stop. Every connect asks the host's :class:`~probe.policy.ConnectPolicy` first: a
+special-purpose address for a public host is never contacted (listed in
 ``x_skipped_endpoints``). Every event carries the tag ``x_app_host=<id>``.
 
 The control vantage (Web Connectivity test helper) is asked about every (host, port) with the
@@ -36,7 +37,8 @@ from probe.control.client import query_control
 from probe.envelope import TestIdentity, dump_events, envelope, public_ranges
 from probe.failures import Operation, classify
 from probe.net import close_now
-from probe.netaddr import is_bogon, join_endpoint
+from probe.netaddr import join_endpoint
+from probe.policy import ConnectPolicy
 from probe.stages import dns, http, tcp, tls
 from probe.trace import Trace
 from probe.vocabulary import Failure
@@ -182,21 +184,24 @@ async def _control(flow: _Flow, host: HostSpec, port: int, addresses: list[str])
 async def _measure_entry(
     flow: _Flow, host: HostSpec, port: int, addresses: list[str], tags: list[str]
 ) -> None:
-    public = flow.ctx.config.public_ranges
-    usable: list[str] = []
-    for ip in addresses:
-        if not is_bogon(host.host, public) and is_bogon(ip, public):
-            flow.skipped.append(join_endpoint(ip, port))
-        else:
-            usable.append(ip)
+    usable, skipped = _policy(flow, host).split(addresses, port)
+    flow.skipped.extend(skipped)
     async with flow.entries:
         for ip in usable[:MAX_ADDRESSES]:
             if await _attempt(flow, host, port, ip, tags):
                 return
 
 
+def _policy(flow: _Flow, host: HostSpec) -> ConnectPolicy:
+    """The connect policy of one host: the host named in the app file is the target."""
+    return ConnectPolicy.for_target(host.host, flow.ctx.config.public_ranges)
+
+
 async def _attempt(flow: _Flow, host: HostSpec, port: int, ip: str, tags: list[str]) -> bool:
     """One address: connect, handshake, request as far as the host's stage. True if it worked."""
+    if not _policy(flow, host).allows(ip):
+        flow.skipped.append(join_endpoint(ip, port))
+        return False
     ctx = flow.ctx
     trace = flow.trace
     timeouts = ctx.config.timeouts
