@@ -16,6 +16,7 @@ from probe import SOFTWARE_NAME, __version__
 from probe.archival import WEB_CONNECTIVITY_EXTENSIONS
 from probe.context import RunContext
 from probe.meta import format_time
+from probe.netaddr import endpoint_host
 from probe.trace import Trace
 
 
@@ -73,7 +74,7 @@ def envelope(
         "probe_network_name": config.probe_network_name if config.privacy.include_asn else "",
         "report_id": ctx.report_id,
         "resolver_asn": "AS0",
-        "resolver_ip": (ctx.udp_resolver or "").rsplit(":", 1)[0],
+        "resolver_ip": resolver_ip(ctx),
         "resolver_network_name": "",
         "software_name": SOFTWARE_NAME,
         "software_version": __version__,
@@ -83,6 +84,13 @@ def envelope(
         "test_runtime": _round(runtime),
         "test_version": test.version,
     }
+
+
+def resolver_ip(ctx: RunContext) -> str:
+    """The address of the run's UDP resolver, without port nor brackets ("" when none)."""
+    if not ctx.udp_resolver:
+        return ""
+    return endpoint_host(ctx.udp_resolver)
 
 
 def public_ranges(ctx: RunContext) -> list[str]:

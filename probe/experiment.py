@@ -36,7 +36,14 @@ from probe import registry
 from probe.archival import ControlRequest
 from probe.context import RunContext, browser_headers
 from probe.control.client import query_control
-from probe.envelope import EVENT_LISTS, TestIdentity, dump_events, envelope, public_ranges
+from probe.envelope import (
+    EVENT_LISTS,
+    TestIdentity,
+    dump_events,
+    envelope,
+    public_ranges,
+    resolver_ip,
+)
 from probe.failures import OpFailure, classify, failed
 from probe.net import close_now
 from probe.netaddr import join_endpoint, parse_ip
@@ -379,7 +386,7 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
     dumped = dump_events(flow.trace, names=(*EVENT_LISTS, "dns_duplicates"))
     test_keys: dict[str, Any] = {
         "agent": "redirect",
-        "client_resolver": (ctx.udp_resolver or "").rsplit(":", 1)[0],
+        "client_resolver": resolver_ip(ctx),
         "retries": None,
         "socksproxy": None,
         "queries": dumped["queries"],

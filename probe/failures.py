@@ -45,7 +45,6 @@ Anything that cannot be classified becomes ``unknown_failure: <text>`` with ever
 from __future__ import annotations
 
 import errno
-import ipaddress
 import re
 import socket
 import ssl
@@ -57,6 +56,7 @@ import dns.resolver
 import httpcore
 import trio
 
+from probe.netaddr import parse_ip
 from probe.vocabulary import (
     FAILURE_STRINGS,
     UNKNOWN_FAILURE_PREFIX,
@@ -256,12 +256,8 @@ _V4 = re.compile(r"(?<![0-9.])(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?(?![0-9]|\.\
 
 
 def _is_ip(text: str, *, version: int | None = None) -> bool:
-    text = text.split("%", 1)[0]
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return version is None or addr.version == version
+    addr = parse_ip(text)
+    return addr is not None and (version is None or addr.version == version)
 
 
 def _sub_bracketed(m: re.Match[str]) -> str:

@@ -39,7 +39,7 @@ from probe.analysis.values import (
     tag_value,
     tags_of,
 )
-from probe.netaddr import is_ip, join_endpoint
+from probe.netaddr import is_ip, join_endpoint, split_endpoint
 from probe.vocabulary import unknown_failure
 
 WEB = "web_connectivity"
@@ -692,13 +692,11 @@ def _endpoint(
 
 
 def _split_endpoint(addr: str) -> tuple[str, int]:
-    if addr.startswith("["):
-        host, _, port = addr[1:].partition("]:")
-    else:
-        host, _, port = addr.rpartition(":")
-    if not host or not port.isdigit() or not _is_ip(host) or len(port) > 5:
+    """An ``ip:port`` endpoint (the host must be an address). ValueError otherwise."""
+    host, port = split_endpoint(addr)
+    if not _is_ip(host):
         raise ValueError(addr)
-    return host, int(port)
+    return host, port
 
 
 @lru_cache(maxsize=_CACHE)

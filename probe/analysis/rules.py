@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from probe.analysis.context import Context
 from probe.analysis.transfer import is_throttled
-from probe.netaddr import parse_ip
+from probe.netaddr import endpoint_host, parse_ip
 from probe.vocabulary import (
     BAD_REDIRECT,
     CERTIFICATE,
@@ -116,7 +116,7 @@ def _dns_to_blockpage(ctx: Context) -> Hit | None:
     h, d = ctx.page_hit, ctx.dns
     if h is None or d.consistency != "inconsistent":
         return None
-    ip = h.http.address.rsplit(":", 1)[0].strip("[]")
+    ip = endpoint_host(h.http.address)
     if ip not in d.unexplained:
         return None
     return Hit(tuple(q.ref for q in d.lookups) + (h.http.ref,), fingerprint=h.fingerprint.fid)

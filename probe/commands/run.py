@@ -354,15 +354,17 @@ def _plan_apps(args: argparse.Namespace) -> list[Any]:
 
 
 def _parse_resolver(text: str, parse_ip: Any) -> str:
-    host, port = text, "53"
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":") or "53"
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if parse_ip(host) is None or not port.isdigit() or not 0 < int(port) < 65536:
+    """``IP[:PORT]`` (``[v6]:PORT``; port 53 by default) as the ``ip:port`` endpoint."""
+    from probe.netaddr import join_endpoint, split_endpoint
+
+    try:
+        host, port = split_endpoint(text, default_port=53)
+    except ValueError:
+        host, port = "", 0
+    addr = parse_ip(host)
+    if addr is None or "%" in host or port == 0:
         raise UsageError(f"--resolver must be IP[:PORT], got {text!r}")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return join_endpoint(str(addr), port)
 
 
 def _check_ca(path: Path) -> None:

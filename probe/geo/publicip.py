@@ -32,7 +32,7 @@ from probe import __version__
 from probe.failures import Failure, Operation, classify
 from probe.geo import stun as stun_codec
 from probe.net import TRIO, HTTPCoreBackend, Network
-from probe.netaddr import parse_ip
+from probe.netaddr import parse_ip, split_endpoint
 
 WHOAMI_PATH = "x/whoami"
 MAX_WHOAMI_BYTES = 4096
@@ -131,14 +131,12 @@ async def whoami(
 
 
 def split_host_port(server: str) -> tuple[str, int]:
-    """``host:port`` / ``[v6]:port`` -> (host, port); ValueError when malformed."""
-    if server.startswith("["):
-        host, sep, rest = server[1:].partition("]:")
-    else:
-        host, sep, rest = server.rpartition(":")
-    if not sep or not host or not rest.isdigit() or not 0 < int(rest) < 65536:
+    """``host:port`` / ``[v6]:port`` -> (host, port); ValueError when malformed (the port
+    is required and not 0)."""
+    host, port = split_endpoint(server)
+    if port == 0:
         raise ValueError(f"not HOST:PORT: {server!r}")
-    return host, int(rest)
+    return host, port
 
 
 async def stun(server: str, *, timeout: float, family: int = 0, network: Network = TRIO) -> Attempt:

@@ -378,3 +378,12 @@ async def test_control_answer_is_recorded(
     assert tk["control_failure"] is None and tk["control"]["dns"]["addrs"] == [A]
     assert tk["x_control_request"] == seen[0]
     assert check_with_oonidata([json.dumps(msmt)]) == []
+
+
+async def test_an_ipv6_resolver_is_written_without_brackets(
+    autojump_clock: trio.testing.MockClock, certs: servers.Certs
+) -> None:
+    """``resolver_ip`` / ``client_resolver`` hold an address, not ``[::1]`` (issue 13)."""
+    async with fake_network(resolvers={"[2001:db8::53]:53": lambda q: None}) as net:
+        msmt, tk = await measure("http://198.18.1.1/", net, certs, udp_resolver="[2001:db8::53]:53")
+    assert msmt["resolver_ip"] == "2001:db8::53" and tk["client_resolver"] == "2001:db8::53"
