@@ -96,26 +96,25 @@ class _TrioDatagram:
         self._sock.close()
 
 
+async def _connected(ip: str, port: int, kind: int) -> trio.socket.SocketType:
+    """A socket of ``kind`` connected to ``ip:port`` (closed again if that fails)."""
+    sock = trio.socket.socket(family_of(ip), kind)
+    try:
+        await sock.connect((ip, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class TrioNetwork:
     """The operating system's network through trio (stateless: one instance serves a run)."""
 
     async def connect_tcp(self, ip: str, port: int) -> trio.abc.HalfCloseableStream:
-        sock = trio.socket.socket(family_of(ip), socket.SOCK_STREAM)
-        try:
-            await sock.connect((ip, port))
-        except BaseException:
-            sock.close()
-            raise
-        return trio.SocketStream(sock)
+        return trio.SocketStream(await _connected(ip, port, socket.SOCK_STREAM))
 
     async def open_udp(self, ip: str, port: int) -> DatagramSocket:
-        sock = trio.socket.socket(family_of(ip), socket.SOCK_DGRAM)
-        try:
-            await sock.connect((ip, port))
-        except BaseException:
-            sock.close()
-            raise
-        return _TrioDatagram(sock)
+        return _TrioDatagram(await _connected(ip, port, socket.SOCK_DGRAM))
 
     async def getaddrinfo(self, host: str, *, family: int = 0) -> list[AddrInfo]:
         call = partial(

@@ -94,18 +94,23 @@ WEB_CONNECTIVITY = "web_connectivity"
 APP_ENDPOINTS = "app_endpoints"
 
 
-def _ooni_app(name: str, version: str, spec_id: str) -> ExperimentSpec:
+def _app(name: str, version: str, kind: InputKind, description: str) -> ExperimentSpec:
+    """An app test: the app runner measures it, the one app engine analyses it."""
     return ExperimentSpec(
         name=name,
         version=version,
-        input_kind=InputKind.OONI_APP,
+        input_kind=kind,
         measure=_APP_MEASURE,
         failed=_APP_FAILED,
         analyze=analyze_app,
         verdict=app_verdict,
         engine="apps",
-        description=f"OONI's {name} test ({spec_id}) from the app file's hosts",
+        description=description,
     )
+
+
+def _ooni_app(name: str, version: str, spec_id: str) -> ExperimentSpec:
+    return _app(name, version, InputKind.OONI_APP, f"OONI's {name} test ({spec_id})")
 
 
 TESTS: Final[tuple[ExperimentSpec, ...]] = (
@@ -124,16 +129,11 @@ TESTS: Final[tuple[ExperimentSpec, ...]] = (
     _ooni_app("telegram", "0.3.1", "ts-020"),
     _ooni_app("signal", "0.2.5", "ts-029"),
     _ooni_app("facebook_messenger", "0.2.1", "ts-019"),
-    ExperimentSpec(
-        name=APP_ENDPOINTS,
-        version="0.1.0",
-        input_kind=InputKind.APP,
-        measure=_APP_MEASURE,
-        failed=_APP_FAILED,
-        analyze=analyze_app,
-        verdict=app_verdict,
-        engine="apps",
-        description="the hosts an app's API talks to, stage by stage, against a control",
+    _app(
+        APP_ENDPOINTS,
+        "0.1.0",
+        InputKind.APP,
+        "the hosts an app's API talks to, stage by stage, against a control",
     ),
 )
 

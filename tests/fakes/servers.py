@@ -213,15 +213,15 @@ async def _send(conn: h11.Connection, stream: trio.abc.Stream, reply: Reply) -> 
         await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
         return True
     for step in reply.script:
-        if isinstance(step, bytes):
-            await stream.send_all(conn.send(h11.Data(data=step)) or b"")
-        elif isinstance(step, float | int):
-            await trio.sleep(step)
-        elif step == HANG:
-            await trio.sleep_forever()
-        elif step == RESET:
+        if step == RESET:
             reset(stream)
             return False
+        if step == HANG:
+            await trio.sleep_forever()
+        if isinstance(step, bytes):
+            await stream.send_all(conn.send(h11.Data(data=step)) or b"")
+        else:
+            await trio.sleep(float(step))
     await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
     await stream.aclose()
     return False

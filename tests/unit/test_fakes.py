@@ -14,7 +14,15 @@ from probe.config import Timeouts
 from probe.stages import dns, http, tcp, tls
 from probe.trace import Trace
 from tests.fakes import servers as fs
-from tests.fakes.network import Host, dropped, fake_network, refused, serve, unreachable
+from tests.fakes.network import (
+    FakeNetwork,
+    Host,
+    dropped,
+    fake_network,
+    refused,
+    serve,
+    unreachable,
+)
 from tests.unit import servers
 
 T = Timeouts(connect=4.0, tls=5.0, http=6.0, dns=3.0, dns_listen_window=0.5)
@@ -23,6 +31,24 @@ T = Timeouts(connect=4.0, tls=5.0, http=6.0, dns=3.0, dns_listen_window=0.5)
 @pytest.fixture
 def certs(tmp_path: Path) -> servers.Certs:
     return servers.Certs(tmp_path)
+
+
+async def _connect_tls(
+    trace: Trace, net: FakeNetwork, certs: servers.Certs, server_name: str
+) -> tls.TLSResult:
+    """TCP then TLS to 192.0.2.1:443 with ``server_name``, through the stages."""
+    conn = await tcp.connect(trace, "192.0.2.1", 443, timeouts=T, transaction_id=1, net=net)
+    assert conn.value is not None
+    return await tls.handshake(
+        trace,
+        conn.value,
+        address="192.0.2.1:443",
+        server_name=server_name,
+        ssl_context=tls.make_ssl_context(ca_file=certs.ca_file),
+        timeouts=T,
+        transaction_id=1,
+        net=net,
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,18 +84,7 @@ async def test_tls_then_http_over_memory(
     site = fs.tls(certs.server_context("site.test"), fs.http(fs.page("Hello"), log))
     trace = Trace()
     async with fake_network(endpoints={"192.0.2.1:443": serve(site)}) as net:
-        conn = await tcp.connect(trace, "192.0.2.1", 443, timeouts=T, transaction_id=1, net=net)
-        assert conn.value is not None
-        session = await tls.handshake(
-            trace,
-            conn.value,
-            address="192.0.2.1:443",
-            server_name="site.test",
-            ssl_context=tls.make_ssl_context(ca_file=certs.ca_file),
-            timeouts=T,
-            transaction_id=1,
-            net=net,
-        )
+        session = await _connect_tls(trace, net, certs, "site.test")
         assert session.ok and session.value is not None
         got = await http.get(
             trace,
@@ -103,18 +118,7 @@ async def test_sni_censor(
     censored = fs.sni_censor({"blocked.test"}, action=action, then=site)
     trace = Trace()
     async with fake_network(endpoints={"192.0.2.1:443": serve(censored)}) as net:
-        conn = await tcp.connect(trace, "192.0.2.1", 443, timeouts=T, transaction_id=1, net=net)
-        assert conn.value is not None
-        res = await tls.handshake(
-            trace,
-            conn.value,
-            address="192.0.2.1:443",
-            server_name="blocked.test",
-            ssl_context=tls.make_ssl_context(ca_file=certs.ca_file),
-            timeouts=T,
-            transaction_id=1,
-            net=net,
-        )
+        res = await _connect_tls(trace, net, certs, "blocked.test")
     assert (res.value, res.failure, res.operation) == (None, failure, "tls_handshake")
     assert res.t - res.t0 == elapsed
 
