@@ -48,11 +48,14 @@ def iter_sources(sources: tuple[Source, ...]) -> Iterator[Target | BadLine]:
 
 @dataclass(frozen=True, slots=True)
 class WebWork:
-    """Web Connectivity over the URLs of ``sources``."""
+    """A URL test (Web Connectivity unless ``test`` names another) over the URLs of
+    ``sources``."""
 
     sources: tuple[Source, ...]
     category: str | None = None
     limit: int | None = None
+    #: the registry's name of the test to run on each URL
+    test: str = registry.WEB_CONNECTIVITY
 
     def items(self) -> Iterator[Target | BadLine]:
         return select(iter_sources(self.sources), category=self.category, limit=self.limit)
@@ -105,6 +108,6 @@ class RunPlan:
     def test_name(self) -> str:
         """The test the report id names: the apps' own test when they share one."""
         if isinstance(self.work, WebWork):
-            return registry.WEB_CONNECTIVITY
+            return self.work.test
         names = {registry.app_test(app.ooni_test).name for app in self.work.apps}
         return names.pop() if len(names) == 1 else registry.APP_ENDPOINTS

@@ -134,10 +134,10 @@ class Session:
 
             items = work.items()
         else:
-            web = registry.spec(registry.WEB_CONNECTIVITY)
+            url_test = registry.spec(work.test)
 
             def job(key: str) -> tuple[registry.ExperimentSpec, Any]:
-                return web, key
+                return url_test, key
 
             items = work.items()
 
