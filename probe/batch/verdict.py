@@ -12,13 +12,16 @@ verdict. An exception inside an analysis is an edge case of the data: it is reco
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from probe import registry
 
 #: what ``verdict_source`` says about where a verdict came from (an engine's name otherwise)
 SOURCE_NONE = "none"
 SOURCE_ERROR = "error"
+
+#: the registry's tests by name, read once (a compiled dict lookup per measurement)
+_TESTS: Final[dict[str, registry.ExperimentSpec]] = dict(registry.BY_NAME)
 
 VERDICT_KEYS = (
     "blocking",
@@ -40,17 +43,17 @@ def derive_verdict(
     public_ranges: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Verdict columns for one parsed measurement (see ``VERDICT_KEYS``)."""
-    empty: dict[str, Any] = dict.fromkeys(VERDICT_KEYS)
-    test = registry.lookup(measurement.get("test_name"))
+    name = measurement.get("test_name")
+    test = _TESTS.get(name) if type(name) is str else None
     if test is None:
-        return empty | {"verdict_source": SOURCE_NONE}
+        return dict.fromkeys(VERDICT_KEYS) | {"verdict_source": SOURCE_NONE}
     try:
         keys: Mapping[str, Any] = test.analyze(
             measurement, fingerprints=fingerprints, public_ranges=public_ranges
         )
         v = test.verdict(keys)
     except Exception as exc:  # noqa: BLE001 - a bad measurement must not stop the batch
-        return empty | {
+        return dict.fromkeys(VERDICT_KEYS) | {
             "verdict_source": SOURCE_ERROR,
             "verdict_error": f"{type(exc).__name__}: {exc}"[:300],
         }
