@@ -103,6 +103,9 @@ class RunPlan:
     #: --probe-asn / --probe-cc (or the config file) given: they win over geolocation
     asn_explicit: bool = False
     cc_explicit: bool = False
+    #: follow up every web target blocked at TLS, HTTP or DNS with the packet-level test
+    #: (``--packet-level``; the command drops it, saying so once, when raw sockets are missing)
+    packet_level: bool = False
 
     @property
     def test_name(self) -> str:

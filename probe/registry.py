@@ -10,7 +10,7 @@ The measure functions are network code: they are referenced by name (``"module:f
 and imported only when a run needs them, so the analysis side (the batch, ``probe analyze``)
 imports this module without trio, sockets or TLS. The analyze and verdict functions are pure.
 
-Adding a test (QUIC, DoH/DoT, the packet-level checks ...) is: one measure module, one pure
+Adding a test (QUIC, DoH/DoT ...) is: one measure module, one pure
 analysis (rules as data, vocabulary from :mod:`probe.vocabulary`), one entry in :data:`TESTS`,
 its docs. Its measure function has the signature of :data:`MeasureFunction`; its analysis
 returns the keys merged into ``test_keys``, among them ``x_outcome``, ``x_rule_id`` and
@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from probe.analysis import analyze as analyze_web
+from probe.analysis.packet import analyze_packet, packet_verdict
 from probe.analysis.verdict import web_verdict
 from probe.apps.verdict import analyze_app, app_verdict
 from probe.summary import Verdict
@@ -41,6 +42,10 @@ class InputKind(StrEnum):
     APP = "app"
     #: one app file, written as OONI's test of that app: ``input`` is null
     OONI_APP = "ooni_app"
+    #: a web measurement whose verdict asks for a follow-up (``probe.packet.target``); ``input``
+    #: is its URL. Its measure function takes the follow-up's target and a context of its own
+    #: (``PacketContext``, which holds the run's :class:`~probe.context.RunContext`)
+    FOLLOW_UP = "follow_up"
 
 
 #: ``measure(target, *, ctx, test, release)``: the target is a URL (``str``) or an ``AppSpec``;
@@ -89,9 +94,12 @@ _WEB_MEASURE = "probe.experiment:measure_web"
 _WEB_FAILED = "probe.experiment:failed_measurement"
 _APP_MEASURE = "probe.apps.runner:measure_app"
 _APP_FAILED = "probe.apps.runner:failed_measurement"
+_PACKET_MEASURE = "probe.packet.measure:measure_packet"
+_PACKET_FAILED = "probe.packet.measure:failed_measurement"
 
 WEB_CONNECTIVITY = "web_connectivity"
 APP_ENDPOINTS = "app_endpoints"
+CENSOR_TRACE = "censor_trace"
 
 
 def _app(name: str, version: str, kind: InputKind, description: str) -> ExperimentSpec:
@@ -134,6 +142,18 @@ TESTS: Final[tuple[ExperimentSpec, ...]] = (
         "0.1.0",
         InputKind.APP,
         "the hosts an app's API talks to, stage by stage, against a control",
+    ),
+    ExperimentSpec(
+        name=CENSOR_TRACE,
+        version="0.1.0",
+        input_kind=InputKind.FOLLOW_UP,
+        measure=_PACKET_MEASURE,
+        failed=_PACKET_FAILED,
+        analyze=analyze_packet,
+        verdict=packet_verdict,
+        engine="packet",
+        description="where on the path the censor of a blocked web target sits, and whether "
+        "it forged packets: TTL-limited probes (root; docs/packet.md)",
     ),
 )
 

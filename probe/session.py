@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,11 @@ from probe.targets import BadLine, Target
 
 if TYPE_CHECKING:
     from probe.geo.locate import Geolocation
+
+#: after a measurement is finished: measure more about it and return what to write in its place
+#: (finished again when it changed); ``probe run --packet-level`` passes one
+#: (:class:`probe.packet.follow.RunFollowUps`). It runs in the target's slot.
+FollowUp = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +110,9 @@ class Session:
             include_ip=self.config.privacy.include_ip,
         )
 
-    async def run(self, plan: RunPlan, output: Path) -> Stats:
-        """Measure the plan's work into ``output`` (appending when the plan resumes)."""
+    async def run(self, plan: RunPlan, output: Path, *, follow_up: FollowUp | None = None) -> Stats:
+        """Measure the plan's work into ``output`` (appending when the plan resumes), each
+        finished measurement through ``follow_up`` when there is one."""
         from probe.control.client import open_pool
 
         pool = open_pool(
@@ -114,9 +120,9 @@ class Session:
         )
         async with pool:
             session = replace(self, ctx=replace(self.ctx, control_pool=pool))
-            return await session._run(plan, output)
+            return await session._run(plan, output, follow_up)
 
-    async def _run(self, plan: RunPlan, output: Path) -> Stats:
+    async def _run(self, plan: RunPlan, output: Path, follow_up: FollowUp | None) -> Stats:
         from probe.progress import LiveSink, LogSink
         from probe.runner import read_done_inputs
 
@@ -144,7 +150,10 @@ class Session:
         async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
             test, target = job(key)
             function = test.measure_function()
-            return self.finish(await function(target, ctx=self.ctx, test=test, release=release))
+            # a follow-up is active work: then the target keeps its slot until it is done
+            slot = release if follow_up is None else _keep
+            msmt = self.finish(await function(target, ctx=self.ctx, test=test, release=slot))
+            return msmt if follow_up is None else await follow_up(msmt)
 
         def failed(key: str, exc: Exception) -> dict[str, Any]:
             test, target = job(key)
@@ -160,3 +169,7 @@ class Session:
             done_inputs=done,
             on_error=failed,
         )
+
+
+def _keep() -> None:
+    """A ``release`` that keeps the slot (the runner frees it when the target is done)."""

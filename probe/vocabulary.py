@@ -19,8 +19,9 @@ membership use the ``frozenset`` groups below, built from ``.value`` (exact ``st
 * :class:`Stage`: the steps a test is made of, in order (dns, tcp, tls, http) plus the ones to
   come (quic, doh, packet). An outcome is ``stage/outcome`` (Censored Planet's ``outcome.md``):
   reaching a later stage means the earlier ones passed.
-* :class:`Outcome`: every ``x_outcome`` a verdict engine may write, web and apps alike. ONE
-  word, ONE meaning across tests (docs/verdicts.md, docs/apps.md). In particular
+* :class:`Outcome`: every ``x_outcome`` a verdict engine may write, web, apps and the
+  packet-level test alike. ONE word, ONE meaning across tests (docs/verdicts.md, docs/apps.md,
+  docs/packet.md). In particular
   ``tcp/refused`` is a RST in reply to the SYN (``connection_refused``), ``tcp/reset`` a reset
   of a connection attempt that is not a refusal (``connection_reset`` while connecting).
 * :func:`stage_outcome`: the outcome of "this failure at this stage", the table the apps engine
@@ -233,6 +234,13 @@ class Outcome(StrEnum):
     HTTP_DIFF = "http/diff"
     HTTP_BENIGN_PAGE = "http/benign-page"
     HTTP_UNEXPECTED_STATUS = "http/unexpected-status"
+    # --- packet (censor_trace: where the censor sits, docs/packet.md) ----------------------
+    PACKET_CENSOR_LOCATED = "packet/censor-located"
+    PACKET_SERVER_REACTION = "packet/server-reaction"
+    PACKET_NO_CENSOR = "packet/no-censor"
+    PACKET_NO_CONNECTION = "packet/no-connection"
+    PACKET_INCOMPLETE = "packet/incomplete"
+    PACKET_NOT_TRACED = "packet/not-traced"
     # --- not censorship, or cannot tell -------------------------------------------------
     DOWN_EVERYWHERE = "down/everywhere"
     DOWN_SERVER_ERROR = "down/server-error"

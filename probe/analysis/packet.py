@@ -33,16 +33,33 @@ References (``x_evidence``) point into the measurement: ``iterative_trace[0].tar
 iterations[1].replies[0]``; under a web measurement they start with ``x_packet.``.
 :func:`with_packet_facts` is the web verdict's hook: without ``x_packet`` it returns the verdict
 object it was given, untouched.
+
+The ``censor_trace`` measurement's own verdict (:func:`analyze_packet`, registered in
+:mod:`probe.registry`) is the first rule of :data:`PACKET_RULES` (data: stable ids, one
+``packet/...`` outcome each, read from the traced addresses' statuses) that matches;
+:func:`packet_verdict` reads it back into the run summary's and the batch's
+:class:`~probe.summary.Verdict`. :func:`observations` is what the rules read, TTL by TTL (the
+goldens' observation tier).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from probe.analysis.values import as_dict, as_int, as_list, as_str
+from probe.summary import Verdict
+from probe.vocabulary import Outcome
 
-PACKET_ANALYSIS_VERSION = "2026.12.1"
+#: 2026.12.2: the censor_trace verdict (x_outcome, x_rule_id: PACKET_RULES) added
+PACKET_ANALYSIS_VERSION = "2026.12.2"
+
+#: x_censors[].status: what one traced address shows (docs/packet.md, "What the analysis
+#: concludes")
+FOUND, SERVER, NONE, NO_CONNECTION, INCOMPLETE, ANALYSIS_ERROR = (
+    "found", "server", "none", "no-connection", "incomplete", "analysis-error",
+)  # fmt: skip
 
 #: the keys the web verdict gains when the measurement has packet-level facts
 PACKET_KEYS = ("x_censor_hop", "x_censors", "x_injection", "x_packet_analysis_version")
@@ -131,11 +148,151 @@ def _peer_of(address: str) -> str:
     return host.strip("[]") if sep and port.isdigit() else address
 
 
-def analyze_packet(measurement: Mapping[str, Any]) -> dict[str, Any]:
-    """The verdict keys of one ``censor_trace`` measurement, ``x_evidence`` included."""
+@dataclass(frozen=True, slots=True)
+class PacketRule:
+    """One row of the ``censor_trace`` verdict: ``when`` reads the traced addresses'
+    statuses (one per ``x_censors`` entry, in trace order)."""
+
+    rule_id: str
+    outcome: Outcome
+    when: Callable[[Sequence[str]], bool]
+    comment: str
+
+
+#: first match wins; the last always matches
+PACKET_RULES: tuple[PacketRule, ...] = (
+    PacketRule(
+        "packet.not_traced",
+        Outcome.PACKET_NOT_TRACED,
+        lambda statuses: not statuses,
+        "nothing was traced: the address is special-purpose (x_skipped, never contacted)",
+    ),
+    PacketRule(
+        "packet.censor_located",
+        Outcome.PACKET_CENSOR_LOCATED,
+        lambda statuses: FOUND in statuses,
+        "a blocking reaction the innocuous trigger did not draw, before the server or forged: "
+        "x_censor_hop is where it starts",
+    ),
+    PacketRule(
+        "packet.server_reaction",
+        Outcome.PACKET_SERVER_REACTION,
+        lambda statuses: SERVER in statuses,
+        "the reaction starts where the server is and no packet looks forged: the server itself "
+        "(or a filter on its own link), not a censor on the path",
+    ),
+    PacketRule(
+        "packet.incomplete",
+        Outcome.PACKET_INCOMPLETE,
+        lambda statuses: INCOMPLETE in statuses,
+        "the control trace ran, the target trace did not (the packet cap): nothing to compare",
+    ),
+    PacketRule(
+        "packet.no_connection",
+        Outcome.PACKET_NO_CONNECTION,
+        lambda statuses: all(s == NO_CONNECTION for s in statuses),
+        "no control probe connected: the server is unreachable, there is no path to compare",
+    ),
+    PacketRule(
+        "packet.no_censor",
+        Outcome.PACKET_NO_CENSOR,
+        lambda statuses: True,
+        "the real trigger drew the same reactions as the innocuous one, TTL by TTL",
+    ),
+)
+
+
+def analyze_packet(
+    measurement: Mapping[str, Any],
+    *,
+    fingerprints: object = None,
+    public_ranges: Sequence[object] = (),
+) -> dict[str, Any]:
+    """The verdict keys of one ``censor_trace`` measurement, ``x_evidence`` included (pure,
+    total). The registry's analyze signature; neither fingerprints nor ranges are needed (which
+    router addresses could be published was decided when measuring)."""
     keys, refs = analyze_facts(as_dict(measurement.get("test_keys")), prefix="")
+    statuses = [as_str(c.get("status")) or "" for c in keys["x_censors"]]
+    if ANALYSIS_ERROR in statuses:
+        outcome, rule_id = Outcome.UNKNOWN_ANALYSIS_ERROR, "packet.internal_error"
+    else:
+        rule = next(r for r in PACKET_RULES if r.when(statuses))
+        outcome, rule_id = rule.outcome, rule.rule_id
+    keys["x_outcome"] = outcome.value
+    keys["x_rule_id"] = rule_id
+    keys["x_rules_version"] = PACKET_ANALYSIS_VERSION
     keys["x_evidence"] = refs
     return keys
+
+
+_LABELS: Mapping[str, str] = {
+    Outcome.PACKET_SERVER_REACTION.value: "server reaction",
+    Outcome.PACKET_NO_CENSOR.value: "no censor",
+    Outcome.PACKET_NO_CONNECTION.value: "no connection",
+    Outcome.PACKET_INCOMPLETE.value: "incomplete",
+    Outcome.PACKET_NOT_TRACED.value: "not traced",
+}
+
+
+def packet_verdict(keys: Mapping[str, Any]) -> Verdict:
+    """The short form of :func:`analyze_packet`'s keys (the summary line, the batch columns):
+    no ``blocking`` of its own (the web measurement says what was blocked), ``anomaly`` when a
+    censor was located, the label names its hop."""
+    outcome = as_str(keys.get("x_outcome"))
+    hop = as_int(keys.get("x_censor_hop"))
+    if outcome == Outcome.PACKET_CENSOR_LOCATED.value:
+        label = f"censor at hop {hop}" if hop else "censor located"
+        anomaly: bool | None = True
+    else:
+        label = _LABELS.get(outcome or "", "undetermined")
+        no_censor = (Outcome.PACKET_NO_CENSOR.value, Outcome.PACKET_SERVER_REACTION.value)
+        anomaly = False if outcome in no_censor else None
+    return Verdict(
+        blocking=None,
+        accessible=None,
+        anomaly=anomaly,
+        outcome=outcome,
+        rule_id=as_str(keys.get("x_rule_id")),
+        rules_version=as_str(keys.get("x_rules_version")),
+        fingerprint_id=None,
+        label=label,
+    )
+
+
+def observations(measurement: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What the analysis reads, one row per traced address, role and TTL (pure): a
+    ``censor_trace`` measurement's ``iterative_trace``, or a web measurement's ``x_packet``."""
+    tk = as_dict(measurement.get("test_keys"))
+    facts = as_dict(tk.get("x_packet")) if "x_packet" in tk else tk
+    rows: list[dict[str, Any]] = []
+    for i, entry in enumerate(as_list(facts.get("iterative_trace"))):
+        entry = as_dict(entry)
+        peer = _peer_of(as_str(entry.get("address")) or "")
+        for role in ("control", "target"):
+            ref = f"iterative_trace[{i}].{role}_trace"
+            for ttl, it in sorted(_iterations(entry.get(f"{role}_trace"), ref, peer).items()):
+                rows.append(
+                    {
+                        "trace": i,
+                        "role": role,
+                        "ttl": ttl,
+                        "failure": it.failure,
+                        "silent": it.silent,
+                        "syn_ack_ip_ttl": as_int(it.syn_ack.get("ip_ttl")) if it.syn_ack else None,
+                        "replies": [
+                            {
+                                "kind": r.kind,
+                                "peer": r.peer,
+                                "flags": r.flags,
+                                "ip_ttl": r.ip_ttl,
+                                "time_exceeded": r.time_exceeded,
+                                "payload_length": as_int(r.facts.get("payload_length")),
+                            }
+                            for r in it.replies
+                        ],
+                    }
+                )
+    return rows
 
 
 def with_packet_facts(measurement: Mapping[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
@@ -167,8 +324,8 @@ def analyze_facts(facts: dict[str, Any], *, prefix: str) -> tuple[dict[str, Any]
             injection.extend(checks)
             refs.extend(used)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
-        censors.append({"status": "analysis-error", "error": type(exc).__name__})
-    hops = [c["hop"] for c in censors if c.get("status") == "found" and c.get("hop")]
+        censors.append({"status": ANALYSIS_ERROR, "error": type(exc).__name__})
+    hops = [c["hop"] for c in censors if c.get("status") == FOUND and c.get("hop")]
     keys = {
         "x_censor_hop": min(hops) if hops else None,
         "x_censors": censors,
@@ -190,7 +347,7 @@ def _locate(
         "trace": ref,
         "stage": stage,
         "address": address,
-        "status": "none",
+        "status": NONE,
         "hop": None,
         "reaction": None,
         "placement": None,
@@ -199,12 +356,12 @@ def _locate(
         "hop_router": None,
     }
     if not any(it.connected for it in control.values()):
-        censor["status"] = "no-connection"
+        censor["status"] = NO_CONNECTION
         return censor, [], []
     path = min((t for t, it in control.items() if it.peer_replies), default=None)
     censor["path_length"] = path
     if not target:
-        censor["status"] = "incomplete"
+        censor["status"] = INCOMPLETE
         return censor, [], []
     hop = _reaction_ttl(control, target, path)
     if hop is None:
@@ -219,7 +376,7 @@ def _locate(
     injected = any(c["injected"] for c in checks)
     before_path = path is None or hop < path
     censor.update(
-        status="found" if before_path or injected else "server",
+        status=FOUND if before_path or injected else SERVER,
         hop=hop,
         reaction=_reaction_kind(at, stage),
         placement=_placement(at),
@@ -273,7 +430,7 @@ def _interception(
         "injected": True,
     }
     censor.update(
-        status="found",
+        status=FOUND,
         hop=path,
         reaction="interception",
         placement="in-path",

@@ -8,12 +8,19 @@ traced address. ``--input URL --stage S --address IP`` traces one target given b
 
 Without raw sockets (root or CAP_NET_RAW) or scapy it prints one line saying so, sends nothing,
 and copies ``--web-output`` unchanged.
+
+Every measurement goes through a :class:`probe.session.Session` of the ``censor_trace`` report
+(its report id; ``finish``: the registry's analysis, then scrubbing), as ``probe run`` writes
+its own. :func:`open_run_follow_ups` wires the same follow-up into ``probe run --packet-level``
+(the session's follow-up hook, :class:`probe.packet.follow.RunFollowUps`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,38 +231,23 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 
 def _execute(plan: Plan, args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
     import orjson
     import trio
 
-    from probe.analysis.packet import analyze_packet
-    from probe.experiment import browser_headers
+    from probe import registry
     from probe.geo.db import GeoDatabaseError, GeoDatabases
     from probe.packet.follow import follow_up
-    from probe.packet.measure import PacketContext, measure_packet
-    from probe.packet.spec import TEST_NAME
-    from probe.privacy import scrub_measurement
+    from probe.packet.measure import measure_packet
     from probe.session import Session
 
-    config = plan.config
     try:
         dbs = GeoDatabases.open(asn_db=args.asn_db, country_db=None)
     except GeoDatabaseError as exc:
         return _fail(f"ASN database: {exc}")
-    session = Session.create(config, test_name=TEST_NAME)
-    output: Path = args.output or (
-        Path("results") / datetime.now(UTC).strftime("%Y-%m-%d") / f"{session.report_id}.jsonl"
-    )
+    session = Session.create(plan.config, test_name=registry.CENSOR_TRACE)
+    output: Path = args.output or _default_output(session.report_id)
     output.parent.mkdir(parents=True, exist_ok=True)
-
-    def lookup(ip: str) -> tuple[int | None, str | None]:
-        info = dbs.lookup(ip)
-        return info.asn, info.network_name
-
-    ctx = PacketContext(
-        run=session.ctx, limits=plan.limits, lookup=lookup, headers=browser_headers(config)
-    )
+    ctx = packet_context(session, lookup=_lookup(dbs), limits=plan.limits)
     web_out: list[str] = []
     traced = 0
 
@@ -265,16 +257,14 @@ def _execute(plan: Plan, args: argparse.Namespace) -> int:
 
             def write(msmt: dict[str, Any]) -> None:
                 nonlocal traced
-                msmt = scrub_measurement(msmt, probe_ips=session.probe_ips)
+                msmt = session.finish(msmt)
                 fh.write(orjson.dumps(msmt).decode("utf-8") + "\n")
                 fh.flush()
                 print(f"probe packet: {_summary(msmt)}", file=sys.stderr, flush=True)
                 traced += 1
 
             if plan.manual is not None:
-                msmt = await measure_packet(plan.manual, ctx=ctx)
-                msmt["test_keys"].update(analyze_packet(msmt))
-                write(msmt)
+                write(await measure_packet(plan.manual, ctx=ctx))
             for line, web in plan.web:
                 if web is None:
                     web_out.append(line)
@@ -284,11 +274,10 @@ def _execute(plan: Plan, args: argparse.Namespace) -> int:
                 )
                 for msmt in follow_ups:
                     write(msmt)
-                if not follow_ups:
+                if "x_packet" not in merged.get("test_keys", {}):
                     web_out.append(line)
                     continue
-                merged = scrub_measurement(_reanalysed(merged, config), probe_ips=session.probe_ips)
-                web_out.append(orjson.dumps(merged).decode("utf-8"))
+                web_out.append(orjson.dumps(session.finish(merged)).decode("utf-8"))
 
     with dbs:
         trio.run(main)
@@ -296,6 +285,91 @@ def _execute(plan: Plan, args: argparse.Namespace) -> int:
         _write_lines(args.web_output, web_out)
     print(f"probe packet: {traced} target(s) traced; measurements in {output}", file=sys.stderr)
     return 0
+
+
+def _default_output(report_id: str) -> Path:
+    from datetime import UTC, datetime
+
+    return Path("results") / datetime.now(UTC).strftime("%Y-%m-%d") / f"{report_id}.jsonl"
+
+
+def _lookup(dbs: Any) -> Any:
+    """A router lookup (``probe.packet.hops.AsnLookup``) on the open ASN database."""
+
+    def lookup(ip: str) -> tuple[int | None, str | None]:
+        info = dbs.lookup(ip)
+        return info.asn, info.network_name
+
+    return lookup
+
+
+def packet_context(session: Any, *, lookup: Any, limits: Any = None) -> Any:
+    """The ``PacketContext`` of a packet report's session (``probe packet``, ``probe run
+    --packet-level``): its run context, the limits, the router lookup, the web test's headers."""
+    from probe.context import browser_headers
+    from probe.packet.measure import PacketContext
+    from probe.packet.spec import PacketLimits
+
+    return PacketContext(
+        run=session.ctx,
+        limits=limits or PacketLimits(),
+        lookup=lookup,
+        headers=browser_headers(session.config),
+    )
+
+
+@contextmanager
+def open_run_follow_ups(web: Any, *, geo: Any, output: Path, resume: bool) -> Iterator[Any]:
+    """``probe run --packet-level``: the follow-up hook of the web ``Session`` ``web``
+    (``probe.packet.follow.RunFollowUps``), its ``censor_trace`` report open beside ``output``
+    (continued on ``--resume``). Raw sockets were checked before. Routers are looked up in the
+    run's ASN database; without one no router address is published (docs/packet.md)."""
+    from probe import registry
+    from probe.geo.db import GeoDatabaseError, GeoDatabases
+    from probe.packet.follow import RunFollowUps, trace_report_path
+    from probe.packet.hops import no_lookup
+    from probe.session import Session
+
+    packet = Session.create(web.config, test_name=registry.CENSOR_TRACE, geo=geo)
+    path = trace_report_path(output)
+    if resume:
+        packet = _continued(packet, path)
+    try:
+        dbs: Any = GeoDatabases.open(asn_db=web.config.geolocate.asn_db, country_db=None)
+    except GeoDatabaseError:
+        dbs = None
+    lookup = _lookup(dbs) if dbs is not None and dbs.asn is not None else no_lookup
+    follow = RunFollowUps(
+        ctx=packet_context(packet, lookup=lookup),
+        finish_web=web.finish,
+        finish_trace=packet.finish,
+        report=path,
+    )
+    with closing(follow), dbs if dbs is not None else nullcontext():
+        yield follow
+    where = f" in {path}" if follow.written else ""
+    print(
+        f"probe run: packet-level: {follow.followed} blocked target(s) followed up, "
+        f"{follow.written} censor_trace measurement(s){where}",
+        file=sys.stderr,
+    )
+
+
+def _continued(session: Any, path: Path) -> Any:
+    """The packet session writing into the report ``path`` already holds (``--resume``)."""
+    import json
+    from dataclasses import replace
+
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            first = json.loads(fh.readline())
+    except (OSError, ValueError):
+        return session
+    report_id = first.get("report_id") if isinstance(first, dict) else None
+    started = first.get("test_start_time") if isinstance(first, dict) else None
+    if not isinstance(report_id, str) or not isinstance(started, str):
+        return session
+    return replace(session, ctx=replace(session.ctx, report_id=report_id, test_start_time=started))
 
 
 def _summary(msmt: dict[str, Any]) -> str:
@@ -315,14 +389,3 @@ def _summary(msmt: dict[str, Any]) -> str:
             parts.append(f"{c.get('status')}, path length {c.get('path_length')}")
     cost = f"{tk.get('x_packets_sent')} packets, {msmt.get('test_runtime')} s"
     return f"{where}: {'; '.join(parts) or 'no trace'} [{cost}]"
-
-
-def _reanalysed(merged: dict[str, Any], config: Any) -> dict[str, Any]:
-    """The merged web measurement, its verdict recomputed with the packet facts."""
-    from probe.analysis import analyze
-    from probe.analysis.fingerprints import builtin
-
-    merged["test_keys"].update(
-        analyze(merged, fingerprints=builtin(), public_ranges=config.public_ranges)
-    )
-    return merged

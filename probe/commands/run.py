@@ -116,6 +116,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="treat these special-purpose ranges as public addresses (lab only)",
     )
     net.add_argument(
+        "--packet-level",
+        action="store_true",
+        help="follow up every web target blocked at TLS, HTTP or DNS with the packet-level "
+        "test censor_trace (root or CAP_NET_RAW; its report beside the output, "
+        "<output>.censor_trace.jsonl; docs/packet.md)",
+    )
+    net.add_argument(
         "--config",
         type=Path,
         metavar="FILE",
@@ -280,6 +287,8 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     output: Path | None = args.resume or args.output
     _check_writable(output)
     work: WebWork | AppWork
+    if apps and args.packet_level:
+        raise UsageError("--packet-level follows up web targets (--input, --list), not --app")
     if apps:
         work = AppWork(tuple(apps))
         total: int | None = len(apps)
@@ -295,6 +304,7 @@ def _plan(args: argparse.Namespace) -> RunPlan:
         live_progress=not args.no_progress,
         asn_explicit=bool(args.probe_asn or file_cfg.get("probe_asn")),
         cc_explicit=bool(args.probe_cc or file_cfg.get("probe_cc")),
+        packet_level=args.packet_level,
     )
 
 
@@ -425,19 +435,46 @@ def _geolocate(plan: RunPlan) -> tuple[Any, Any]:
 
 
 def _execute(plan: RunPlan) -> int:
+    import contextlib
+    from functools import partial
+
     import trio
 
     from probe.session import Session
 
+    plan = _check_packet_level(plan)
     config, geo = _geolocate(plan)
     session = Session.create(config, test_name=plan.test_name, geo=geo)
     output = plan.output or _default_output_dir() / f"{session.report_id}.jsonl"
-    try:
-        stats = trio.run(session.run, plan, output)
-    except KeyboardInterrupt:
-        print(f"probe run: aborted; whole lines kept in {output}", file=sys.stderr)
-        return 130
+    with contextlib.ExitStack() as stack:
+        follow_up = None
+        if plan.packet_level:
+            from probe.commands.packet import open_run_follow_ups
+
+            follow_up = stack.enter_context(
+                open_run_follow_ups(session, geo=geo, output=output, resume=plan.resume)
+            )
+        try:
+            stats = trio.run(partial(session.run, plan, output, follow_up=follow_up))
+        except KeyboardInterrupt:
+            print(f"probe run: aborted; whole lines kept in {output}", file=sys.stderr)
+            return 130
     from probe.progress import print_summary
 
     print_summary(stats, str(output))
     return 130 if stats.interrupted else 0
+
+
+def _check_packet_level(plan: RunPlan) -> RunPlan:
+    """``--packet-level`` without raw sockets: one line, and the run goes on without it."""
+    if not plan.packet_level:
+        return plan
+    from dataclasses import replace
+
+    from probe.packet.privilege import NOTICE, unavailable
+
+    reason = unavailable()
+    if reason is None:
+        return plan
+    print(f"probe run: {NOTICE.format(reason=reason)}", file=sys.stderr, flush=True)
+    return replace(plan, packet_level=False)

@@ -20,8 +20,9 @@ call a packet injected. Router addresses up to the volunteer's network edge are 
 
 Modules, in the order a measurement runs through them:
 
-- ``spec``       the test's name, version, limits and innocuous names (data)
+- ``spec``       the test's limits and innocuous names (data; name and version: the registry)
 - ``target``     what to probe, read from a web measurement's facts (pure)
+- ``sockets``    the test's own network seam: the only module here that opens a socket
 - ``privilege``  can this process open raw sockets? (one line when not)
 - ``bpf``        classic BPF filters for the raw capture sockets
 - ``wire``       captured bytes -> demultiplexing key (struct) and recorded facts (scapy)
@@ -30,5 +31,8 @@ Modules, in the order a measurement runs through them:
 - ``probes``     one TTL-limited probe: TCP (kernel socket + IP_TTL) or DNS (UDP + IP_TTL)
 - ``tracer``     the control and target traces: stopping rules, packet budget, rate limit
 - ``hops``       which router addresses may be published (bogons, the volunteer's network)
-- ``measure``    ``measure_packet(target, ctx=...)``: one OONI-style measurement
+- ``measure``    ``measure_packet(target, ctx=...)``: one OONI-style measurement (the connect
+                 policy asked first)
+- ``follow``     the follow-up of one web measurement (``probe packet``), and the run's
+                 follow-up hook (``probe run --packet-level``), with the report of its own
 """

@@ -4,8 +4,9 @@ Why raw ``AF_INET`` sockets and not a packet socket: Linux hands a raw socket a 
 packet of its protocol delivered to this host *before* the TCP/UDP stack sees it, RSTs and
 duplicates included, with the IP header; the kernel sockets that sent the probes keep their own
 state untouched. No outgoing packet is captured (we count what we send from the sending
-socket, :mod:`probe.packet.probes`). One socket per protocol, each with a BPF filter
-(:mod:`probe.packet.bpf`): TCP and UDP from the traced peer only, ICMP errors only.
+socket, :mod:`probe.packet.probes`). One socket per protocol (opened by
+:mod:`probe.packet.sockets`), each with a BPF filter (:mod:`probe.packet.bpf`): TCP and UDP from
+the traced peer only, ICMP errors only.
 
 :class:`Capture` runs in the measurement's nursery (``await nursery.start(capture.run)``) and
 stores ``(arrival time, bytes, origin)`` per flow key (:func:`probe.packet.wire.demux`);
@@ -21,11 +22,8 @@ from dataclasses import dataclass
 
 import trio
 
-from probe.packet import bpf
+from probe.packet import bpf, sockets
 from probe.packet.wire import Key, demux
-
-#: receive buffer of each capture socket: bursts of replies must not be dropped by the kernel
-RCVBUF = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +70,12 @@ class Capture:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the sockets, report started, then read until cancelled."""
-        socks: list[trio.socket.SocketType] = []
+        socks: list[sockets.Socket] = []
         try:
             for proto in self._transports:
                 number = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
-                socks.append(self._open(number, bpf.from_source(self.peer)))
-            socks.append(self._open(socket.IPPROTO_ICMP, bpf.icmp_errors()))
+                socks.append(sockets.raw(number, bpf.from_source(self.peer)))
+            socks.append(sockets.raw(socket.IPPROTO_ICMP, bpf.icmp_errors()))
             async with trio.open_nursery() as nursery:
                 for sock in socks:
                     nursery.start_soon(self._read, sock)
@@ -86,18 +84,7 @@ class Capture:
             for sock in socks:
                 sock.close()
 
-    @staticmethod
-    def _open(proto: int, program: list[bpf.Insn]) -> trio.socket.SocketType:
-        sock = trio.socket.socket(socket.AF_INET, socket.SOCK_RAW, proto)
-        try:
-            bpf.attach(sock, program)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    async def _read(self, sock: trio.socket.SocketType) -> None:
+    async def _read(self, sock: sockets.Socket) -> None:
         while True:
             raw = await sock.recv(65535)
             self.read += 1

@@ -1,30 +1,114 @@
 """The follow-up of one web measurement: trace what its verdict asks for, embed the facts.
 
-``probe packet`` runs it over measurement files; ``probe run --packet-level`` runs it on each
-measurement right after its verdict (serialised: the test's rate limit is per target, and the
-traces of concurrent follow-ups would add up). Without raw sockets the caller prints
-:data:`probe.packet.privilege.NOTICE` once and never calls it.
+:func:`follow_up` is shared: ``probe packet`` runs it over measurement files,
+``probe run --packet-level`` (:class:`RunFollowUps`, the session's follow-up hook) on each web
+measurement right after its verdict. Follow-ups are serialised (one at a time): the test's rate
+limit is per target, and the traces of concurrent follow-ups would add up and blur each other's
+replies. Without raw sockets the caller prints :data:`probe.packet.privilege.NOTICE` once and
+never gets here.
+
+The ``censor_trace`` measurements are a report of their own (OONI writes one report per test:
+``report_id`` names the test), so ``probe run --packet-level`` writes them to a file of their own
+beside the web report (:func:`trace_report_path`); each names the web measurement that asked
+for it (``x_target.measurement``) and the web measurement names their report
+(``x_packet.report_id``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
 
-from probe.analysis.packet import analyze_packet
-from probe.packet.measure import PacketContext, embed, measure_packet
+import orjson
+import trio
+
+from probe.envelope import TestIdentity
+from probe.packet.measure import TEST, PacketContext, embed, failed_measurement, measure_packet
 from probe.packet.target import from_measurement
+
+#: what the session does to every measurement before it is written: verdict keys, scrubbing
+Finish = Callable[[dict[str, Any]], dict[str, Any]]
+
+TRACE_REPORT_SUFFIX = ".censor_trace.jsonl"
 
 
 async def follow_up(
-    web: Mapping[str, Any], *, ctx: PacketContext, extra_dns_servers: Sequence[str] = ()
+    web: Mapping[str, Any],
+    *,
+    ctx: PacketContext,
+    test: TestIdentity = TEST,
+    extra_dns_servers: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(``web`` with ``test_keys.x_packet`` when anything was traced, the ``censor_trace``
-    measurements with their verdict keys). The web verdict is not recomputed here: the caller
-    runs its analysis on the returned measurement, as for any other."""
-    traced = []
+    """(a copy of ``web`` with ``test_keys.x_packet`` when anything was traced, the
+    ``censor_trace`` measurements: facts only). A trace that raises becomes a failed
+    measurement (``x_failure``) and adds nothing to ``x_packet``. No verdict is computed here:
+    the caller finishes both kinds of measurement as any other (the registry's analyses)."""
+    traced: list[dict[str, Any]] = []
+    usable: list[dict[str, Any]] = []
     for target in from_measurement(web, extra_dns_servers=extra_dns_servers):
-        msmt = await measure_packet(target, ctx=ctx)
-        msmt["test_keys"].update(analyze_packet(msmt))
+        try:
+            msmt = await measure_packet(target, ctx=ctx, test=test)
+        except Exception as exc:  # a bug or a refused socket must not lose the web measurement
+            msmt = failed_measurement(target, exc, ctx=ctx, test=test)
+        else:
+            usable.append(msmt)
         traced.append(msmt)
-    return embed(web, traced), traced
+    return embed(web, usable), traced
+
+
+def trace_report_path(web_output: Path) -> Path:
+    """Where ``probe run --packet-level`` writes the ``censor_trace`` report of a run whose web
+    report is ``web_output``: ``<name>.censor_trace.jsonl`` beside it."""
+    return web_output.with_name(web_output.name.removesuffix(".jsonl") + TRACE_REPORT_SUFFIX)
+
+
+class RunFollowUps:
+    """``probe run --packet-level``: the session's follow-up hook.
+
+    Called with each finished web measurement; a measurement whose verdict asks for nothing
+    (:func:`probe.packet.target.from_measurement`) is returned as it is. Otherwise its traces
+    run (one follow-up at a time across the run), each ``censor_trace`` measurement is finished
+    by ``finish_trace`` (the packet report's session: its report id, its verdict, scrubbing)
+    and appended to the file ``report`` (created on the first one, whole lines, flushed), and
+    the web measurement with ``x_packet`` is finished again by ``finish_web``: its verdict
+    recomputed with the packet facts. :meth:`close` closes the report.
+    """
+
+    def __init__(
+        self, *, ctx: PacketContext, finish_web: Finish, finish_trace: Finish, report: Path
+    ) -> None:
+        self._ctx = ctx
+        self._finish_web = finish_web
+        self._finish_trace = finish_trace
+        self.report = report
+        self._fh: IO[bytes] | None = None
+        self._lock = trio.Lock()
+        #: web measurements followed up, censor_trace measurements written
+        self.followed = 0
+        self.written = 0
+
+    async def __call__(self, web: dict[str, Any]) -> dict[str, Any]:
+        if not from_measurement(web):
+            return web
+        async with self._lock:
+            merged, traced = await follow_up(web, ctx=self._ctx)
+        self.followed += 1
+        for msmt in traced:
+            self._write(self._finish_trace(msmt))
+        if "x_packet" not in merged.get("test_keys", {}):
+            return web
+        return self._finish_web(merged)
+
+    def _write(self, msmt: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.report.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.report.open("ab")
+        self._fh.write(orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE))
+        self._fh.flush()
+        self.written += 1
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

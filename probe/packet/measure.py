@@ -1,8 +1,9 @@
 """``measure_packet(target, ctx=...)``: one ``censor_trace`` measurement (facts only).
 
-The measurement is OONI-shaped (the base envelope of :mod:`probe.envelope`, its own test name and
-version) and holds facts only; :func:`probe.analysis.packet.analyze_packet` adds the verdict
-keys. Its test keys (docs/packet.md, "Fields"):
+The measurement is OONI-shaped (the base envelope of :mod:`probe.envelope`, the test's name and
+version from its registry entry, :mod:`probe.registry`) and holds facts only;
+:func:`probe.analysis.packet.analyze_packet` adds the verdict keys (the session's ``finish``).
+Its test keys (docs/packet.md, "Fields"):
 
 - ``x_target``: what was traced and which web measurement asked for it;
 - ``iterative_trace``: one entry per traced address, with its ``control_trace`` and
@@ -10,7 +11,9 @@ keys. Its test keys (docs/packet.md, "Fields"):
   replies after the trigger, the packets sent), and for TCP ``other_port`` (who answers a SYN
   to the address's other web port);
 - ``x_packets_sent``, ``x_truncated`` (the packet cap stopped a trace), ``x_limits``;
-- ``x_skipped``: why nothing was sent (a special-purpose address).
+- ``x_skipped`` and ``x_skipped_endpoints``: why nothing was sent (the connect policy,
+  :class:`probe.policy.ConnectPolicy`, refused the address: asked before the first probe);
+- ``x_failure`` (:func:`failed_measurement`): the trace raised; nothing else is claimed.
 
 :func:`embed` puts the facts of follow-ups into the web measurement that asked for them
 (``test_keys.x_packet``), where the web verdict (:func:`probe.analysis.analyze`) uses them.
@@ -20,14 +23,18 @@ from __future__ import annotations
 
 import copy
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
-from probe.envelope import envelope
+from probe import registry
+from probe.context import RunContext
+from probe.envelope import TestIdentity, envelope
+from probe.failures import Operation, classify
 from probe.netaddr import join_endpoint
 from probe.packet import triggers
 from probe.packet.capture import Capture, Captured
@@ -38,16 +45,15 @@ from probe.packet.spec import (
     CONTROL_SERVER_NAME,
     DNS_PROBE_WORST_CASE,
     TCP_PROBE_WORST_CASE,
-    TEST_NAME,
-    TEST_VERSION,
     PacketLimits,
 )
-from probe.packet.target import PacketTarget, allowed
+from probe.packet.target import PacketTarget
 from probe.packet.tracer import Budget, Pacer, Prober, Traces, single, trace_pair
 from probe.packet.wire import describe
+from probe.policy import ConnectPolicy
 
-if TYPE_CHECKING:
-    from probe.experiment import RunContext
+#: the test this module measures (the caller may pass its spec, as the session does)
+TEST: TestIdentity = registry.spec(registry.CENSOR_TRACE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,52 +72,100 @@ def _round(seconds: float) -> float:
     return round(seconds, 6)
 
 
-async def measure_packet(target: PacketTarget, *, ctx: PacketContext) -> dict[str, Any]:
-    """Trace ``target`` (control, then the real trigger) and return the measurement."""
-    config = ctx.run.config
+def refused(target: PacketTarget, ctx: PacketContext) -> str | None:
+    """Why no packet may go to ``target``'s address (:class:`probe.policy.ConnectPolicy`, the
+    rule of every test: for a public target, never a special-purpose address), or None."""
+    host = urlsplit(target.url).hostname or ""
+    rule = ConnectPolicy.for_target(host, ctx.run.config.public_ranges)
+    if rule.allows(target.address):
+        return None
+    return f"{target.address} is a special-purpose address: never probed"
+
+
+async def measure_packet(
+    target: PacketTarget,
+    *,
+    ctx: PacketContext,
+    test: TestIdentity = TEST,
+    release: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Trace ``target`` (control, then the real trigger) and return the measurement.
+
+    The connect policy is asked first: a refused address gets a measurement that says why
+    (``x_skipped``, ``x_skipped_endpoints``) and no packet at all. ``release`` (the registry's
+    measure signature) is not used: every moment of a trace is active."""
     started = datetime.now(UTC)
     zero = trio.current_time()
     budget = Budget(ctx.limits.max_packets)
     test_keys: dict[str, Any] = {"x_target": target.as_json()}
-    refused = allowed(target, config.public_ranges)
-    if refused is not None:
-        test_keys["x_skipped"] = refused
+    why = refused(target, ctx)
+    if why is not None:
+        test_keys["x_skipped"] = why
+        test_keys["x_skipped_endpoints"] = [join_endpoint(target.address, target.port)]
         test_keys["iterative_trace"] = []
     else:
-        capture = Capture(
-            target.address, transports=("udp",) if target.stage == "dns" else ("tcp",)
-        )
-        pacer = Pacer(ctx.limits.probes_per_second)
-        worst = DNS_PROBE_WORST_CASE if target.stage == "dns" else TCP_PROBE_WORST_CASE
-        other: Probe | None = None
-        async with trio.open_nursery() as nursery:
-            await nursery.start(capture.run)
-            prober = _prober(target, ctx, capture)
-            traces = await trace_pair(
-                prober, limits=ctx.limits, budget=budget, pacer=pacer, worst_case=worst
-            )
-            if target.stage != "dns" and traces.control and traces.control[0].failure is None:
-                other = await single(
-                    prober, 0, "other-port", budget=budget, pacer=pacer, worst_case=worst
-                )
-            nursery.cancel_scope.cancel()
-        own = parse_asn(config.probe_asn)
-        entry = _trace_entry(target, traces, capture, zero=zero, own_asn=own, ctx=ctx)
-        if other is not None:
-            port = other_port(target.port)
-            entry["other_port"] = _other_port(port, other, capture, zero=zero)
-        test_keys["iterative_trace"] = [entry]
+        test_keys["iterative_trace"] = [await _traced(target, ctx, budget, zero=zero)]
     test_keys["x_packets_sent"] = packets_sent(test_keys["iterative_trace"])
     test_keys["x_truncated"] = budget.truncated
     test_keys["x_limits"] = ctx.limits.as_json()
+    runtime = trio.current_time() - zero
+    return _envelope(target, ctx, test, started=started, runtime=runtime, test_keys=test_keys)
+
+
+async def _traced(
+    target: PacketTarget, ctx: PacketContext, budget: Budget, *, zero: float
+) -> dict[str, Any]:
+    """The trace entry of ``target``: both traces and, for TCP, the other web port."""
+    capture = Capture(target.address, transports=("udp",) if target.stage == "dns" else ("tcp",))
+    pacer = Pacer(ctx.limits.probes_per_second)
+    worst = DNS_PROBE_WORST_CASE if target.stage == "dns" else TCP_PROBE_WORST_CASE
+    other: Probe | None = None
+    async with trio.open_nursery() as nursery:
+        await nursery.start(capture.run)
+        prober = _prober(target, ctx, capture)
+        traces = await trace_pair(
+            prober, limits=ctx.limits, budget=budget, pacer=pacer, worst_case=worst
+        )
+        if target.stage != "dns" and traces.control and traces.control[0].failure is None:
+            other = await single(
+                prober, 0, "other-port", budget=budget, pacer=pacer, worst_case=worst
+            )
+        nursery.cancel_scope.cancel()
+    own = parse_asn(ctx.run.config.probe_asn)
+    entry = _trace_entry(target, traces, capture, zero=zero, own_asn=own, ctx=ctx)
+    if other is not None:
+        entry["other_port"] = _other_port(other_port(target.port), other, capture, zero=zero)
+    return entry
+
+
+def failed_measurement(
+    target: PacketTarget, exc: BaseException, *, ctx: PacketContext, test: TestIdentity = TEST
+) -> dict[str, Any]:
+    """The measurement of a target whose trace raised (a bug, a socket the system refused):
+    ``x_failure`` says what, nothing else is claimed."""
+    test_keys: dict[str, Any] = {
+        "x_target": target.as_json(),
+        "x_failure": classify(exc, Operation.TOP_LEVEL).failure,
+        "iterative_trace": [],
+        "x_packets_sent": None,
+        "x_truncated": False,
+        "x_limits": ctx.limits.as_json(),
+    }
+    started = datetime.now(UTC)
+    return _envelope(target, ctx, test, started=started, runtime=0.0, test_keys=test_keys)
+
+
+def _envelope(
+    target: PacketTarget,
+    ctx: PacketContext,
+    test: TestIdentity,
+    *,
+    started: datetime,
+    runtime: float,
+    test_keys: dict[str, Any],
+) -> dict[str, Any]:
     msmt = envelope(
-        ctx.run,
-        input=target.url,
-        test_name=TEST_NAME,
-        test_version=TEST_VERSION,
-        started=started,
-        runtime=trio.current_time() - zero,
-        test_keys=test_keys,
+        ctx.run, test, input=target.url, started=started, runtime=runtime, test_keys=test_keys
     )
     msmt["extensions"] = {}  # none of OONI's sub-formats (dnst, tcpconnect, ...) is used
     return msmt

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import importlib.util
-import socket
+
+from probe.packet.sockets import raw_unavailable
 
 NOTICE = "packet-level test skipped: {reason}; everything else runs as usual"
 
@@ -16,11 +17,4 @@ def unavailable() -> str | None:
     """Why the packet-level test cannot run here, or None when it can."""
     if importlib.util.find_spec("scapy") is None:
         return "it needs scapy (pip install 'censorprobe[privileged]')"
-    try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    except PermissionError:
-        return "it needs root or CAP_NET_RAW (raw sockets)"
-    except OSError as exc:
-        return f"raw sockets are unavailable ({exc.strerror or exc})"
-    sock.close()
-    return None
+    return raw_unavailable()

@@ -36,6 +36,7 @@ import trio
 
 from probe.config import Timeouts
 from probe.failures import Failure, Operation, classify
+from probe.packet import sockets
 from probe.packet.capture import Capture, Captured
 from probe.packet.wire import Key
 
@@ -78,7 +79,7 @@ class TCPInfo:
     segs_out: int
 
 
-def tcp_info(sock: trio.socket.SocketType) -> TCPInfo | None:
+def tcp_info(sock: sockets.Socket) -> TCPInfo | None:
     """The socket's TCP_INFO, or None once the socket is closed (trio closes it when a connect
     is cancelled)."""
     try:
@@ -120,9 +121,8 @@ async def tcp_probe(
     """Connect to ``address:port``, send ``payload`` with IP TTL ``ttl``, listen, reset.
 
     Without ``payload`` only the handshake is made (at the default TTL), then the reset."""
-    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = await sockets.tcp()
     with sock:
-        await sock.bind(("0.0.0.0", 0))
         key: Key = ("tcp", sock.getsockname()[1])
         t0 = trio.current_time()
         failure: str | None = None
@@ -130,7 +130,7 @@ async def tcp_probe(
             try:
                 await sock.connect((address, port))
             except OSError as exc:
-                failure = classify(exc, Operation.CONNECT)
+                failure = classify(exc, Operation.CONNECT).failure
         if scope.cancelled_caught:
             failure = Failure.GENERIC_TIMEOUT_ERROR.value
         if failure is not None:
@@ -147,7 +147,7 @@ async def tcp_probe(
             try:
                 await sock.send(payload)
             except OSError as exc:  # reset before we wrote: the connection is gone
-                failure = classify(exc, Operation.WRITE)
+                failure = classify(exc, Operation.WRITE).failure
                 sent_at = None
         if sent_at is not None:
             await _listen(capture, key, sent_at, timeouts, lambda first: linger(timeouts, rtt))
@@ -181,9 +181,8 @@ async def dns_probe(
             return linger(timeouts, first.t - sent_at)
         return timeouts.packet_linger
 
-    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = await sockets.udp()
     with sock:
-        await sock.bind(("0.0.0.0", 0))
         key: Key = ("udp", sock.getsockname()[1])
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
         t0 = trio.current_time()
@@ -192,7 +191,7 @@ async def dns_probe(
         try:
             await sock.sendto(payload, (address, port))
         except OSError as exc:
-            failure = classify(exc, Operation.WRITE)
+            failure = classify(exc, Operation.WRITE).failure
             sent_at = None
         if sent_at is not None:
             await _listen(capture, key, sent_at, timeouts, after_first)

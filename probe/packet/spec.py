@@ -1,15 +1,13 @@
-"""The ``censor_trace`` test's fixed parts: name, version, limits, innocuous names (docs/packet.md).
+"""The ``censor_trace`` test's fixed parts: limits, innocuous names (docs/packet.md).
 
 The limits are part of the test's specification (they bound what one target costs the volunteer
-and the network); timeouts live in :class:`probe.config.Timeouts` with every other timeout.
+and the network); timeouts live in :class:`probe.config.Timeouts` with every other timeout; the
+test's name and version in its registry entry (:mod:`probe.registry`), with every other test's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-TEST_NAME = "censor_trace"
-TEST_VERSION = "0.1.0"
 
 #: the SNI / Host / DNS name of the control traces: a name no censor is known to block
 CONTROL_SERVER_NAME = "example.org"

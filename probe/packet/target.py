@@ -14,25 +14,31 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from probe import registry
 from probe.analysis.values import as_dict, as_float, as_list, as_str, failure_of, tags_of
-from probe.config import IPNetwork
-from probe.netaddr import is_bogon, parse_ip, split_endpoint
+from probe.netaddr import parse_ip, split_endpoint
+from probe.vocabulary import Outcome, Stage
 
-STAGES = ("tls", "http", "dns")
+STAGES = (Stage.TLS.value, Stage.HTTP.value, Stage.DNS.value)
 
 #: web outcomes (docs/verdicts.md) a packet-level trace can locate, by the stage it probes
 FOLLOWED: Mapping[str, str] = {
-    "tls/reset-after-clienthello": "tls",
-    "tls/timeout-after-clienthello": "tls",
-    "tls/eof-after-clienthello": "tls",
-    "tls/mitm-certificate": "tls",
-    "http/reset-after-request": "http",
-    "http/eof-after-request": "http",
-    "http/timeout-after-request": "http",
-    "http/blockpage": "http",
-    "http/redirect-to-blockpage": "http",
-    "http/diff": "http",
-    "dns/injected": "dns",
+    **dict.fromkeys(
+        (Outcome.TLS_RESET, Outcome.TLS_TIMEOUT, Outcome.TLS_EOF, Outcome.TLS_MITM_CERTIFICATE),
+        Stage.TLS.value,
+    ),
+    **dict.fromkeys(
+        (
+            Outcome.HTTP_RESET,
+            Outcome.HTTP_EOF,
+            Outcome.HTTP_TIMEOUT,
+            Outcome.HTTP_BLOCKPAGE,
+            Outcome.HTTP_REDIRECT_TO_BLOCKPAGE,
+            Outcome.HTTP_DIFF,
+        ),
+        Stage.HTTP.value,
+    ),
+    Outcome.DNS_INJECTED: Stage.DNS.value,
 }
 
 
@@ -99,7 +105,7 @@ def from_measurement(
 ) -> list[PacketTarget]:
     """The follow-ups one web measurement asks for (none unless its verdict is one of
     :data:`FOLLOWED`). ``extra_dns_servers`` ("ip:port") are traced too for ``dns/injected``."""
-    if msmt.get("test_name") != "web_connectivity":
+    if msmt.get("test_name") != registry.WEB_CONNECTIVITY:
         return []
     tk = as_dict(msmt.get("test_keys"))
     outcome = as_str(tk.get("x_outcome")) or ""
@@ -125,13 +131,6 @@ def from_measurement(
     for t in found:
         out.setdefault((t.stage, t.address, t.port, t.name), t)
     return list(out.values())
-
-
-def allowed(target: PacketTarget, public_ranges: Iterable[IPNetwork]) -> str | None:
-    """Why the probe must not send to ``target`` (a bogon address), or None."""
-    if is_bogon(target.address, public_ranges):
-        return f"{target.address} is a special-purpose address: never probed"
-    return None
 
 
 def _indexed(refs: Iterable[str], name: str) -> list[int]:

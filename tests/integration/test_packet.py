@@ -1,5 +1,6 @@
 """The packet-level test in the censorship lab (issue 15): exact hops, injection evidence,
-nothing published about the volunteer's network, and the follow-up of a real `probe run`.
+nothing published about the volunteer's network, the follow-up of a real `probe run` by
+`probe packet`, and `probe run --packet-level` (with raw sockets, and without).
 
 Root and the lab are needed (CI runs them, the lab fixture fails loudly there). The scenarios
 and their expected hops are in tests/lab/scenarios.toml (``[[packet_scenario]]``).
@@ -7,7 +8,6 @@ and their expected hops are in tests/lab/scenarios.toml (``[[packet_scenario]]``
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -21,11 +21,14 @@ from tests.lab import model as m
 from tests.lab.demo import probe_argv
 from tests.lab.demo_packet import (
     FOLLOWED_HOPS,
+    PacketLevelRun,
     PacketOutcome,
     lab_options,
     report,
+    run_packet_level,
     run_packet_scenarios,
 )
+from tests.lab.fixtures import drop_net_raw
 
 pytestmark = pytest.mark.lab
 
@@ -151,16 +154,8 @@ def _packet(
         text=True,
         timeout=300,
         env={**os.environ, "PYTHONPATH": str(m.REPO)},
-        preexec_fn=_drop_net_raw if drop_raw else None,  # noqa: PLW1509 - a single-threaded child
+        preexec_fn=drop_net_raw if drop_raw else None,  # noqa: PLW1509 - a single-threaded child
     )
-
-
-def _drop_net_raw() -> None:
-    """In the child, before exec: CAP_NET_RAW leaves the bounding set, so even root cannot
-    open a raw socket any more (prctl PR_CAPBSET_DROP)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(24, 13, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_NET_RAW
-        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_NET_RAW)")
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -228,3 +223,71 @@ def test_without_raw_sockets_one_line_and_nothing_else_changes(
     ]
     assert merged.read_bytes() == web_run.read_bytes()
     assert not packets.exists()
+
+
+# --- probe run --packet-level -------------------------------------------------------------------
+
+VERDICT = ("blocking", "accessible", "x_outcome", "x_rule_id")
+
+
+@pytest.fixture(scope="module")
+def packet_level(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> PacketLevelRun:
+    from tests.lab import lab as labmod
+
+    labmod.control_start()
+    output = tmp_path_factory.mktemp("packet-level") / "web.jsonl"
+    return run_packet_level(lab, output, [*FOLLOWED, *NOT_FOLLOWED])
+
+
+def test_probe_run_packet_level_puts_the_hop_in_the_web_verdicts(
+    packet_level: PacketLevelRun, web_run: Path
+) -> None:
+    plain = {msmt["input"]: msmt for msmt in _lines(web_run)}
+    assert sorted(packet_level.web) == sorted(plain)
+    (trace_report,) = {t["report_id"] for t in packet_level.traces}
+    web_report = {w["report_id"] for w in packet_level.web.values()}
+    assert len(web_report) == 1 and trace_report not in web_report
+    assert "_censortrace_" in trace_report and "_webconnectivity_" in web_report.pop()
+    for url, hop in FOLLOWED.items():
+        tk = packet_level.web[url]["test_keys"]
+        assert tk["x_censor_hop"] == hop, (url, tk["x_censors"])
+        assert [tk[k] for k in VERDICT] == [plain[url]["test_keys"][k] for k in VERDICT], url
+        assert tk["x_packet"]["report_id"] == trace_report
+        assert any(e.startswith("x_packet.iterative_trace[") for e in tk["x_evidence"]), url
+    for url in NOT_FOLLOWED:
+        assert "x_packet" not in packet_level.web[url]["test_keys"], url
+    # one trace per followed target (DNS: towards the run's resolver only), each naming it
+    assert len(packet_level.traces) == len(FOLLOWED)
+    by_url = {t["input"]: t for t in packet_level.traces}
+    assert sorted(by_url) == sorted(FOLLOWED)
+    for url, hop in FOLLOWED.items():
+        tk = by_url[url]["test_keys"]
+        source = tk["x_target"]["measurement"]
+        assert source["report_id"] == packet_level.web[url]["report_id"]
+        expected = "packet/censor-located" if hop else "packet/server-reaction"
+        assert (tk["x_outcome"], tk["x_censor_hop"]) == (expected, hop), url
+    assert (
+        f"probe run: packet-level: {len(FOLLOWED)} blocked target(s) followed up, "
+        f"{len(FOLLOWED)} censor_trace measurement(s) in {packet_level.trace_report}"
+    ) in packet_level.stderr.splitlines()
+
+
+def test_probe_run_packet_level_without_raw_sockets_says_so_once(
+    lab: dict[str, Any], web_run: Path, tmp_path: Path
+) -> None:
+    from tests.lab import lab as labmod
+
+    labmod.control_start()
+    run = run_packet_level(lab, tmp_path / "web.jsonl", [*FOLLOWED, *NOT_FOLLOWED], drop_raw=True)
+    said = [line for line in run.stderr.splitlines() if "packet-level" in line]
+    assert said == [
+        "probe run: packet-level test skipped: it needs root or CAP_NET_RAW (raw sockets); "
+        "everything else runs as usual"
+    ]
+    assert not run.trace_report.exists()
+    plain = {msmt["input"]: msmt for msmt in _lines(web_run)}
+    assert sorted(run.web) == sorted(plain)
+    for url, msmt in run.web.items():
+        tk, old = msmt["test_keys"], plain[url]["test_keys"]
+        assert sorted(tk) == sorted(old), url
+        assert [tk[k] for k in VERDICT] == [old[k] for k in VERDICT], url

@@ -8,6 +8,7 @@ fail loudly instead.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
@@ -47,6 +48,16 @@ def skip_or_fail(what: str, reason: str) -> None:
         pytest.fail(f"CI=true and {what} cannot run: {reason}", pytrace=False)
     print(f"SKIP {what}: {reason}", file=sys.stderr)
     pytest.skip(reason)
+
+
+def drop_net_raw() -> None:
+    """A ``preexec_fn``: in the child, before exec, CAP_NET_RAW leaves the bounding set, so even
+    root cannot open a raw socket any more (prctl PR_CAPBSET_DROP); a non-root user never had
+    it. The packet-level test's unprivileged path, for real."""
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(24, 13, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_NET_RAW
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_NET_RAW)")
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,10 @@
 """probe.analysis.packet: where the censor sits and which packets were forged (pure).
 
-Real captures first: results/samples/packet/ holds what `probe packet` wrote in the lab (every
-[[packet_scenario]] of tests/lab/scenarios.toml, and the web measurements of the blocked
-scenarios with their follow-ups embedded); re-analysing them must give what the probe wrote and
-what the lab's ground truth says. Then the rules one by one on small hand-made traces, the web
+Real captures first: the lab goldens (tests/goldens/lab) hold what `probe packet` wrote for every
+[[packet_scenario]] of tests/lab/scenarios.toml, and what `probe run --packet-level` wrote for
+the blocked web scenarios (their follow-ups embedded); re-analysing them must give what the
+probe wrote (the goldens' test checks the lab's ground truth on them). Then the rules one by one
+on small hand-made traces, the censor_trace verdict (its rules, its short form), the web
 verdict's hook (no packet facts: the verdict is returned untouched, on every OONI sample, the QA
 set and our samples), and totality under hypothesis.
 """
@@ -21,39 +22,49 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from probe import registry
 from probe.analysis import VERDICT_KEYS, analyze
 from probe.analysis.fingerprints import builtin
 from probe.analysis.packet import (
     PACKET_KEYS,
+    PACKET_RULES,
     analyze_facts,
     analyze_packet,
     origin_hop,
+    packet_verdict,
     with_packet_facts,
 )
+from tests.goldens import tiers
 from tests.lab import model as lab
 from tests.lab.demo_packet import FOLLOWED_HOPS
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "results" / "samples"
+GOLDENS = tiers.GOLDENS / "lab"
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+def _golden(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((GOLDENS / name / "measurement.json").read_text("utf-8"))
+    return data
 
 
-TRACES = _jsonl(SAMPLES / "packet" / "lab-censor-trace.jsonl")
-FOLLOWED = _jsonl(SAMPLES / "packet" / "lab-web-followed.jsonl")
+#: the censor_trace goldens, in scenario order; the web goldens of `probe run --packet-level`
+TRACES = [_golden(s.id) for s in lab.load_packet_scenarios()]
+FOLLOWED = [_golden(name) for name in tiers.packet_level_cases()]
+BY_ID = {s.id: m for s, m in zip(lab.load_packet_scenarios(), TRACES, strict=True)}
 SHARED = REPO / ".." / "shared" / "data"
-VERDICT_KEYS_OF_PACKETS = (*PACKET_KEYS, "x_evidence")
+VERDICT_KEYS_OF_PACKETS = (
+    *PACKET_KEYS, "x_outcome", "x_rule_id", "x_rules_version", "x_evidence",
+)  # fmt: skip
 
 
 # --- real captures ------------------------------------------------------------------------------
 
 
-def test_samples_cover_every_packet_scenario() -> None:
-    assert len(TRACES) == len(lab.load_packet_scenarios())
+def test_goldens_cover_every_packet_scenario() -> None:
     assert {m["test_name"] for m in TRACES} == {"censor_trace"}
     assert [m["input"] for m in FOLLOWED] == list(FOLLOWED_HOPS)
+    assert {m["test_name"] for m in FOLLOWED} == {"web_connectivity"}
 
 
 def _trace_id(m: dict[str, Any]) -> str:
@@ -69,23 +80,34 @@ def test_reanalysis_gives_what_the_probe_wrote(msmt: dict[str, Any]) -> None:
         assert msmt["test_keys"][key] == value, key
 
 
-@pytest.mark.parametrize("scenario", lab.load_packet_scenarios(), ids=lambda s: s.id)
-def test_lab_ground_truth(scenario: lab.PacketScenario) -> None:
-    msmt = next(
-        m
-        for m in TRACES
-        if m["input"] == scenario.url
-        and m["test_keys"]["x_target"]["stage"] == scenario.stage
-        and scenario.address.startswith(m["test_keys"]["x_target"]["address"])
-    )
-    censor = analyze_packet(msmt)["x_censors"][0]
-    assert censor["status"] == scenario.outcome
-    assert (censor["hop"] or 0) == scenario.censor_hop
-    assert censor["reaction"] == scenario.reaction
-    assert censor["placement"] == scenario.placement
-    assert (censor["path_length"] or 0) == scenario.path_length
-    injected = any(c["injected"] for c in analyze_packet(msmt)["x_injection"])
-    assert injected == scenario.injection
+def test_the_censor_trace_verdict_reads_the_statuses() -> None:
+    got = {sid: analyze_packet(m)["x_rule_id"] for sid, m in BY_ID.items()}
+    assert got["packet-sni-rst"] == "packet.censor_located"
+    assert got["packet-server-sni-rst"] == "packet.server_reaction"
+    assert got["packet-clean-https"] == "packet.no_censor"
+    assert got["packet-down-refused"] == "packet.no_connection"
+    assert got["packet-cap-reached"] == "packet.incomplete"
+    assert got["packet-private-address"] == "packet.not_traced"
+    assert {r.outcome.value for r in PACKET_RULES} == {
+        analyze_packet(m)["x_outcome"] for m in TRACES
+    }
+
+
+def test_the_short_verdict_names_the_hop() -> None:
+    located = packet_verdict(analyze_packet(BY_ID["packet-border-sni-rst"]))
+    assert (located.label, located.anomaly, located.blocking, located.outcome) == (
+        "censor at hop 3", True, None, "packet/censor-located",
+    )  # fmt: skip
+    labels = {sid: packet_verdict(analyze_packet(m)).label for sid, m in BY_ID.items()}
+    assert labels["packet-server-sni-rst"] == "server reaction"
+    assert labels["packet-clean-dns"] == "no censor"
+    assert labels["packet-down-blackhole"] == "no connection"
+    assert labels["packet-cap-reached"] == "incomplete"
+    assert labels["packet-private-address"] == "not traced"
+    assert packet_verdict({}).label == "undetermined"
+    # the registry's entry is this engine
+    spec = registry.spec(registry.CENSOR_TRACE)
+    assert (spec.analyze, spec.verdict, spec.engine) == (analyze_packet, packet_verdict, "packet")
 
 
 def test_evidence_references_point_at_packets_of_the_measurement() -> None:
@@ -355,7 +377,7 @@ def test_analysis_is_total_on_any_json(value: Any) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, 10_000), _JSON), min_size=1, max_size=5))
 def test_analysis_is_total_under_mutation_of_a_real_trace(changes: list[tuple[int, Any]]) -> None:
-    msmt = copy.deepcopy(TRACES[3])
+    msmt = copy.deepcopy(BY_ID["packet-border-sni-rst"])
     nodes: list[tuple[Any, Any]] = []
 
     def walk(node: Any) -> None:

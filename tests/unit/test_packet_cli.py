@@ -6,9 +6,8 @@ The unprivileged path is exercised for real: the command runs in a child that lo
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from probe.cli import main
 from probe.packet.privilege import unavailable
+from tests.lab.fixtures import drop_net_raw
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "results" / "samples" / "lab-demo.jsonl"
@@ -53,13 +53,6 @@ def test_bad_options_are_one_line(
     assert capsys.readouterr().err == f"probe packet: error: {message}\n"
 
 
-def _drop_net_raw() -> None:
-    if os.geteuid() == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(24, 13, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_NET_RAW
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_NET_RAW)")
-
-
 def _probe_packet(*argv: str, unprivileged: bool) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "probe", "packet", *argv],
@@ -67,7 +60,7 @@ def _probe_packet(*argv: str, unprivileged: bool) -> subprocess.CompletedProcess
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=_drop_net_raw if unprivileged else None,  # noqa: PLW1509 - single-threaded
+        preexec_fn=drop_net_raw if unprivileged else None,  # noqa: PLW1509 - single-threaded
     )
 
 
@@ -100,3 +93,45 @@ def test_nothing_blocked_nothing_sent(tmp_path: Path) -> None:
     assert proc.stderr.splitlines()[-1].startswith("probe packet: 0 target(s) traced")
     assert web.read_bytes() == source.read_bytes()
     assert packets.read_text() == ""
+
+
+# --- probe run --packet-level -------------------------------------------------------------------
+
+RUN_NOTICE = NOTICE.replace("probe packet:", "probe run:", 1)
+
+
+def _probe_run(output: Path, *extra: str, unprivileged: bool) -> subprocess.CompletedProcess[str]:
+    """`probe run` of one loopback URL nobody listens on (a special-purpose literal: the
+    user's own choice, so the connect policy lets it be contacted), no control, no geolocation."""
+    return subprocess.run(
+        [sys.executable, "-m", "probe", "run", "--input", "http://127.80.61.9:9/", "--no-control",
+         "--no-geolocate", "--no-progress", "--output", str(output), *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        preexec_fn=drop_net_raw if unprivileged else None,  # noqa: PLW1509 - single-threaded
+    )  # fmt: skip
+
+
+def _timeless(text: str) -> list[str]:
+    return [re.sub(r"\d+\.\d+s", "<t>", line) for line in text.splitlines()]
+
+
+def test_run_packet_level_without_raw_sockets_says_so_once(tmp_path: Path) -> None:
+    plain = _probe_run(tmp_path / "plain.jsonl", unprivileged=True)
+    packet = _probe_run(tmp_path / "packet.jsonl", "--packet-level", unprivileged=True)
+    assert plain.returncode == packet.returncode == 0, packet.stderr
+    assert _timeless(packet.stderr) == [RUN_NOTICE, *_timeless(plain.stderr)]
+    assert _timeless(packet.stdout.replace("packet.jsonl", "plain.jsonl")) == _timeless(
+        plain.stdout
+    )
+    a, b = (json.loads((tmp_path / f"{n}.jsonl").read_text()) for n in ("plain", "packet"))
+    assert sorted(a["test_keys"]) == sorted(b["test_keys"])
+    for key in ("blocking", "accessible", "x_outcome", "x_rule_id", "x_evidence"):
+        assert a["test_keys"][key] == b["test_keys"][key], key
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["packet.jsonl", "plain.jsonl"]
+
+
+def test_run_packet_level_follows_web_targets_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--app", "signal", "--packet-level", "--no-geolocate"]) == 2
+    assert capsys.readouterr().err == (
+        "probe run: error: --packet-level follows up web targets (--input, --list), not --app\n"
+    )

@@ -10,19 +10,25 @@ they cannot; elsewhere they skip with the reason printed. The lab covers real pa
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import ssl
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
+from probe import registry
 from probe.analysis.packet import analyze_packet
 from probe.config import Config, Timeouts
-from probe.experiment import RunContext
+from probe.context import RunContext
 from probe.packet import bpf
 from probe.packet.capture import Capture
+from probe.packet.follow import RunFollowUps
 from probe.packet.measure import PacketContext, measure_packet
 from probe.packet.privilege import unavailable
 from probe.packet.probes import dns_probe, tcp_probe
@@ -208,14 +214,113 @@ async def test_a_server_that_resets_is_the_server_not_a_censor() -> None:
     )
 
 
+def _counting(connections: list[int]) -> Any:
+    """``_server_hello_unless_blocked``, counting the connections it accepts."""
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        connections.append(1)
+        await _server_hello_unless_blocked(stream)
+
+    return handler
+
+
 async def test_a_special_purpose_address_is_never_sent_to() -> None:
-    async with tcp_server(_server_hello_unless_blocked, host=SERVER) as server:
+    connections: list[int] = []
+    async with tcp_server(_counting(connections), host=SERVER) as server:
         target = replace(
             manual("https://blocked.example/", stage="tls", address=SERVER), port=server.port
         )
         msmt = await measure_packet(target, ctx=_context(public=False))
         await trio.sleep(0.1)
-        assert server.requests == []
+    assert connections == []
     tk = msmt["test_keys"]
     assert tk["x_skipped"].startswith(f"{SERVER} is a special-purpose address")
+    assert tk["x_skipped_endpoints"] == [f"{SERVER}:{server.port}"]
     assert (tk["iterative_trace"], tk["x_packets_sent"]) == ([], 0)
+    verdict = analyze_packet(msmt)
+    assert (verdict["x_outcome"], verdict["x_rule_id"]) == (
+        "packet/not-traced",
+        "packet.not_traced",
+    )
+
+
+async def test_a_special_purpose_literal_target_is_traced() -> None:
+    """The user asked for that address itself (as the web test's connect policy says)."""
+    connections: list[int] = []
+    async with tcp_server(_counting(connections), host=SERVER) as server:
+        url = f"https://{SERVER}:{server.port}/"
+        target = replace(manual(url, stage="tls", address=SERVER), port=server.port)
+        msmt = await measure_packet(target, ctx=_context(public=False))
+    assert connections != []
+    assert "x_skipped" not in msmt["test_keys"]
+    assert msmt["test_keys"]["x_packets_sent"] > 0
+
+
+# --- probe run --packet-level: the session's follow-up hook ---------------------------------
+
+GOLDEN = Path(__file__).resolve().parents[1] / "goldens" / "lab"
+
+
+def _finish(msmt: dict[str, Any]) -> dict[str, Any]:
+    """What the session's finish does to the verdict keys (the registry's analysis)."""
+    test = registry.lookup(msmt["test_name"])
+    assert test is not None
+    msmt["test_keys"].update(
+        test.analyze(msmt, public_ranges=_context(True).run.config.public_ranges)
+    )
+    return msmt
+
+
+def _moved(golden: str, port: int) -> dict[str, Any]:
+    """A lab measurement (tests/goldens) whose server address is now SERVER:port on loopback."""
+    text = (GOLDEN / golden / "measurement.json").read_text(encoding="utf-8")
+    text = text.replace("198.19.1.11", SERVER).replace(f"{SERVER}:443", f"{SERVER}:{port}")
+    text = text.replace("https://sni-rst.lab.test/", f"https://sni-rst.lab.test:{port}/")
+    return _finish(json.loads(text))
+
+
+async def _sni_rst_server(stream: trio.abc.Stream) -> None:
+    """A server that resets a ClientHello naming the lab's SNI-filtered site itself."""
+    data = await stream.receive_some(65536)
+    if b"sni-rst.lab.test" in data:
+        reset(stream)
+        return
+    await stream.send_all(b"\x16\x03\x03\x00\x04\x02\x00\x00\x00")
+    await trio.sleep(5)
+
+
+async def test_the_run_hook_follows_up_a_blocked_verdict(tmp_path: Path) -> None:
+    report = tmp_path / "web.censor_trace.jsonl"
+    async with tcp_server(_sni_rst_server, host=SERVER) as server:
+        web = _moved("tls-sni-rst", server.port)
+        hook = RunFollowUps(
+            ctx=_context(public=True), finish_web=_finish, finish_trace=_finish, report=report
+        )
+        with closing(hook):
+            merged = await hook(web)
+    assert (hook.followed, hook.written) == (1, 1)
+    assert "x_packet" not in web["test_keys"]  # a copy was merged, the original kept
+    tk = merged["test_keys"]
+    assert [tk[k] for k in ("blocking", "x_outcome", "x_rule_id")] == [
+        web["test_keys"][k] for k in ("blocking", "x_outcome", "x_rule_id")
+    ]
+    # on loopback the server is one hop away and resets the name itself: not a censor
+    assert (tk["x_censor_hop"], tk["x_censors"][0]["status"]) == (None, "server")
+    (line,) = report.read_text(encoding="utf-8").splitlines()
+    trace = json.loads(line)
+    assert (trace["test_name"], trace["input"]) == ("censor_trace", web["input"])
+    assert trace["test_keys"]["x_outcome"] == "packet/server-reaction"
+    assert trace["test_keys"]["x_target"]["measurement"]["report_id"] == web["report_id"]
+    assert tk["x_packet"]["report_id"] == trace["report_id"]
+
+
+async def test_the_run_hook_leaves_other_verdicts_alone(tmp_path: Path) -> None:
+    report = tmp_path / "web.censor_trace.jsonl"
+    hook = RunFollowUps(
+        ctx=_context(public=True), finish_web=_finish, finish_trace=_finish, report=report
+    )
+    for name in ("ok-https", "tcp-syn-rst", "down-refused"):
+        web = _finish(json.loads((GOLDEN / name / "measurement.json").read_text("utf-8")))
+        assert await hook(web) is web, name
+    hook.close()
+    assert (hook.followed, hook.written, report.exists()) == (0, 0, False)

@@ -1,4 +1,5 @@
-"""probe.packet.target: which follow-ups a web measurement asks for (pure), on real lab output."""
+"""probe.packet.target: which follow-ups a web measurement asks for (pure), on real lab output;
+and which of their addresses the connect policy lets the trace reach (probe.packet.measure)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe.packet.target import allowed, from_measurement, manual
+from probe.config import Config
+from probe.context import RunContext
+from probe.packet.measure import PacketContext, refused
+from probe.packet.target import PacketTarget, from_measurement, manual
+from tests.goldens.tiers import GOLDENS as GOLDEN_TIERS
+from tests.goldens.tiers import packet_level_cases
 
 SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"
+GOLDENS = GOLDEN_TIERS / "lab"
 
 
 def _by_input(path: Path) -> dict[str, dict[str, Any]]:
@@ -22,7 +29,11 @@ def _by_input(path: Path) -> dict[str, dict[str, Any]]:
 
 
 DEMO = _by_input(SAMPLES / "lab-demo.jsonl")
-FOLLOWED = _by_input(SAMPLES / "packet" / "lab-web-followed.jsonl")
+#: the web measurements `probe run --packet-level` wrote in the lab (tests/goldens)
+FOLLOWED = {
+    url: json.loads((GOLDENS / name / "measurement.json").read_text(encoding="utf-8"))
+    for name, url in packet_level_cases().items()
+}
 
 
 def _brief(msmt: dict[str, Any], **kw: Any) -> list[tuple[str, str, int, str, str]]:
@@ -42,7 +53,7 @@ def test_blocked_stages_become_follow_ups() -> None:
     ]
 
 
-def test_every_followed_lab_scenario_has_exactly_one_tcp_follow_up() -> None:
+def test_every_followed_lab_scenario_has_exactly_one_follow_up() -> None:
     for url, msmt in FOLLOWED.items():
         targets = from_measurement(msmt)
         assert len(targets) == 1, url
@@ -93,14 +104,37 @@ def test_manual_targets() -> None:
             bad()
 
 
-def test_special_purpose_addresses_are_never_probed() -> None:
-    lab_range = (ipaddress.ip_network("198.18.0.0/15"),)
-    for address in ("127.0.0.1", "10.1.2.3", "192.168.1.1", "198.18.2.53"):
-        target = manual("https://x.example/", stage="tls", address=address)
-        assert allowed(target, ()) is not None, address
-    lab_resolver = manual("https://x.example/", stage="tls", address="198.18.2.53")
-    assert allowed(lab_resolver, lab_range) is None
-    assert allowed(manual("https://x.example/", stage="tls", address="93.184.216.34"), ()) is None
+def _refused(target: PacketTarget, *ranges: str) -> str | None:
+    config = Config(public_ranges=tuple(ipaddress.ip_network(r) for r in ranges))
+    run = RunContext(
+        config=config,
+        ssl_context=None,  # type: ignore[arg-type]  # nothing is connected here
+        diag_ssl_context=None,  # type: ignore[arg-type]
+        control_ssl_context=None,  # type: ignore[arg-type]
+        udp_resolver=None,
+        report_id="",
+        test_start_time="",
+    )
+    return refused(target, PacketContext(run=run))
+
+
+def test_special_purpose_addresses_of_a_public_target_are_never_probed() -> None:
+    """The connect policy of every test (probe.policy.ConnectPolicy), the resolver of a DNS
+    trace included: a public target's trace never reaches the volunteer's own network."""
+    for address in ("127.0.0.1", "10.1.2.3", "192.168.1.1", "198.18.2.53", "169.254.169.254"):
+        for stage in ("tls", "http", "dns"):
+            target = manual("https://x.example/", stage=stage, address=address)
+            assert _refused(target) == f"{address} is a special-purpose address: never probed"
+    lab_resolver = manual("https://x.example/", stage="dns", address="198.18.2.53")
+    assert _refused(lab_resolver, "198.18.0.0/15") is None
+    assert _refused(manual("https://x.example/", stage="tls", address="93.184.216.34")) is None
+
+
+def test_a_special_purpose_target_is_the_user_s_choice() -> None:
+    """As in the web test: a target that is itself a private IP literal may be traced."""
+    mine = manual("https://192.168.1.1/", stage="tls", address="192.168.1.1")
+    assert _refused(mine) is None
+    assert _refused(manual("http://10.0.0.1/", stage="dns", address="10.0.0.53")) is None
 
 
 _JUNK = st.one_of(
