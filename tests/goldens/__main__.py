@@ -1,10 +1,12 @@
-"""``python -m tests.goldens [--check] | capture-targeted | capture-lab``: regenerate the goldens.
+"""``python -m tests.goldens [--check] | capture-targeted | capture-lab [--missing]``: regenerate
+the goldens.
 
 Without a command: recompute ``observations.json`` and ``verdict.json`` of every case from its
 measurement, print a unified diff of every change (a reviewable patch), write the files (or,
 with ``--check``, write nothing and exit 1 when something differs). ``capture-targeted``
-re-measures the fake-network cases; ``capture-lab`` the lab scenarios (root, with the lab up
-and under its lock:
+re-measures the fake-network cases; ``capture-lab`` the lab scenarios, web, apps and packet
+(``--missing``: write only the cases that have no golden yet; root, with the lab up and under
+its lock:
 ``flock /tmp/censorprobe-lab.lock sh -c '.venv/bin/python -m tests.lab up --control &&
 .venv/bin/python -m tests.goldens capture-lab; .venv/bin/python -m tests.lab down'``).
 Both then regenerate the derived tiers. Removed cases (a scenario gone) are deleted.
@@ -68,32 +70,46 @@ def capture_targeted() -> None:
     _write_measurement("targeted", str(extra["name"]), targeted.ooni_without_status())
 
 
-def capture_lab() -> None:
+def capture_lab(*, missing: bool = False) -> None:
+    """Re-measure the lab cases (``missing``: write only those without a golden yet)."""
     from tests.lab import model as m
     from tests.lab.demo import run_scenarios, running_lab
     from tests.lab.demo_apps import run_apps
+    from tests.lab.demo_packet import run_packet_level, run_packet_scenarios
 
     info = running_lab()
     if info is None:
         raise SystemExit("capture-lab: the lab is not up")
-    for directory in sorted((tiers.GOLDENS / "lab").glob("*/")):
-        shutil.rmtree(directory)  # scenarios removed from scenarios.toml must not linger
+    lab = tiers.GOLDENS / "lab"
+    if not missing:
+        for directory in sorted(lab.glob("*/")):
+            shutil.rmtree(directory)  # scenarios removed from scenarios.toml must not linger
+
+    def keep(name: str, measurement: dict[str, Any], problems: object) -> None:
+        if missing and (lab / name / tiers.MEASUREMENT).is_file():
+            return
+        _write_measurement("lab", name, measurement)
+        if problems:
+            print(f"lab/{name}: {problems}", file=sys.stderr)
+
     with tempfile.TemporaryDirectory() as tmp:
         for outcome in run_scenarios(info, Path(tmp) / "web.jsonl"):
-            _write_measurement("lab", outcome.scenario.id, outcome.measurement)
-            if outcome.mismatches():
-                print(f"lab/{outcome.scenario.id}: {outcome.mismatches()}", file=sys.stderr)
+            keep(outcome.scenario.id, outcome.measurement, outcome.mismatches())
         for app in run_apps(info, Path(tmp) / "apps.jsonl", m.load_app_scenarios()):
-            _write_measurement("lab", app.scenario.id, app.measurement)
-            if app.mismatches():
-                print(f"lab/{app.scenario.id}: {app.mismatches()}", file=sys.stderr)
+            keep(app.scenario.id, app.measurement, app.mismatches())
+        for traced in run_packet_scenarios(info, Path(tmp)):
+            keep(traced.scenario.id, traced.measurement, traced.mismatches())
+        followed = tiers.packet_level_cases()
+        run = run_packet_level(info, Path(tmp) / "packet-level.jsonl", list(followed.values()))
+        for name, url in followed.items():
+            keep(name, run.web[url], None)
 
 
 def main(argv: list[str]) -> int:
     if argv == ["capture-targeted"]:
         capture_targeted()
-    elif argv == ["capture-lab"]:
-        capture_lab()
+    elif argv in (["capture-lab"], ["capture-lab", "--missing"]):
+        capture_lab(missing=argv[1:] == ["--missing"])
     elif argv not in ([], ["--check"]):
         print(__doc__, file=sys.stderr)
         return 2

@@ -1,7 +1,9 @@
 """The derived tiers of a measurement, and where every golden case lives (pure, no I/O but files).
 
 :func:`observations` is what each test's analysis reads: the web's flat observations
-(:func:`probe.analysis.observations.observe`), the app engine's per-(host, port) entries
+(:func:`probe.analysis.observations.observe`; with the packet rows too when the measurement
+carries ``x_packet``), the packet-level test's rows per trace, role and TTL
+(:func:`probe.analysis.packet.observations`), the app engine's per-(host, port) entries
 (:func:`probe.apps.facts.entries`) or, for OONI's app data without our plan, OONI's status keys
 read back. :func:`verdict` is the test's verdict keys, through the registry, with the bundled
 fingerprints (what ``probe run`` and ``probe analyze`` use). Long texts (page bodies) are kept
@@ -24,6 +26,7 @@ from typing import Any
 from probe import registry
 from probe.analysis.fingerprints import Fingerprints, builtin, load_directory
 from probe.analysis.observations import observe
+from probe.analysis.packet import observations as packet_rows
 from probe.apps.facts import entries
 from probe.apps.ooni import blocked_components, status_known
 
@@ -76,8 +79,13 @@ def jsonable(value: Any) -> Any:
 def observations(measurement: Mapping[str, Any]) -> Any:
     """The observation tier of ``measurement`` (see the module docstring)."""
     name = measurement.get("test_name")
+    raw_keys = measurement.get("test_keys")
     if name == registry.WEB_CONNECTIVITY:
+        if isinstance(raw_keys, Mapping) and "x_packet" in raw_keys:
+            return {"web": jsonable(observe(measurement)), "x_packet": packet_rows(measurement)}
         return jsonable(observe(measurement))
+    if name == registry.CENSOR_TRACE:
+        return {"packet": packet_rows(measurement)}
     raw = measurement.get("test_keys")
     tk: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     if isinstance(tk.get("x_app_hosts"), list):
@@ -186,3 +194,20 @@ def diff(case: Case, name: str, new: str) -> str:
         old.splitlines(keepends=True), new.splitlines(keepends=True), label, label, n=2
     )
     return "".join(lines)
+
+
+#: the golden of a followed-up web scenario as `probe run --packet-level` writes it
+PACKET_LEVEL_SUFFIX = "+packet-level"
+
+
+def packet_level_cases() -> dict[str, str]:
+    """Golden name -> URL of every web scenario `probe run --packet-level` follows up in the lab
+    (tests/lab/demo_packet.py ``FOLLOWED_HOPS``), named after its first scenario."""
+    from tests.lab import model as m
+    from tests.lab.demo_packet import FOLLOWED_HOPS
+
+    _, scenarios = m.load()
+    first: dict[str, str] = {}
+    for s in scenarios:
+        first.setdefault(s.url, s.id)
+    return {f"{first[url]}{PACKET_LEVEL_SUFFIX}": url for url in FOLLOWED_HOPS}

@@ -281,7 +281,16 @@ def tcpinject_args(sites: list[Site]) -> list[str]:
 
 
 def iptables_inet(sites: list[Site]) -> str:
+    """The servers' own firewall: blackholed addresses, and the sites that reset a ClientHello
+    naming them when it comes from outside cp-inet (server-side geoblocking: the control
+    vantage, in cp-inet, gets through)."""
     rules = [f"-A INPUT -d {s.address} -j DROP" for s in sites if s.inet_drop]
+    for s in sites:
+        if s.censor == "server-sni-rst":
+            rules.append(
+                f"-A INPUT -i {m.INET_IF} -d {s.address} -p tcp --dport 443 -m string --algo bm "
+                f'--string "{s.name}" -j REJECT --reject-with tcp-reset'
+            )
     return "\n".join(["*filter", *rules, "COMMIT", ""])
 
 

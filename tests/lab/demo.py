@@ -93,7 +93,8 @@ def event_failure(event: dict[str, Any], stage: str) -> str | None:
     return failure
 
 
-def probe_argv(info: dict[str, Any], output: Path, urls: list[str]) -> list[str]:
+def probe_argv(info: dict[str, Any], output: Path, urls: list[str], *extra: str) -> list[str]:
+    """`probe run` from cp-client over ``urls`` with the lab's options (and ``extra``)."""
     probe = m.REPO / ".venv" / "bin" / "probe"
     argv = [
         str(probe),
@@ -117,6 +118,7 @@ def probe_argv(info: dict[str, Any], output: Path, urls: list[str]) -> list[str]
         # the lab too (nothing listens there: a quick "connection_refused")
         "--stun-server",
         f"{urlsplit(info['control_url']).hostname}:3478",
+        *extra,
     ]
     for url in urls:
         argv += ["--input", url]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from tests.lab import lab as labmod
 from tests.lab import model as m
 
 #: the web scenarios whose verdict asks for a follow-up, and the hop it must find there
-FOLLOWED_HOPS = {
+FOLLOWED_HOPS: dict[str, int | None] = {
     "https://sni-rst.lab.test/": 2,
     "https://sni-drop.lab.test/": 2,
     "http://host-rst.lab.test/": 2,
@@ -30,6 +29,8 @@ FOLLOWED_HOPS = {
     "http://dns-injected.lab.test/": 1,
     "http://tproxy-blockpage.lab.test/": 1,
     "http://redirect-blockpage.lab.test/": 1,
+    # the server's own firewall: followed up, no censor on the path (packet/server-reaction)
+    "https://geoblock.lab.test/": None,
 }
 
 
@@ -59,6 +60,7 @@ class PacketOutcome:
             "placement": c.get("placement"),
             "path_length": c.get("path_length") or 0,
             "injection": any(x.get("injected") for x in self.keys.get("x_injection") or []),
+            "x_outcome": self.keys.get("x_outcome"),
         }
 
     def expected(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class PacketOutcome:
             "placement": s.placement,
             "path_length": s.path_length,
             "injection": s.injection,
+            "x_outcome": s.x_outcome,
         }
 
     def mismatches(self) -> list[str]:
@@ -92,6 +95,7 @@ def packet_argv(info: dict[str, Any], scenario: m.PacketScenario, output: Path) 
             "--output",
             str(output),
             *lab_options(info),
+            *(["--max-packets", str(scenario.max_packets)] if scenario.max_packets else []),
         ]
     )
 
@@ -125,6 +129,45 @@ def run_packet_scenarios(info: dict[str, Any], directory: Path) -> list[PacketOu
     return outcomes
 
 
+@dataclass(frozen=True)
+class PacketLevelRun:
+    """What one `probe run --packet-level` wrote: the web measurements (by URL), its
+    censor_trace report (beside the output, docs/packet.md) and what it said."""
+
+    web: dict[str, dict[str, Any]]
+    traces: list[dict[str, Any]]
+    trace_report: Path
+    stderr: str
+
+
+def run_packet_level(
+    info: dict[str, Any], output: Path, urls: list[str], *, drop_raw: bool = False
+) -> PacketLevelRun:
+    """`probe run --packet-level` from cp-client over ``urls`` (the lab's ASN database for the
+    routers); with ``drop_raw`` in a child that lost CAP_NET_RAW."""
+    from tests.lab.demo import probe_argv
+    from tests.lab.fixtures import drop_net_raw
+
+    argv = probe_argv(info, output, urls, "--packet-level", "--asn-db", info["asn_db"])
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=drop_net_raw if drop_raw else None,  # noqa: PLW1509 - a single-threaded child
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"probe run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    web = {x["input"]: x for x in _jsonl(output)}
+    report = output.with_name(output.name.removesuffix(".jsonl") + ".censor_trace.jsonl")
+    traces = _jsonl(report) if report.exists() else []
+    return PacketLevelRun(web=web, traces=traces, trace_report=report, stderr=proc.stderr)
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def _fmt(value: Any) -> str:
     return "-" if value in (None, 0) else str(value).lower()
 
@@ -155,16 +198,43 @@ def report(outcomes: list[PacketOutcome]) -> str:
     return "\n".join(lines)
 
 
+def run_report(run: PacketLevelRun) -> tuple[str, int]:
+    """The table of a `probe run --packet-level` over FOLLOWED_HOPS: the web verdict and the
+    censor's hop, expected and got; and how many differ."""
+    rows = [("url", "web verdict", "expected hop", "got", "")]
+    wrong = 0
+    for url, hop in FOLLOWED_HOPS.items():
+        tk = run.web[url]["test_keys"]
+        got = tk.get("x_censor_hop") if "x_packet" in tk else "not followed"
+        ok = got == hop
+        wrong += not ok
+        rows.append(
+            (url, str(tk.get("x_outcome")), _fmt(hop), _fmt(got), "ok" if ok else "MISMATCH")
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["probe run --packet-level: the censor's hop in the web verdicts"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.append(
+        f"{len(FOLLOWED_HOPS) - wrong}/{len(FOLLOWED_HOPS)} as expected; "
+        f"{len(run.traces)} censor_trace measurements in their own report"
+    )
+    return "\n".join(lines), wrong
+
+
 def main() -> int:
-    state = m.state_dir()
-    if not labmod.status(state)["up"]:
-        print("the lab is not up: run `make lab-up` (or `make demo`)", file=sys.stderr)
+    from tests.lab.demo import running_lab
+
+    info = running_lab()
+    if info is None:
         return 2
-    info: dict[str, Any] = json.loads((state / "lab.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         outcomes = run_packet_scenarios(info, Path(tmp))
+        run = run_packet_level(info, Path(tmp) / "web.jsonl", list(FOLLOWED_HOPS))
     print(report(outcomes))
-    return 0 if all(not o.mismatches() for o in outcomes) else 1
+    print()
+    table, wrong = run_report(run)
+    print(table)
+    return 0 if all(not o.mismatches() for o in outcomes) and not wrong else 1
 
 
 if __name__ == "__main__":

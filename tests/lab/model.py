@@ -279,7 +279,9 @@ class PacketScenario:
     placement: str | None
     injection: bool
     path_length: int  # 0: the server never answers
-    outcome: str  # x_censor.status
+    outcome: str | None  # x_censors[0].status (None: nothing traced)
+    x_outcome: str  # the censor_trace verdict
+    max_packets: int | None = None  # a cap below the default (probe packet --max-packets)
 
     @property
     def host(self) -> str:

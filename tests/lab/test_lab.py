@@ -413,6 +413,10 @@ def test_censor_rules_render_every_technique() -> None:
     assert "--queue-num 2" not in rules
     assert "--queue-num 2" in configs.iptables_isp(SITES, delay_ms=10)
     assert configs.iptables_inet(SITES).count("-j DROP") == 1
+    assert (
+        f"-A INPUT -i {m.INET_IF} -d 198.19.1.203 -p tcp --dport 443 -m string --algo bm "
+        '--string "geoblock.lab.test" -j REJECT --reject-with tcp-reset'
+    ) in configs.iptables_inet(SITES)
 
 
 def _query_packet(name: str, src: str, dst: str) -> bytes:

@@ -1,6 +1,7 @@
 """Golden files per tier (tests/goldens): every committed measurement gives, recomputed now,
-exactly the committed observations and verdict; every rule id (web and apps) fires on at least
-one golden; every lab scenario and OONI QA case has its golden. Regenerate with
+exactly the committed observations and verdict; every rule id (web, apps and packet) fires on
+at least one golden; every lab scenario (web, apps, packet, and each followed-up web scenario as
+`probe run --packet-level` writes it) and OONI QA case has its golden. Regenerate with
 ``python -m tests.goldens`` (it prints the diff to review)."""
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import re
 
 import pytest
 
+from probe.analysis.packet import PACKET_RULES
 from probe.analysis.rules import RULES
 from probe.apps.verdict import APP_RULES
 from tests.goldens import targeted, tiers
 from tests.lab import model as m
+from tests.lab.demo_packet import FOLLOWED_HOPS, PacketOutcome
 
 CASES = tiers.cases()
 HINT = "recompute with `python -m tests.goldens` and review the diff it prints"
@@ -37,7 +40,7 @@ def test_derived_tiers_are_recomputed_exactly(case: tiers.Case) -> None:
 
 def test_every_rule_fires_on_a_golden() -> None:
     fired = {_verdict(c).get("x_rule_id") for c in CASES}
-    ids = [r.rule_id for r in RULES] + [r.rule_id for r in APP_RULES]
+    ids = [r.rule_id for r in (*RULES, *APP_RULES, *PACKET_RULES)]
     assert [i for i in ids if i not in fired] == []
 
 
@@ -45,6 +48,8 @@ def test_every_lab_scenario_and_qa_case_has_a_golden() -> None:
     names = {c.id for c in CASES}
     _, scenarios = m.load()
     wanted = [f"lab/{s.id}" for s in scenarios] + [f"lab/{s.id}" for s in m.load_app_scenarios()]
+    wanted += [f"lab/{s.id}" for s in m.load_packet_scenarios()]
+    wanted += [f"lab/{name}" for name in tiers.packet_level_cases()]
     wanted += [
         f"ooni-qa/{d.name}" for d in tiers.QA.glob("*/") if (d / "measurement.json").exists()
     ]
@@ -64,6 +69,25 @@ def test_lab_goldens_reach_their_scenarios_verdicts() -> None:
     for a in m.load_app_scenarios():
         v = _verdict(tiers.Case("lab", a.id, tiers.GOLDENS / "lab" / a.id / "measurement.json"))
         assert (v["x_app_verdict"], v["x_outcome"]) == (a.x_app_verdict, a.x_outcome), a.id
+
+
+def test_packet_lab_goldens_reach_their_scenarios() -> None:
+    """The censor_trace goldens place each censor where scenarios.toml says; the web goldens of
+    `probe run --packet-level` carry that hop and the web verdict of their scenario."""
+    for p in m.load_packet_scenarios():
+        case = tiers.Case("lab", p.id, tiers.GOLDENS / "lab" / p.id / "measurement.json")
+        measured = case.measurement()
+        measured["test_keys"].update(_verdict(case))  # the verdict recomputed now
+        assert PacketOutcome(p, measured, "").mismatches() == [], p.id
+    _, scenarios = m.load()
+    expected = {s.url: s for s in reversed(scenarios)}
+    for name, url in tiers.packet_level_cases().items():
+        v = _verdict(tiers.Case("lab", name, tiers.GOLDENS / "lab" / name / "measurement.json"))
+        s = expected[url]
+        assert (v["x_censor_hop"], v["x_outcome"], v["blocking"]) == (
+            FOLLOWED_HOPS[url], s.x_outcome, s.blocking,
+        ), name  # fmt: skip
+        assert any(str(e).startswith("x_packet.") for e in v["x_evidence"]), name
 
 
 def test_targeted_cases_fire_the_rule_they_exist_for() -> None:
