@@ -109,9 +109,21 @@ class Session:
         return failed_measurement(url, exc, ctx=self.ctx)
 
     async def measure_url(
-        self, url: str, release: Callable[[], None] | None = None
+        self,
+        url: str,
+        release: Callable[[], None] | None = None,
+        *,
+        notes: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        return self.finish(await measure_web(url, ctx=self.ctx, release=release))
+        msmt = await measure_web(url, ctx=self.ctx, release=release)
+        if notes:  # the URL as given, removed credentials (probe.inputs.TargetURL.notes)
+            msmt.setdefault("test_keys", {})["x_input"] = notes
+        return self.finish(msmt)
+
+    def continuing(self, report_id: str, test_start_time: str) -> Session:
+        """The same session writing into an existing report (``--resume``)."""
+        ctx = replace(self.ctx, report_id=report_id, test_start_time=test_start_time)
+        return replace(self, ctx=ctx)
 
     async def run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
         from probe.control.client import open_pool
@@ -130,16 +142,17 @@ class Session:
         if plan.apps:
             from probe.apps.runner import app_items, measure_app_item
 
-            async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
-                return self.finish(await measure_app_item(key, session=self, apps=plan.apps))
+            async def measure(target: Target, release: Callable[[], None]) -> dict[str, Any]:
+                app = await measure_app_item(target.url, session=self, apps=plan.apps)
+                return self.finish(app)
 
             items: Iterator[Target | BadLine] = app_items(plan.apps)
             total: int | None = len(plan.apps)
         else:
             from probe.commands.run import _iter_sources
 
-            async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
-                return await self.measure_url(key, release)
+            async def measure(target: Target, release: Callable[[], None]) -> dict[str, Any]:
+                return await self.measure_url(target.url, release, notes=target.notes)
 
             items = select(_iter_sources(plan.sources), category=args.category, limit=args.limit)
             total = plan.total

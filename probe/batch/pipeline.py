@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from probe import native
 from probe.batch.dataset import PartitionedWriter
 from probe.batch.heap import keep_large_blocks
-from probe.batch.reader import Chunk, discover, iter_chunks
+from probe.batch.reader import Chunk, InputFile, UnreadableInput, discover, iter_chunks
 from probe.batch.schema import (
     DICTIONARY_COLUMNS,
     MEASUREMENTS,
@@ -175,7 +175,9 @@ def run(
     try:
         submit = next(executor)
         pending: deque[_Pending] = deque()
-        chunks = iter_chunks(files, max_lines=max_lines)
+        chunks = iter_chunks(
+            files, max_lines=max_lines, on_unreadable=lambda f, e: _unreadable(summary, f, e)
+        )
         shown = started
 
         def consume(result: ChunkResult) -> None:
@@ -202,6 +204,16 @@ def run(
     summary.main_cpu_seconds = time.process_time() - cpu_started
     (output / "_summary.json").write_text(json.dumps(asdict(summary), indent=1) + "\n")
     return summary
+
+
+def _unreadable(summary: Summary, file: InputFile, error: UnreadableInput) -> None:
+    """A damaged input file: listed with its offset; the batch goes on with the next file."""
+    summary.malformed_count += 1
+    if len(summary.malformed) < MAX_LISTED:
+        summary.malformed.append(
+            {"file": file.source, "line": error.line, "kind": "unreadable", "detail": str(error)}
+        )
+    print(f"probe analyze: warning: {file.source}: {error}; going on", file=sys.stderr)
 
 
 def _listed(problem: Problem) -> dict[str, Any]:

@@ -13,7 +13,10 @@ import json
 import sys
 from pathlib import Path
 
+from probe import inputs
+
 HELP = "compute verdicts for measurements (one on stdin, or files in batch)"
+MAX_WORKERS = 256
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +25,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("json", "table", "csv"), default="json")
     parser.add_argument("--output", type=Path, default=None, help="batch output directory")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler ADDRESS (batch)")
-    parser.add_argument("--workers", type=int, default=None, help="local worker processes")
+    parser.add_argument(
+        "--workers",
+        type=inputs.count_arg(0, MAX_WORKERS),
+        default=None,
+        help="local worker processes",
+    )
     parser.add_argument(
         "--fingerprints-dir",
         type=Path,
@@ -44,6 +52,10 @@ def _error(msg: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.paths:
+        try:
+            _check_batch(args)
+        except inputs.InputError as exc:
+            return _error(str(exc))
         from probe.batch.pipeline import run_cli
 
         code: int = run_cli(args)
@@ -65,13 +77,17 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"--public-ranges: {exc}")
     fps = builtin()
     if args.fingerprints_dir is not None:
-        if not args.fingerprints_dir.is_dir():
-            return _error(f"--fingerprints-dir: not a directory: {args.fingerprints_dir}")
+        try:
+            inputs.directory(args.fingerprints_dir, what="--fingerprints-dir")
+        except inputs.InputError as exc:
+            return _error(str(exc))
         fps = fps.merged(load_directory(args.fingerprints_dir))
     try:
-        measurement = json.loads(sys.stdin.read())
-    except ValueError as exc:
-        return _error(f"stdin is not one JSON measurement: {exc}")
+        measurement = inputs.json_document(
+            sys.stdin.buffer.read(inputs.MAX_JSON_BYTES + 1), what="stdin"
+        )
+    except inputs.InputError as exc:
+        return _error(str(exc))
     if not isinstance(measurement, dict):
         return _error("stdin is not a JSON object")
     verdict = analyze(measurement, fingerprints=fps, public_ranges=ranges)
@@ -82,3 +98,14 @@ def run(args: argparse.Namespace) -> int:
         for key, value in verdict.items():
             print(f"{key.ljust(width)}  {json.dumps(value, ensure_ascii=False)}")
     return 0
+
+
+def _check_batch(args: argparse.Namespace) -> None:
+    """The batch form's paths and output, before anything is read."""
+    for path in args.paths:
+        if not path.exists():
+            raise inputs.InputError(f"no such file or folder: {path}")
+    if args.output is not None:
+        inputs.output_directory(args.output, what="--output")
+    if args.fingerprints_dir is not None:
+        inputs.directory(args.fingerprints_dir, what="--fingerprints-dir")

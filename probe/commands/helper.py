@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import argparse
 import re
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
+from probe import inputs
 from probe.commands import usage_of
 
 HELP = "run a control vantage (Web Connectivity test helper) that probes can query"
 
 _LISTEN = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
 _RATE = re.compile(r"(\d+(?:\.\d+)?)(?:/(s|sec|min|m|h|hour))?\Z")
+#: a higher rate is no limit at all (and a number that large is a typo)
+MAX_RATE_PER_MINUTE = 1e6
 _PER_MINUTE = {None: 1.0, "s": 60.0, "sec": 60.0, "min": 1.0, "m": 1.0, "h": 1 / 60, "hour": 1 / 60}
 
 
@@ -51,7 +55,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--max-concurrency",
-        type=int,
+        type=inputs.count_arg(1, 100_000),
         default=32,
         metavar="N",
         help="requests measured at once; more get 503 (default 32)",
@@ -65,14 +69,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--max-body",
-        type=int,
+        type=inputs.count_arg(256, 64 << 20),
         default=64 * 1024,
         metavar="BYTES",
         help="largest request body (default 65536)",
     )
     serve.add_argument(
         "--max-endpoints",
-        type=int,
+        type=inputs.count_arg(1, 4096),
         default=32,
         metavar="N",
         help="most ip:port items per request (default 32)",
@@ -91,8 +95,11 @@ def parse_rate(text: str) -> float:
     """``"60/min"`` -> 60.0 requests per minute; raises ValueError."""
     match = _RATE.match(text.strip())
     if match is None:
-        raise ValueError(f"bad --rate-limit {text!r} (want N/s, N/min or N/h)")
-    return float(match.group(1)) * _PER_MINUTE[match.group(2)]
+        raise ValueError(f"bad --rate-limit {text[:40]!r} (want N/s, N/min or N/h)")
+    per_minute = float(match.group(1)) * _PER_MINUTE[match.group(2)]
+    if per_minute > MAX_RATE_PER_MINUTE:
+        raise ValueError(f"--rate-limit must be at most {MAX_RATE_PER_MINUTE:g}/min")
+    return per_minute
 
 
 def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
@@ -112,9 +119,10 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         raise ValueError(f"bad --listen {args.listen!r} (want HOST:PORT)")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
-    for path in (args.tls_cert, args.tls_key, args.ca_file):
-        if path is not None and not path.is_file():
-            raise ValueError(f"no such file: {path}")
+    for path, what in ((args.tls_cert, "--tls-cert"), (args.tls_key, "--tls-key"),
+                       (args.ca_file, "--ca-file"), (args.asn_db, "--asn-db")):  # fmt: skip
+        if path is not None:
+            inputs.readable_file(path, what=what)
     if args.max_concurrency < 1 or args.max_body < 256 or args.max_endpoints < 1:
         raise ValueError("--max-concurrency, --max-endpoints must be >= 1, --max-body >= 256")
     limits = ServerLimits(
@@ -123,9 +131,15 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         max_concurrency=args.max_concurrency,
         rate_per_minute=parse_rate(args.rate_limit),
     )
+    if args.tls_cert is not None:
+        _check_server_pem(args.tls_cert, args.tls_key)
+    try:
+        ssl_context = make_ssl_context(ca_file=args.ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"--ca-file {args.ca_file} is not a readable PEM bundle: {exc}") from None
     settings = MeasureSettings(
         policy=AddressPolicy.of(parse_ranges(args.lab_allow_ranges)),
-        ssl_context=make_ssl_context(ca_file=args.ca_file),
+        ssl_context=ssl_context,
         max_addresses=args.max_endpoints,
     )
 
@@ -151,6 +165,17 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         tls_key=str(args.tls_key) if args.tls_key else None,
     )
     return app, config
+
+
+def _check_server_pem(cert: Path, key: Path) -> None:
+    """The certificate and key load into a server context (else hypercorn fails at start)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(
+            f"--tls-cert {cert} / --tls-key {key} do not load as a PEM certificate and key: {exc}"
+        ) from None
 
 
 def fill_asns(answer: dict[str, Any], databases: Any) -> None:

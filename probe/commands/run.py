@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from probe import inputs
 
 HELP = "measure targets stage by stage and write one OONI measurement per target (JSONL)"
 
 DEFAULT_LIST = Path("targets/default.txt")
 DEFAULT_CONTROL = "https://0.th.ooni.org/"
+MAX_CONCURRENCY = 1000
+MAX_TARGETS = 10**9
 
 
 def _config_path() -> Path:
@@ -42,7 +45,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         f"(repeatable; default {DEFAULT_LIST} when no --input/--app)",
     )
     src.add_argument("--category", metavar="CODE", help="only targets of this category code")
-    src.add_argument("--limit", type=int, metavar="N", help="measure at most N targets")
+    src.add_argument(
+        "--limit",
+        type=inputs.count_arg(0, MAX_TARGETS),
+        metavar="N",
+        help="measure at most N targets",
+    )
     src.add_argument(
         "--app",
         action="append",
@@ -80,7 +88,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     net.add_argument(
         "--concurrency",
         "-c",
-        type=int,
+        type=inputs.count_arg(1, MAX_CONCURRENCY),
         default=20,
         metavar="N",
         help="targets measured at once (default 20)",
@@ -124,7 +132,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         ("target", "whole target"),
         ("geolocate", "one public-IP discovery attempt"),
     ):
-        t.add_argument(f"--timeout-{name}", type=float, metavar="S", help=f"{what} timeout")
+        t.add_argument(
+            f"--timeout-{name}", type=inputs.seconds_arg(), metavar="S", help=f"{what} timeout"
+        )
     who = parser.add_argument_group("identity and privacy")
     who.add_argument("--probe-asn", metavar="ASN", help="your network's ASN, e.g. AS12389")
     who.add_argument("--probe-cc", metavar="CC", help="your country code, e.g. RU")
@@ -197,12 +207,9 @@ def _load_config_file(args: argparse.Namespace) -> dict[str, Any]:
     if args.config is None and not path.exists():
         return {}
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
+        return inputs.toml_file(path, what="config file")
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -212,30 +219,34 @@ def _plan(args: argparse.Namespace) -> Plan:
     from probe.netaddr import parse_ip
 
     file_cfg = _load_config_file(args)
-    if args.concurrency < 1 or args.concurrency > 1000:
-        raise UsageError("--concurrency must be between 1 and 1000")
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must be >= 0")
     timeouts_kw: dict[str, float] = {}
+    file_timeouts = file_cfg.get("timeouts", {})
+    if not isinstance(file_timeouts, dict):
+        raise UsageError("config file: timeouts must be a table of seconds")
     for name in ("dns", "connect", "tls", "http", "control", "target", "geolocate"):
         value = getattr(args, f"timeout_{name}")
-        if value is None:
-            value = file_cfg.get("timeouts", {}).get(name)
+        if value is None and name in file_timeouts:
+            try:
+                value = inputs.seconds(
+                    file_timeouts[name], name=f"config file: timeouts.{name}", text=False
+                )
+            except inputs.InputError as exc:
+                raise UsageError(str(exc)) from exc
         if value is not None:
-            if not isinstance(value, int | float) or value <= 0:
-                raise UsageError(f"--timeout-{name} must be a positive number of seconds")
             timeouts_kw[name] = float(value)
     resolver = args.resolver or file_cfg.get("resolver")
     if resolver:
         resolver = _parse_resolver(str(resolver), parse_ip)
-    ca_file = args.ca_file or (Path(file_cfg["ca_file"]) if "ca_file" in file_cfg else None)
+    ca_file = args.ca_file or (Path(str(file_cfg["ca_file"])) if "ca_file" in file_cfg else None)
     if ca_file is not None:
         _check_ca(ca_file)
     control = None
     if not args.no_control:
-        control = args.control or file_cfg.get("control_url") or DEFAULT_CONTROL
-        if not str(control).startswith(("http://", "https://")):
-            raise UsageError(f"--control must be an http(s) URL, got {control!r}")
+        control = str(args.control or file_cfg.get("control_url") or DEFAULT_CONTROL)
+        try:
+            control = inputs.target_url(control).url
+        except inputs.InputError as exc:
+            raise UsageError(f"--control must be an http(s) URL: {exc}") from exc
     asn = args.probe_asn or file_cfg.get("probe_asn") or "AS0"
     asn = str(asn).upper()
     if not asn.startswith("AS"):
@@ -270,18 +281,20 @@ def _plan(args: argparse.Namespace) -> Plan:
     apps = _plan_apps(args)
     sources: list[Any] = []
     if args.input:
+        for url in args.input:  # typed on the command line: refused at once, not skipped
+            try:
+                inputs.target_url(url)
+            except inputs.InputError as exc:
+                raise UsageError(f"--input: {exc}") from exc
         sources.append(("urls", list(args.input)))
     lists = list(args.list)
     if not lists and not args.input and not apps:
         lists = [DEFAULT_LIST]
     for path in lists:
         try:
-            with path.open("rb") as fh:
-                fh.read(1)
-        except OSError as exc:
-            raise UsageError(f"cannot read target list {path}: {exc.strerror or exc}") from exc
-        if path.is_dir():
-            raise UsageError(f"target list {path} is a directory")
+            inputs.check_text_file(path, what="target list")
+        except inputs.InputError as exc:
+            raise UsageError(str(exc)) from exc
         sources.append(("list", path))
 
     if args.resume is not None:
@@ -292,6 +305,11 @@ def _plan(args: argparse.Namespace) -> Plan:
         output = args.output or Path("results") / datetime.now(UTC).strftime("%Y-%m-%d") / "x"
     _check_writable(output)
     total = None if apps else _count(sources, args.category, args.limit)
+    if total == 0 and lists and not resume and args.limit != 0:
+        raise UsageError(
+            f"no measurable target in {', '.join(map(str, lists))}"
+            + (f" (category {args.category})" if args.category else "")
+        )
     return Plan(
         config=config,
         sources=sources,
@@ -352,9 +370,11 @@ def _plan_apps(args: argparse.Namespace) -> list[Any]:
     from probe.apps.spec import AppSpecError, load_app_file, load_builtin_apps
 
     try:
+        for path in args.app_file:
+            inputs.text_file(path, what="app file")
         apps = load_builtin_apps(args.app) if args.app else []
         apps += [load_app_file(p) for p in args.app_file]
-    except AppSpecError as exc:
+    except (AppSpecError, inputs.InputError) as exc:
         raise UsageError(str(exc)) from exc
     return apps
 
@@ -375,10 +395,11 @@ def _check_ca(path: Path) -> None:
     import ssl
 
     try:
+        inputs.readable_file(path, what="CA file")
         ssl.create_default_context().load_verify_locations(cafile=str(path))
-    except FileNotFoundError as exc:
-        raise UsageError(f"cannot read CA file {path}: no such file") from exc
-    except (OSError, ssl.SSLError) as exc:
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
+    except (OSError, ssl.SSLError, ValueError) as exc:
         raise UsageError(f"CA file {path} is not a readable PEM bundle: {exc}") from exc
 
 
@@ -456,11 +477,23 @@ def _execute(plan: Plan, args: argparse.Namespace) -> int:
     output = plan.output
     if output.name == "x" and args.output is None and not plan.resume:
         output = output.parent / f"{session.report_id}.jsonl"
+    if plan.resume:
+        from probe.resume import continue_report
+
+        try:
+            session = continue_report(session, output)
+        except UsageError as exc:
+            return _fail(str(exc))
     try:
         stats = trio.run(session.run, plan, output, args)
     except KeyboardInterrupt:
         print(f"probe run: aborted; whole lines kept in {output}", file=sys.stderr)
         return 130
+    if stats.write_error is not None:
+        from probe.resume import write_error_line
+
+        print(write_error_line(stats.write_error), file=sys.stderr)
+        return 1
     from probe.progress import print_summary
 
     print_summary(stats, str(output))

@@ -41,7 +41,8 @@ async def test_concurrency_is_bounded_and_every_target_written_once(tmp_path: Pa
     in_flight = 0
     peak = 0
 
-    async def measure(url: str, release: Any) -> dict[str, Any]:
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        url = target.url
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
@@ -68,7 +69,8 @@ async def test_concurrency_is_bounded_and_every_target_written_once(tmp_path: Pa
 
 
 async def test_exception_in_a_target_is_recorded_and_run_goes_on(tmp_path: Path) -> None:
-    async def measure(url: str, release: Any) -> dict[str, Any]:
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        url = target.url
         if "boom" in url:
             raise RuntimeError("exploded near 198.18.0.7")
         return _msmt(url)
@@ -96,7 +98,8 @@ async def test_resume_measures_only_missing_targets(tmp_path: Path) -> None:
     )
     measured: list[str] = []
 
-    async def measure(url: str, release: Any) -> dict[str, Any]:
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        url = target.url
         measured.append(url)
         return _msmt(url)
 
@@ -127,7 +130,8 @@ async def test_input_is_streamed_not_read_ahead(tmp_path: Path) -> None:
     gate = trio.Event()
     seen_pulled: list[int] = []
 
-    async def measure(url: str, release: Any) -> dict[str, Any]:
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        url = target.url
         if url == "https://t0.test/":
             await trio.sleep(0.05)
             seen_pulled.append(pulled)
