@@ -91,13 +91,15 @@ def number(
         raise InputError(f"{name} must be {kind}, got {_show(value)}")
     parsed: float
     if isinstance(value, str):
-        text = value.strip()
+        stripped = value.strip()
         try:
-            parsed = int(text) if integer else float(text)
+            parsed = int(stripped) if integer else float(stripped)
         except ValueError:
             raise InputError(f"{name} must be {kind}, got {_show(value)}") from None
-    else:
+    elif isinstance(value, int | float):
         parsed = value
+    else:  # pragma: no cover - refused above
+        raise InputError(f"{name} must be {kind}, got {_show(value)}")
     if integer and isinstance(parsed, float):
         if not parsed.is_integer():
             raise InputError(f"{name} must be {kind}, got {_show(value)}")
