@@ -68,6 +68,21 @@ def register(parser: argparse.ArgumentParser) -> None:
         "N/h; 0 disables (default 600/min: a probe at concurrency 20 asks ~5/s)",
     )
     serve.add_argument(
+        "--burst",
+        type=inputs.count_arg(1, 1_000_000),
+        default=60,
+        metavar="N",
+        help="requests a quiet client may send at once before the rate applies (default 60)",
+    )
+    serve.add_argument(
+        "--body-cap",
+        type=inputs.count_arg(1024, 64 << 20),
+        default=1 << 20,
+        metavar="BYTES",
+        help="most bytes of a target's body the helper reads (default 1048576); the worst "
+        "case memory is about 96 MiB + 4 x max-concurrency x body-cap",
+    )
+    serve.add_argument(
         "--max-body",
         type=inputs.count_arg(256, 64 << 20),
         default=64 * 1024,
@@ -130,6 +145,8 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         max_endpoints=args.max_endpoints,
         max_concurrency=args.max_concurrency,
         rate_per_minute=parse_rate(args.rate_limit),
+        burst=float(args.burst),
+        body_cap=args.body_cap,
     )
     if args.tls_cert is not None:
         _check_server_pem(args.tls_cert, args.tls_key)
@@ -141,6 +158,7 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         policy=AddressPolicy.of(parse_ranges(args.lab_allow_ranges)),
         ssl_context=ssl_context,
         max_addresses=args.max_endpoints,
+        body_cap=limits.body_cap,
     )
 
     databases = None
@@ -200,7 +218,14 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(serve, app, config)
-            print(f"probe helper: serving on {' '.join(binds)}", file=sys.stderr, flush=True)
+            mib = app.limits.worst_case_memory() >> 20
+            print(
+                f"probe helper: serving on {' '.join(binds)} (worst case about {mib} MiB: "
+                f"{app.limits.max_concurrency} requests at once x {app.limits.body_cap} bytes "
+                "of body each)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     try:
         trio.run(main)
