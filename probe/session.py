@@ -80,33 +80,39 @@ class Session:
         )
 
     def finish(self, msmt: dict[str, Any]) -> dict[str, Any]:
-        """Verdict keys from the pure analysis, then the volunteer's IP scrubbed everywhere."""
-        tk = msmt.setdefault("test_keys", {})
+        """The published facts (probe.privacy), then verdict keys computed from exactly those,
+        so that anyone recomputes them from the line as written."""
+        msmt.setdefault("test_keys", {})
+        published = scrub_measurement(
+            msmt,
+            probe_ips=self.probe_ips,
+            include_ip=self.config.privacy.include_ip,
+            decoded_cap=self.config.body_cap,
+        )
+        tk = published["test_keys"]
         try:
-            if msmt.get("test_name") == TEST_NAME:
+            if published.get("test_name") == TEST_NAME:
                 verdict = analyze(
-                    msmt, fingerprints=self.fingerprints, public_ranges=self.config.public_ranges
+                    published,
+                    fingerprints=self.fingerprints,
+                    public_ranges=self.config.public_ranges,
                 )
             else:
                 from probe.apps.verdict import analyze_app
 
-                verdict = analyze_app(msmt)
+                verdict = analyze_app(published)
             tk.update(verdict)
         except Exception as exc:  # the analysis is total; if it is not, keep the facts
             from probe.failures import Operation, classify
 
             tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN)
-        return scrub_measurement(
-            msmt,
-            probe_ips=self.probe_ips,
-            include_ip=self.config.privacy.include_ip,
-        )
+        return published
 
     def error_measurement(self, url: str, exc: Exception) -> dict[str, Any]:
         """A whole measurement for a target whose pipeline raised: the failure is the fact."""
         from probe.experiment import failed_measurement
 
-        return failed_measurement(url, exc, ctx=self.ctx)
+        return self.finish(failed_measurement(url, exc, ctx=self.ctx))
 
     async def measure_url(
         self,
