@@ -32,6 +32,7 @@ from probe.config import Config
 from probe.control.client import query_control
 from probe.envelope import EVENT_LISTS, dump_events, envelope, public_ranges
 from probe.failures import Operation, classify
+from probe.inputs import InputError, target_url
 from probe.netaddr import is_bogon, join_endpoint, parse_ip
 from probe.stages import dns, http, tcp, tls
 from probe.trace import Trace
@@ -205,14 +206,24 @@ async def _fetch_chain(flow: _Flow, url: str, *, first_addresses: list[str]) -> 
         location = await _fetch_hop(flow, current, addresses, tags=tags)
         if location is None:
             return
-        nxt = urljoin(current, location)
-        if urlsplit(nxt).scheme not in ("http", "https") or not urlsplit(nxt).hostname:
+        nxt = _redirect_target(current, location)
+        if nxt is None:
             flow.failure = "http_invalid_redirect_location_host"
             flow.failed_operation = Operation.HTTP_ROUND_TRIP.value
             return
         current, addresses = nxt, None
     flow.failure = f"unknown_failure: stopped after {config.max_redirects} redirects"
     flow.failed_operation = Operation.HTTP_ROUND_TRIP.value
+
+
+def _redirect_target(current: str, location: str) -> str | None:
+    """The URL a Location leads to, held to the rules of a target URL (probe.inputs: http(s),
+    a host, a valid port, no zone id, at most 4096 characters, IDN as A-labels, credentials
+    removed); None when it breaks them (a hostile server's Location is a fact, not a crash)."""
+    try:
+        return target_url(urljoin(current, location)).url
+    except (InputError, ValueError):
+        return None
 
 
 async def _fetch_hop(flow: _Flow, url: str, addresses: list[str], *, tags: list[str]) -> str | None:

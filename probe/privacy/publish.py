@@ -282,7 +282,9 @@ class Publisher:
             extra["body_is_truncated"] = True
         if (decoded.truncated or cut) and self._hide:
             data = _trim_cut(data)
-        published = self._value(_maybe_binary(data), path, notes)
+        # NULs make a body binary, not text: as text, JSON would write each as six bytes
+        as_data = _binary(data) if b"\x00" in data else _maybe_binary(data)
+        published = self._value(as_data, path, notes)
         return self._checked_body(published, notes, extra)
 
     @staticmethod
