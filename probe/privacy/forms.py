@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -65,19 +66,6 @@ def _number(value: int, *, decimal_zeros: bool = True) -> str:
     """One number in decimal (leading zeros allowed), octal (leading 0) or hex (0x)."""
     dec = f"0*{value}" if decimal_zeros else str(value)
     return f"(?:{dec}|0+{value:o}|0x0*{value:x})"
-
-
-def _v4_parts(addr: ipaddress.IPv4Address) -> list[str]:
-    octets = list(addr.packed)
-    n = int(addr)
-    parts = [_number(o) for o in octets]
-    out = [_SEP4.join(parts), _SEP4.join(reversed(parts))]
-    # the short inet_aton forms, unless so short that they are ordinary text ("1.1" of 1.0.0.1)
-    if len(f"{octets[0]}.{octets[1]}.{n & 0xFFFF}") >= MIN_LENGTH:
-        out.append(_DOT.join([parts[0], parts[1], _number(n & 0xFFFF)]))
-    if len(f"{octets[0]}.{n & 0xFFFFFF}") >= MIN_LENGTH:
-        out.append(_DOT.join([parts[0], _number(n & 0xFFFFFF)]))
-    return out
 
 
 def _v4_whole(addr: ipaddress.IPv4Address) -> tuple[str, str]:
@@ -125,12 +113,6 @@ def _v6_forms(addr: ipaddress.IPv6Address) -> list[str]:
     return out
 
 
-def _v6_plain(addr: ipaddress.IPv6Address) -> list[str]:
-    """The 32 hex digits alone, and the ip6.arpa nibbles (without the suffix)."""
-    digits = addr.exploded.replace(":", "")
-    return [digits, _DOT.join(reversed(digits))]
-
-
 def _embedded(addr: ipaddress.IPv4Address) -> list[ipaddress.IPv6Address]:
     n = int(addr)
     return [
@@ -172,49 +154,102 @@ def min_length(addresses: Sequence[IPAddress]) -> int:
     return min(lengths, default=MIN_LENGTH)
 
 
-def forms_pattern(addresses: Sequence[IPAddress]) -> tuple[str, str] | None:
-    """(bounded, loose) regular expressions of every form of every address; None for none.
+@dataclass(frozen=True, slots=True)
+class FormGroup:
+    """Some forms of one address, as regular expressions, and literals one of which every one
+    of those forms contains (the scrubber runs ``bounded`` only where an anchor is)."""
 
-    Compile them with ``re.IGNORECASE``."""
-    dec: list[str] = []
-    hexa: list[str] = []
-    prefixed: list[str] = []
-    v6: list[str] = []
+    anchors: tuple[str, ...]
+    #: with boundaries: for replacing
+    bounded: str
+    #: without: a superset, for checking text where an escape may glue a form to a neighbour
+    loose: str
+    #: groups are applied in this order: IPv6 forms (0) before the others, so that
+    #: ``::ffff:192.0.2.2`` goes whole rather than as its IPv4 tail
+    order: int = 1
+
+
+def _group_of(forms: Sequence[str], anchors: Iterable[str], before: str, after: str, *,
+              order: int = 1) -> FormGroup:  # fmt: skip
+    alternation = "|".join(sorted(forms, key=len, reverse=True))  # longest first
+    return FormGroup(
+        anchors=tuple(dict.fromkeys(a.lower() for a in anchors)),
+        bounded=f"{before}(?:{alternation}){after}",
+        loose=f"(?:{alternation})",
+        order=order,
+    )
+
+
+def form_groups(addresses: Sequence[IPAddress]) -> list[FormGroup]:
+    """Every form of every address, in groups that share anchors, in the order to apply."""
+    groups: list[FormGroup] = []
     for addr in addresses:
         if isinstance(addr, ipaddress.IPv4Address):
-            dec.extend(_v4_parts(addr))
-            if int(addr) >= 1 << 24:  # 0.x.x.x is no host's address: "1" would match everywhere
-                whole_dec, whole_hex = _v4_whole(addr)
-                dec.append(whole_dec)
-                prefixed.append(whole_hex)
-            for embedded in _embedded(addr):
-                v6.extend(_v6_forms(embedded))
-            v6.append(_six_to_four(addr))
+            groups.extend(_v4_groups(addr))
         else:
-            v6.extend(_v6_forms(addr))
-            hexa.extend(_v6_plain(addr))
-    if not (dec or hexa or prefixed or v6):
-        return None
-    families = [
-        (_BEFORE_V6, v6, _AFTER_HEX),  # first: "::ffff:192.0.2.2" goes whole, not as its v4 tail
-        (_BEFORE_HEX, hexa, _AFTER_HEX),
-        ("", prefixed, _AFTER_HEX),
-        (_BEFORE_DEC, dec, _AFTER_DEC),
+            groups.extend(_v6_groups(addr))
+    return sorted(groups, key=lambda g: g.order)
+
+
+def _v4_groups(addr: ipaddress.IPv4Address) -> list[FormGroup]:
+    octets = list(addr.packed)
+    n = int(addr)
+    parts = [_number(o) for o in octets]
+    a, b, cd, bcd = octets[0], octets[1], n & 0xFFFF, n & 0xFFFFFF
+    out = [
+        _group_of(
+            [_SEP4.join(parts), _SEP4.join(reversed(parts))],
+            _reps(_best(octets)),  # dotted and reversed hold all four parts
+            _BEFORE_DEC,
+            _AFTER_DEC,
+        )
     ]
-    bounded: list[str] = []
-    loose: list[str] = []
-    for before, forms, after in families:
-        if forms:
-            # longest first: alternation takes the first branch that matches
-            alternation = "|".join(sorted(forms, key=len, reverse=True))
-            bounded.append(f"{before}(?:{alternation}){after}")
-            loose.append(f"(?:{alternation})")
-    return "|".join(bounded), "|".join(loose)
+    # the short inet_aton forms, unless so short that they are ordinary text ("1.1" of 1.0.0.1)
+    if len(f"{a}.{b}.{cd}") >= MIN_LENGTH:
+        short3 = _DOT.join([parts[0], parts[1], _number(cd)])
+        out.append(_group_of([short3], _reps(_best([a, b, cd])), _BEFORE_DEC, _AFTER_DEC))
+    if len(f"{a}.{bcd}") >= MIN_LENGTH:
+        short2 = _DOT.join([parts[0], _number(bcd)])
+        out.append(_group_of([short2], _reps(_best([a, bcd])), _BEFORE_DEC, _AFTER_DEC))
+    if n >= 1 << 24:  # 0.x.x.x is no host's address: "1" would match everywhere
+        whole_dec, whole_hex = _v4_whole(addr)
+        out.append(_group_of([whole_dec], [str(n), f"0{n:o}"], _BEFORE_DEC, _AFTER_DEC))
+        out.append(_group_of([whole_hex], [f"{n:x}"], "", _AFTER_HEX))
+    for embedded in _embedded(addr):
+        out.append(
+            _group_of(_v6_forms(embedded), _v6_anchors(embedded), _BEFORE_V6, _AFTER_HEX, order=0)
+        )
+    six = f"{n >> 16:x}" if n >> 16 else f"{n & 0xFFFF:x}"
+    out.append(_group_of([_six_to_four(addr)], [six], _BEFORE_V6, _AFTER_HEX, order=0))
+    return out
+
+
+def _v6_groups(addr: ipaddress.IPv6Address) -> list[FormGroup]:
+    groups = [int(g, 16) for g in addr.exploded.split(":")]
+    digits = addr.exploded.replace(":", "")
+    best = _longest([g for g in groups if g] or [0])
+    return [
+        _group_of(_v6_forms(addr), _v6_anchors(addr), _BEFORE_V6, _AFTER_HEX, order=0),
+        _group_of([digits], [f"{best:x}"], _BEFORE_HEX, _AFTER_HEX),
+        _group_of(
+            [_DOT.join(reversed(digits))],
+            _hex_anchors(best)[1:],  # the nibbles reversed, with "." or "%2e"
+            _BEFORE_HEX,
+            _AFTER_HEX,
+        ),
+    ]
+
+
+def forms_pattern(addresses: Sequence[IPAddress]) -> tuple[str, str] | None:
+    """(bounded, loose) regular expressions of every form of every address, in one; None for
+    none. Compile them with ``re.IGNORECASE``."""
+    groups = form_groups(addresses)
+    if not groups:
+        return None
+    return "|".join(g.bounded for g in groups), "|".join(g.loose for g in groups)
 
 
 # --- anchors: a literal every form contains -----------------------------------------------------
-
-
 def _reps(value: int) -> list[str]:
     """Literals one of which every written form of the number ``value`` contains: its decimal
     digits, ``0`` + its octal digits, and its hex digits (or the ``x`` of ``0x`` when they are
@@ -226,21 +261,6 @@ def _reps(value: int) -> list[str]:
 def _best(values: Iterable[int]) -> int:
     """The value whose weakest literal is longest (the rarest in ordinary text)."""
     return max(values, key=lambda v: (min(len(r) for r in _reps(v)), v))
-
-
-def _v4_anchors(addr: ipaddress.IPv4Address) -> list[str]:
-    octets = list(addr.packed)
-    n = int(addr)
-    a, b, cd, bcd = octets[0], octets[1], n & 0xFFFF, n & 0xFFFFFF
-    out = _reps(_best(octets))  # dotted and reversed hold all four parts
-    out += _reps(_best([a, b, cd]))  # a.b.cd (when it is a form at all)
-    out += _reps(_best([a, bcd]))  # a.bcd
-    if n >= 1 << 24:
-        out += [str(n), f"0{n:o}", f"{n:x}"]  # the whole number
-    for embedded in _embedded(addr):
-        out += _v6_anchors(embedded)
-    out.append(f"{n >> 16:x}" if n >> 16 else f"{n & 0xFFFF:x}")  # 6to4
-    return out
 
 
 def _hex_anchors(group: int) -> list[str]:
@@ -266,8 +286,5 @@ def _v6_anchors(addr: ipaddress.IPv6Address) -> list[str]:
 
 def anchors(addresses: Sequence[IPAddress]) -> list[str]:
     """Short literals (lower case) such that every form of every address contains one."""
-    found: list[str] = []
-    for addr in addresses:
-        more = _v4_anchors(addr) if isinstance(addr, ipaddress.IPv4Address) else _v6_anchors(addr)
-        found.extend(a for a in more if a not in found)
+    found = {a for group in form_groups(addresses) for a in group.anchors}
     return sorted(found, key=len, reverse=True)

@@ -1,10 +1,11 @@
 """Finding and replacing the written forms of a fixed set of addresses, in text and bytes.
 
-:class:`Scrubber` compiles :func:`probe.privacy.forms.forms_pattern` once per set of addresses
-(a run scrubs thousands of measurements with the same set) and applies it only where a form
-can be: runs of at least :func:`~probe.privacy.forms.min_length` characters of
-:data:`~probe.privacy.forms.ALPHABET` that contain one of the :func:`~probe.privacy.forms.anchors`
-literals. A 500 KB page costs a few milliseconds, most of it the scan for runs.
+:class:`Scrubber` compiles the groups of forms of :func:`probe.privacy.forms.form_groups` once
+per set of addresses (a run scrubs thousands of measurements with the same set) and applies them
+only where a form can be: runs of at least :func:`~probe.privacy.forms.min_length` characters of
+:data:`~probe.privacy.forms.ALPHABET` that contain an anchor literal, and there only the groups
+whose anchor the run contains. A 500 KB page costs a few milliseconds, most of it the scan for
+runs (``make bench`` prints the figures).
 
 Besides the forms themselves it answers three questions the publication policy asks:
 
@@ -23,7 +24,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import unquote, unquote_to_bytes
 
-from probe.privacy.forms import ALPHABET, IPAddress, anchors, forms_pattern, min_length
+from probe.privacy.forms import ALPHABET, IPAddress, form_groups, min_length
 
 SCRUBBED = "[scrubbed]"
 _SCRUBBED_B = SCRUBBED.encode("ascii")
@@ -56,23 +57,27 @@ class Scrubber:
         gate = f"[{ALPHABET}]{{{self.min_length},}}"
         self._gate = re.compile(gate)
         self._gate_b = re.compile(gate.encode("ascii"))
-        self._bounded: re.Pattern[str] | None = None
-        self._loose: re.Pattern[str] | None = None
-        self._anchor: re.Pattern[str] | None = None
-        self._bounded_b: re.Pattern[bytes] | None = None
-        self._loose_b: re.Pattern[bytes] | None = None
-        self._anchor_b: re.Pattern[bytes] | None = None
-        patterns = forms_pattern(self.addresses)
-        if patterns is None:
-            return
-        bounded, loose = patterns
-        anchor = "|".join(re.escape(a) for a in anchors(self.addresses))
-        self._bounded = re.compile(bounded, re.IGNORECASE)
-        self._loose = re.compile(loose, re.IGNORECASE)
-        self._anchor = re.compile(anchor, re.IGNORECASE)
-        self._bounded_b = re.compile(bounded.encode(), re.IGNORECASE)
-        self._loose_b = re.compile(loose.encode(), re.IGNORECASE)
-        self._anchor_b = re.compile(anchor.encode(), re.IGNORECASE)
+        groups = form_groups(self.addresses)
+        flags = re.IGNORECASE
+        self._bounded = [re.compile(g.bounded, flags) for g in groups]
+        self._loose = [re.compile(g.loose, flags) for g in groups]
+        self._bounded_b = [re.compile(g.bounded.encode(), flags) for g in groups]
+        self._loose_b = [re.compile(g.loose.encode(), flags) for g in groups]
+        #: anchor -> the groups whose forms all contain it
+        self._by_anchor: dict[str, list[int]] = {}
+        for index, group in enumerate(groups):
+            for anchor in group.anchors:
+                self._by_anchor.setdefault(anchor, []).append(index)
+        literals = sorted(self._by_anchor, key=len, reverse=True)
+        pattern = "|".join(re.escape(a) for a in literals) or "(?!)"
+        self._anchor = re.compile(pattern, flags)
+        self._anchor_b = re.compile(pattern.encode(), flags)
+
+    def _groups_in(self, chunk: str) -> list[int]:
+        """The groups whose anchors occur in ``chunk`` (overlapping occurrences too)."""
+        low = chunk.lower()
+        found = {i for anchor, ids in self._by_anchor.items() if anchor in low for i in ids}
+        return sorted(found)
 
     def __bool__(self) -> bool:
         return bool(self.addresses)
@@ -83,17 +88,17 @@ class Scrubber:
         """``value`` with every form replaced (the same object when there is none), and whether
         a form hides in it encoded (percent-, entity- or escape-encoded): one pass, plus one
         over the rare stretches of entities and escapes."""
-        if self._bounded is None or len(value) < self.min_length:
+        if not self._bounded or len(value) < self.min_length:
             return value, False
-        bounded, anchor = self._bounded, self._anchor
-        assert anchor is not None
+        anchor, bounded = self._anchor, self._bounded
         hidden = False
 
         def run(match: re.Match[str]) -> str:
             nonlocal hidden
             chunk = match.group()
             if anchor.search(chunk):
-                chunk = bounded.sub(SCRUBBED, chunk)
+                for index in self._groups_in(chunk):
+                    chunk = bounded[index].sub(SCRUBBED, chunk)
             if "%" in chunk and not hidden:
                 decoded = unquote(chunk, errors="replace")
                 hidden = decoded != chunk and self.finds_text(decoded)
@@ -110,14 +115,16 @@ class Scrubber:
 
     def finds_text(self, value: str, *, loose: bool = False) -> bool:
         """Whether a form occurs in ``value`` (``loose``: also glued to other characters)."""
-        pattern = self._loose if loose else self._bounded
-        if pattern is None or self._anchor is None or len(value) < self.min_length:
+        patterns = self._loose if loose else self._bounded
+        if not patterns or len(value) < self.min_length:
             return False
-        anchor = self._anchor
-        return any(
-            anchor.search(m.group()) and pattern.search(m.group())
-            for m in self._gate.finditer(value)
-        )
+        for match in self._gate.finditer(value):
+            chunk = match.group()
+            if self._anchor.search(chunk) and any(
+                patterns[i].search(chunk) for i in self._groups_in(chunk)
+            ):
+                return True
+        return False
 
     def _hidden_escapes(self, value: str, *, loose: bool = False) -> bool:
         """Forms written with HTML character references or JavaScript escapes: the text around
@@ -134,7 +141,7 @@ class Scrubber:
 
     def hidden_in_text(self, value: str, *, loose: bool = False) -> bool:
         """Whether a form appears once ``value`` is percent-, entity- or escape-decoded."""
-        if self._bounded is None:
+        if not self._bounded:
             return False
         if "%" in value:
             decoded = unquote(value, errors="replace")
@@ -146,17 +153,17 @@ class Scrubber:
 
     def scan_data(self, raw: bytes) -> tuple[bytes, bool]:
         """:meth:`scan` for bytes: textual forms replaced (packed forms are not touched)."""
-        if self._bounded_b is None or len(raw) < self.min_length:
+        if not self._bounded_b or len(raw) < self.min_length:
             return raw, False
-        bounded, anchor = self._bounded_b, self._anchor_b
-        assert anchor is not None
+        anchor, bounded = self._anchor_b, self._bounded_b
         hidden = False
 
         def run(match: re.Match[bytes]) -> bytes:
             nonlocal hidden
             chunk = match.group()
             if anchor.search(chunk):
-                chunk = bounded.sub(_SCRUBBED_B, chunk)
+                for index in self._groups_in(chunk.decode("ascii")):
+                    chunk = bounded[index].sub(_SCRUBBED_B, chunk)
             if b"%" in chunk and not hidden:
                 decoded = unquote_to_bytes(chunk)
                 hidden = decoded != chunk and self.finds_data(decoded)
@@ -172,14 +179,16 @@ class Scrubber:
         return self.scan_data(raw)[0]
 
     def finds_data(self, raw: bytes, *, loose: bool = False) -> bool:
-        pattern = self._loose_b if loose else self._bounded_b
-        if pattern is None or self._anchor_b is None or len(raw) < self.min_length:
+        patterns = self._loose_b if loose else self._bounded_b
+        if not patterns or len(raw) < self.min_length:
             return False
-        anchor = self._anchor_b
-        return any(
-            anchor.search(m.group()) and pattern.search(m.group())
-            for m in self._gate_b.finditer(raw)
-        )
+        for match in self._gate_b.finditer(raw):
+            chunk = match.group()
+            if self._anchor_b.search(chunk) and any(
+                patterns[i].search(chunk) for i in self._groups_in(chunk.decode("ascii"))
+            ):
+                return True
+        return False
 
     def hidden_in_data(self, raw: bytes, *, wide: bool = False, loose: bool = False) -> bool:
         """Textual forms hidden in a blob: percent/entity/escape-encoded, or (``wide``, for
