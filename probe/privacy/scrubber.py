@@ -22,12 +22,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from urllib.parse import unquote, unquote_to_bytes
+from urllib.parse import unquote
 
 from probe.privacy.forms import ALPHABET, IPAddress, form_groups, min_length
 
 SCRUBBED = "[scrubbed]"
-_SCRUBBED_B = SCRUBBED.encode("ascii")
 _JS_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
 #: a character reference or escape of one of the forms' characters (digits, hex letters, x,
 #: ":", ".", "%", "_", "-"): where a form may hide (``&#39;`` and the like do not count)
@@ -54,15 +53,11 @@ class Scrubber:
         self.packed = [a.packed for a in self.addresses]
         #: runs of the forms' characters, as long as the shortest form at least
         self.min_length = min_length(self.addresses)
-        gate = f"[{ALPHABET}]{{{self.min_length},}}"
-        self._gate = re.compile(gate)
-        self._gate_b = re.compile(gate.encode("ascii"))
+        self._gate = re.compile(f"[{ALPHABET}]{{{self.min_length},}}")
         groups = form_groups(self.addresses)
         flags = re.IGNORECASE
         self._bounded = [re.compile(g.bounded, flags) for g in groups]
         self._loose = [re.compile(g.loose, flags) for g in groups]
-        self._bounded_b = [re.compile(g.bounded.encode(), flags) for g in groups]
-        self._loose_b = [re.compile(g.loose.encode(), flags) for g in groups]
         #: anchor -> the groups whose forms all contain it
         self._by_anchor: dict[str, list[int]] = {}
         for index, group in enumerate(groups):
@@ -71,7 +66,6 @@ class Scrubber:
         literals = sorted(self._by_anchor, key=len, reverse=True)
         pattern = "|".join(re.escape(a) for a in literals) or "(?!)"
         self._anchor = re.compile(pattern, flags)
-        self._anchor_b = re.compile(pattern.encode(), flags)
 
     def _groups_in(self, chunk: str) -> list[int]:
         """The groups whose anchors occur in ``chunk`` (overlapping occurrences too)."""
@@ -152,43 +146,18 @@ class Scrubber:
     # --- bytes --------------------------------------------------------------------------------
 
     def scan_data(self, raw: bytes) -> tuple[bytes, bool]:
-        """:meth:`scan` for bytes: textual forms replaced (packed forms are not touched)."""
-        if not self._bounded_b or len(raw) < self.min_length:
-            return raw, False
-        anchor, bounded = self._anchor_b, self._bounded_b
-        hidden = False
-
-        def run(match: re.Match[bytes]) -> bytes:
-            nonlocal hidden
-            chunk = match.group()
-            if anchor.search(chunk):
-                for index in self._groups_in(chunk.decode("ascii")):
-                    chunk = bounded[index].sub(_SCRUBBED_B, chunk)
-            if b"%" in chunk and not hidden:
-                decoded = unquote_to_bytes(chunk)
-                hidden = decoded != chunk and self.finds_data(decoded)
-            return chunk
-
-        out = self._gate_b.sub(run, raw)
-        if not hidden and (b"&" in out or b"\\" in out):
-            hidden = self._hidden_escapes(out.decode("latin-1"))
-        return (raw if out == raw else out), hidden
+        """:meth:`scan` for bytes, through their Latin-1 view (one character per byte, so the
+        forms, all ASCII, match the same bytes); packed forms are not touched."""
+        text = raw.decode("latin-1")
+        out, hidden = self.scan(text)
+        return (raw if out is text else out.encode("latin-1")), hidden
 
     def data(self, raw: bytes) -> bytes:
         """``raw`` with every textual form replaced (the packed forms are not touched)."""
         return self.scan_data(raw)[0]
 
     def finds_data(self, raw: bytes, *, loose: bool = False) -> bool:
-        patterns = self._loose_b if loose else self._bounded_b
-        if not patterns or len(raw) < self.min_length:
-            return False
-        for match in self._gate_b.finditer(raw):
-            chunk = match.group()
-            if self._anchor_b.search(chunk) and any(
-                patterns[i].search(chunk) for i in self._groups_in(chunk.decode("ascii"))
-            ):
-                return True
-        return False
+        return self.finds_text(raw.decode("latin-1"), loose=loose)
 
     def hidden_in_data(self, raw: bytes, *, wide: bool = False, loose: bool = False) -> bool:
         """Textual forms hidden in a blob: percent/entity/escape-encoded, or (``wide``, for

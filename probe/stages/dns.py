@@ -210,29 +210,19 @@ def parse_reply(
         return ParsedReply(failure=Failure.DNS_SERVER_MISBEHAVING.value, accept=not wrong_id)
     rcode = int(msg.rcode())
     answers, addresses = _answers(msg, rdtype)
+    accept = not wrong_id and _same_question(msg, rdtype, qname)
+    failure: str | None
     if wrong_id:
-        return ParsedReply(
-            failure=Failure.DNS_REPLY_WITH_WRONG_QUERY_ID.value,
-            rcode=rcode,
-            answers=answers,
-            addresses=addresses,
-            accept=False,
-        )
-    if not _same_question(msg, rdtype, qname):
-        return ParsedReply(
-            failure=Failure.DNS_SERVER_MISBEHAVING.value,
-            rcode=rcode,
-            answers=answers,
-            addresses=addresses,
-            accept=False,
-        )
-    if not msg.flags & dns.flags.QR:
-        failure: str | None = Failure.DNS_SERVER_MISBEHAVING.value
+        failure = Failure.DNS_REPLY_WITH_WRONG_QUERY_ID.value
+    elif not accept or not msg.flags & dns.flags.QR:
+        failure = Failure.DNS_SERVER_MISBEHAVING.value  # not our question, or not a response
     else:
         failure = classify_dns_rcode(rcode)
         if failure is None and not addresses:
             failure = Failure.DNS_NO_ANSWER.value
-    return ParsedReply(failure=failure, rcode=rcode, answers=answers, addresses=addresses)
+    return ParsedReply(
+        failure=failure, rcode=rcode, answers=answers, addresses=addresses, accept=accept
+    )
 
 
 def _answers(

@@ -24,6 +24,7 @@ def run_context(
     udp_resolver: str | None = None,
     ca_file: Path | None = None,
     loopback_public: bool = True,
+    report_id: str = "20240101T000000Z_webconnectivity_ZZ_0_n0_AAAAAAAAAAAAAAAA",
 ) -> RunContext:
     if loopback_public and not config.public_ranges:
         config = replace(config, public_ranges=LOOPBACK_PUBLIC)
@@ -35,6 +36,6 @@ def run_context(
         diag_ssl_context=tls.make_ssl_context(verify=False),
         control_ssl_context=tls.make_ssl_context(ca_file=ca_file),
         udp_resolver=udp_resolver,
-        report_id="20240101T000000Z_webconnectivity_ZZ_0_n0_AAAAAAAAAAAAAAAA",
+        report_id=report_id,
         test_start_time="2024-01-01 00:00:00",
     )

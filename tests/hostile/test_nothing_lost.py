@@ -22,6 +22,7 @@ import pytest
 import trio
 
 from probe.writer import TORN_SUFFIX
+from tests.hostile.disk import grow, small_disk
 from tests.unit.servers import TCPServer, http_server, response
 
 PROBE = [sys.executable, "-m", "probe", "run"]
@@ -133,11 +134,7 @@ async def test_kill_9_at_random_moments_then_resume(tmp_path: Path) -> None:
 
 
 async def test_full_disk_mid_run_stops_with_one_line_then_resumes(tmp_path: Path) -> None:
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.system(f"mount -t tmpfs -o size=48k tmpfs {mnt}") != 0:
-        pytest.fail("cannot mount a tmpfs: this test needs root (CI runs as root)")
-    try:
+    with small_disk(tmp_path / "small", "48k") as mnt:
         out = mnt / "out.jsonl"
         async with _site(delay=0.0) as web:
             listing, urls = _targets(tmp_path, web, 12)
@@ -152,12 +149,10 @@ async def test_full_disk_mid_run_stops_with_one_line_then_resumes(tmp_path: Path
             assert out.read_bytes().endswith(b"\n")
             for line in out.read_bytes().splitlines():
                 json.loads(line)
-            assert os.system(f"mount -o remount,size=2m {mnt}") == 0
+            grow(mnt, "2m")
             code, err = await _run(["--list", str(listing), "--resume", str(out)])
             assert code == 0, err
         _check_file(out, urls)
-    finally:
-        os.system(f"umount {mnt}")
 
 
 async def test_dev_full_is_one_line_not_a_traceback(tmp_path: Path) -> None:

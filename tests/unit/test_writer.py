@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from probe.writer import (
     read_resume_state,
     repair,
 )
+from tests.hostile.disk import small_disk
 
 
 def _line(url: str, report: str = "R1") -> bytes:
@@ -93,18 +93,11 @@ def test_open_failure_is_a_write_error(tmp_path: Path) -> None:
 
 def test_partial_write_is_truncated(tmp_path: Path) -> None:
     """A real short filesystem: a tmpfs of 16 KiB (root only, as in CI)."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    if os.system(f"mount -t tmpfs -o size=16k tmpfs {mnt}") != 0:
-        pytest.fail("cannot mount a tmpfs: this test needs root (CI runs as root)")
-    try:
+    with small_disk(tmp_path / "mnt", "16k") as mnt:
         out = mnt / "o.jsonl"
         line = b'{"input": "x", "pad": "' + b"p" * 6000 + b'"}\n'
         with pytest.raises(WriteError) as info, LineWriter(out) as writer:
             for _ in range(10):
                 writer.write(line)
         assert info.value.safe_lines == writer.lines >= 1
-        data = out.read_bytes()
-        assert data == line * writer.lines
-    finally:
-        os.system(f"umount {mnt}")
+        assert out.read_bytes() == line * writer.lines
