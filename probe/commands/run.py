@@ -202,14 +202,33 @@ def run(args: argparse.Namespace) -> int:
     return _execute(plan, args)
 
 
+#: the config file's settings and their TOML types (other keys belong to other commands)
+CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "timeouts": (dict,),
+    "resolver": (str,),
+    "ca_file": (str,),
+    "control_url": (str,),
+    "probe_asn": (str, int),
+    "probe_cc": (str,),
+    "public_ranges": (str,),
+    "geolocate": (dict, bool),
+}
+
+
 def _load_config_file(args: argparse.Namespace) -> dict[str, Any]:
     path = args.config or _config_path()
     if args.config is None and not path.exists():
         return {}
     try:
-        return inputs.toml_file(path, what="config file")
+        table = inputs.toml_file(path, what="config file")
     except inputs.InputError as exc:
         raise UsageError(str(exc)) from exc
+    for name, types in CONFIG_TYPES.items():  # whatever the flags override: a typo is a typo
+        value = table.get(name)
+        if value is not None and (isinstance(value, bool) and bool not in types or
+                                  not isinstance(value, types)):  # fmt: skip
+            raise UsageError(f"config file {path}: {name} has the wrong type ({str(value)[:40]!r})")
+    return table
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -257,7 +276,7 @@ def _plan(args: argparse.Namespace) -> Plan:
     if len(cc) != 2 or not cc.isalpha() or not cc.isascii():
         raise UsageError(f"--probe-cc must be a two-letter country code, got {args.probe_cc!r}")
     try:
-        ranges = parse_ranges(args.public_ranges or file_cfg.get("public_ranges", ""))
+        ranges = parse_ranges(args.public_ranges or _text_setting(file_cfg, "public_ranges"))
     except ValueError as exc:
         raise UsageError(f"--public-ranges: {exc}") from exc
 
@@ -322,6 +341,14 @@ def _plan(args: argparse.Namespace) -> Plan:
     )
 
 
+def _text_setting(file_cfg: dict[str, Any], name: str) -> str:
+    """A config file setting that must be text ("" when absent)."""
+    value = file_cfg.get(name, "")
+    if not isinstance(value, str):
+        raise UsageError(f"config file: {name} must be a string, got {str(value)[:40]!r}")
+    return value
+
+
 def _plan_geolocate(args: argparse.Namespace, file_cfg: dict[str, Any]) -> Any:
     """The ``Geolocate`` settings from flags > config file ``[geolocate]`` > defaults."""
     from probe.config import DEFAULT_STUN_SERVERS, Geolocate
@@ -337,9 +364,10 @@ def _plan_geolocate(args: argparse.Namespace, file_cfg: dict[str, Any]) -> Any:
     whoami = table.get("whoami", True)
     if not isinstance(enabled, bool) or not isinstance(whoami, bool):
         raise UsageError("config file: geolocate.enabled and geolocate.whoami are booleans")
-    servers = args.stun_server or table.get("stun_servers", list(DEFAULT_STUN_SERVERS))
-    if not isinstance(servers, list | tuple) or not all(isinstance(x, str) for x in servers):
+    file_servers = table.get("stun_servers", list(DEFAULT_STUN_SERVERS))
+    if not isinstance(file_servers, list) or not all(isinstance(x, str) for x in file_servers):
         raise UsageError("config file: geolocate.stun_servers is a list of HOST:PORT strings")
+    servers = args.stun_server or file_servers
     for server in servers:
         try:
             split_host_port(server)

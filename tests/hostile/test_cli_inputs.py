@@ -36,6 +36,8 @@ NUMERIC_OPTIONS: list[tuple[list[str], str]] = [
     (["helper", "serve"], "--max-concurrency"),
     (["helper", "serve"], "--max-body"),
     (["helper", "serve"], "--max-endpoints"),
+    (["helper", "serve"], "--burst"),
+    (["helper", "serve"], "--body-cap"),
     (["geoip", "update", "--base-url", "http://127.0.0.1:9/"], "--timeout"),
     (["fingerprints", "update", "--ooni-base-url", "http://127.0.0.1:9/"], "--timeout"),
 ]
@@ -106,6 +108,48 @@ def test_bad_numbers_in_the_config_file_are_refused(
         monkeypatch=monkeypatch,
     )
     assert_refused(result, f"timeouts.{name}")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "public_ranges = 5",
+        "public_ranges = ['198.18.0.0/15']",
+        "timeouts = 'fast'",
+        "timeouts = [1, 2]",
+        "geolocate = 5",
+        "geolocate = { enabled = 'yes' }",
+        "geolocate = { stun_servers = 'stun.example:3478' }",
+        "resolver = 53",
+        "control_url = 5",
+        "probe_cc = 7",
+        "probe_asn = 'AS1e9'",
+    ],
+)
+def test_settings_of_the_wrong_type_in_the_config_file_are_refused(
+    setting: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(setting + "\n")
+    result = probe_cli(
+        ["run", "--input", "http://127.0.0.1:9/", "--config", str(config)],
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
+    assert_refused(result)
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:99999", "127.0.0.1:nan", "nan", "[::1:80", ""])
+def test_bad_listen_addresses_are_refused(
+    listen: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = probe_cli(
+        ["helper", "serve", "--listen", listen], capsys=capsys, monkeypatch=monkeypatch
+    )
+    assert_refused(result, "--listen")
 
 
 # --- files ------------------------------------------------------------------------------------
