@@ -80,7 +80,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=1 << 20,
         metavar="BYTES",
         help="most bytes of a target's body the helper reads (default 1048576); the worst "
-        "case memory is about 96 MiB + 4 x max-concurrency x body-cap",
+        "case memory is about 96 MiB + 5 x max-concurrency x body-cap",
     )
     serve.add_argument(
         "--max-body",

@@ -17,10 +17,11 @@ fresh buckets by rotating the low bits of its address.
 **Memory.** Requests past ``max_concurrency`` get 503 before their body is read, and each
 measured request reads at most ``body_cap`` bytes of the target's body, which it holds a few
 times over while the HTTP stage records it (the growing buffer, its copy, the text or base64
-copy in the trace): :data:`BODY_COPIES`. :meth:`ServerLimits.worst_case_memory` is therefore
-``BASE_MEMORY + max_concurrency * BODY_COPIES * body_cap``; ``probe helper serve`` prints it at
-start, and ``tests/hostile/test_helper_bounds.py`` holds a real helper to it under 100
-concurrent requests for endless bodies.
+copy in the trace, and the decoded copy of a compressed body): :data:`BODY_COPIES`.
+:meth:`ServerLimits.worst_case_memory` is therefore ``BASE_MEMORY + max_concurrency *
+BODY_COPIES * body_cap``; ``probe helper serve`` prints it at start, and
+``tests/hostile/test_helper_bounds.py`` holds a real helper to it under 100 concurrent requests
+for endless bodies.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 #: resident memory of an idle helper (interpreter, trio, hypercorn, ssl, the probe's stages)
 BASE_MEMORY = 96 << 20
 #: how many times a request's body may be in memory at once while it is measured
-BODY_COPIES = 4
+BODY_COPIES = 5
 
 
 @dataclass(frozen=True, slots=True)
