@@ -96,21 +96,26 @@ def _maybe_binary(raw: bytes) -> str | dict[str, str]:
 
 
 #: a cut body may end in the first characters of an address (``192.0.2`` of ``192.0.2.2``):
-#: the characters of the forms at its very end are dropped
-_CUT_TAIL = re.compile(f"[{ALPHABET}]{{1,80}}$")
-_CUT_TAIL_B = re.compile(f"[{ALPHABET}]{{1,80}}$".encode("ascii"))
+#: the characters of the forms at its very end are dropped (at most this many: a form, even
+#: percent-encoded, is shorter)
+_CUT_SPAN = 160
+_CUT_TAIL = re.compile(f"[{ALPHABET}]+$")
+_CUT_TAIL_B = re.compile(f"[{ALPHABET}]+$".encode("ascii"))
 
 
 def _trim_cut(body: Any) -> Any:
-    """A cut body without the characters of the forms at its end (text, bytes or base64)."""
+    """A cut body without the characters of the forms at its end (text, bytes or base64).
+    Only the last :data:`_CUT_SPAN` characters are looked at (a 512 KiB body costs nothing)."""
     if isinstance(body, str):
-        return _CUT_TAIL.sub("", body)
+        tail = _CUT_TAIL.search(body[-_CUT_SPAN:])
+        return body[: len(body) - len(tail.group())] if tail else body
     if isinstance(body, bytes):
-        return _CUT_TAIL_B.sub(b"", body)
+        tail_b = _CUT_TAIL_B.search(body[-_CUT_SPAN:])
+        return body[: len(body) - len(tail_b.group())] if tail_b else body
     if isinstance(body, dict) and _is_binary(body):
         raw = _b64decode(body["data"])
         if raw is not None:
-            return {**body, "data": base64.b64encode(_CUT_TAIL_B.sub(b"", raw)).decode("ascii")}
+            return {**body, "data": base64.b64encode(_trim_cut(raw)).decode("ascii")}
     return body
 
 
