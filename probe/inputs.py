@@ -8,8 +8,9 @@ asked to check; they never print and never exit.
 
 * **Numbers** (:func:`number`, :func:`seconds`, :func:`count`): NaN, infinities, booleans,
   negative and absurdly large values are refused, whether they come from the command line
-  (text) or a TOML file (already a number; TOML has ``nan`` and ``inf``). :func:`argtype` turns
-  a validator into an argparse ``type=`` so argparse names the option in its one-line error.
+  (text) or a TOML file (already a number; TOML has ``nan`` and ``inf``). The command line's
+  argparse ``type=`` adapters of these validators live in :mod:`probe.commands.argtypes` (only
+  the command line sees argparse).
 * **Files** (:func:`text_file`, :func:`toml_file`, :func:`check_text_file`,
   :func:`readable_file`, :func:`directory`, :func:`output_directory`, :func:`output_file`):
   missing files, directories where a file is wanted (and the reverse), unreadable files,
@@ -30,21 +31,17 @@ asked to check; they never print and never exit.
 
 from __future__ import annotations
 
-import argparse
 import codecs
 import math
 import os
 import stat
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import orjson
-
-T = TypeVar("T")
 
 #: the longest target URL measured (the control helper refuses longer ones too)
 MAX_URL_LENGTH = 4096
@@ -124,28 +121,6 @@ def seconds(value: object, *, name: str, maximum: float = MAX_SECONDS, text: boo
 def count(value: object, *, name: str, minimum: int, maximum: int) -> int:
     """A whole number within ``[minimum, maximum]``."""
     return int(number(value, name=name, minimum=minimum, maximum=maximum, integer=True))
-
-
-def argtype(check: Callable[[str], T], label: str = "") -> Callable[[str], T]:
-    """An argparse ``type=`` from a validator: its InputError becomes argparse's one-line
-    ``argument --x: <message>`` (status 2)."""
-
-    def convert(text: str) -> T:
-        try:
-            return check(text)
-        except InputError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = label or getattr(check, "__name__", "value")
-    return convert
-
-
-def seconds_arg(maximum: float = MAX_SECONDS) -> Callable[[str], float]:
-    return argtype(lambda text: seconds(text, name="value", maximum=maximum), "seconds")
-
-
-def count_arg(minimum: int, maximum: int) -> Callable[[str], int]:
-    return argtype(lambda text: count(text, name="value", minimum=minimum, maximum=maximum), "N")
 
 
 # --- files --------------------------------------------------------------------------------------

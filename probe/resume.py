@@ -22,10 +22,13 @@ if TYPE_CHECKING:
     from probe.session import Session
 
 
-def continue_report(session: Session, output: Path) -> Session:
-    """The session that continues the report in ``output`` (repaired first)."""
-    from probe.commands.run import UsageError
+class ResumeRefused(Exception):
+    """The file holds another report's measurements; ``str()`` is the one line to print."""
 
+
+def continue_report(session: Session, output: Path) -> Session:
+    """The session that continues the report in ``output`` (repaired first); ResumeRefused
+    when the file belongs to another test or network."""
     fixed = repair(output)
     if fixed.moved:
         print(
@@ -48,7 +51,7 @@ def continue_report(session: Session, output: Path) -> Session:
     }
     for key, value in ours.items():
         if theirs[key] and value != theirs[key]:
-            raise UsageError(
+            raise ResumeRefused(
                 f"--resume {output}: its report was measured with {key} {theirs[key]}, this run "
                 f"has {value}; write to a new file with --output"
             )

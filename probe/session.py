@@ -1,5 +1,6 @@
 """One probe run: everything built once (SSL contexts, report id, fingerprints, the probe's own
-addresses to scrub) and the per-target pipeline measure -> verdict -> scrub.
+addresses to scrub) and the per-target pipeline measure -> publish (probe.privacy) -> verdict
+computed from the published copy.
 
 Geolocation (:mod:`probe.geo`) runs before the session is created: its identity is already in
 the config (so the report id, which embeds CC and ASN, is minted after it), its public address
@@ -8,7 +9,6 @@ joins the interface addresses in ``probe_ips`` and its annotations join every me
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from collections.abc import Callable, Iterator
@@ -17,16 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from probe import meta
-from probe.analysis import analyze
+from probe import meta, registry
 from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.fingerprints import builtin as load_bundled_fingerprints
 from probe.config import Config
-from probe.experiment import TEST_NAME, RunContext, measure_web
+from probe.context import RunContext
+from probe.failures import Operation, classify
+from probe.plan import AppWork, RunPlan
 from probe.privacy import local_addresses, scrub_measurement
 from probe.runner import Stats, run_targets
 from probe.stages import dns, tls
-from probe.targets import BadLine, Target, select
+from probe.targets import BadLine, Target
 
 if TYPE_CHECKING:
     from probe.geo.locate import Geolocation
@@ -48,7 +49,11 @@ class Session:
 
     @classmethod
     def create(
-        cls, config: Config, *, test_name: str = TEST_NAME, geo: Geolocation | None = None
+        cls,
+        config: Config,
+        *,
+        test_name: str = registry.WEB_CONNECTIVITY,
+        geo: Geolocation | None = None,
     ) -> Session:
         now = datetime.now(UTC)
         annotations = meta.annotations()
@@ -79,9 +84,15 @@ class Session:
             probe_ips=tuple(dict.fromkeys([*local_addresses(), *public_ips])),
         )
 
-    def finish(self, msmt: dict[str, Any]) -> dict[str, Any]:
-        """The published facts (probe.privacy), then verdict keys computed from exactly those,
-        so that anyone recomputes them from the line as written."""
+    def finish(
+        self, msmt: dict[str, Any], *, notes: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The published facts (probe.privacy), then the verdict keys of the test's pure
+        analysis (looked up in the registry) computed from exactly those, so that anyone
+        recomputes them from the line as written. ``notes`` (the target as given, removed
+        credentials: :attr:`probe.targets.Target.notes`) go in ``test_keys.x_input`` first."""
+        if notes:
+            msmt.setdefault("test_keys", {})["x_input"] = notes
         msmt.setdefault("test_keys", {})
         published = scrub_measurement(
             msmt,
@@ -89,86 +100,80 @@ class Session:
             include_ip=self.config.privacy.include_ip,
             decoded_cap=self.config.body_cap,
         )
-        tk = published["test_keys"]
-        try:
-            if published.get("test_name") == TEST_NAME:
-                verdict = analyze(
-                    published,
-                    fingerprints=self.fingerprints,
-                    public_ranges=self.config.public_ranges,
+        test = registry.lookup(published.get("test_name"))
+        if test is not None:
+            tk = published["test_keys"]
+            try:
+                tk.update(
+                    test.analyze(
+                        published,
+                        fingerprints=self.fingerprints,
+                        public_ranges=self.config.public_ranges,
+                    )
                 )
-            else:
-                from probe.apps.verdict import analyze_app
-
-                verdict = analyze_app(published)
-            tk.update(verdict)
-        except Exception as exc:  # the analysis is total; if it is not, keep the facts
-            from probe.failures import Operation, classify
-
-            tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN)
+            except Exception as exc:  # the analysis is total; if it is not, keep the facts
+                tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN).failure
         return published
-
-    def error_measurement(self, url: str, exc: Exception) -> dict[str, Any]:
-        """A whole measurement for a target whose pipeline raised: the failure is the fact."""
-        from probe.experiment import failed_measurement
-
-        return self.finish(failed_measurement(url, exc, ctx=self.ctx))
-
-    async def measure_url(
-        self,
-        url: str,
-        release: Callable[[], None] | None = None,
-        *,
-        notes: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        msmt = await measure_web(url, ctx=self.ctx, release=release)
-        if notes:  # the URL as given, removed credentials (probe.inputs.TargetURL.notes)
-            msmt.setdefault("test_keys", {})["x_input"] = notes
-        return self.finish(msmt)
 
     def continuing(self, report_id: str, test_start_time: str) -> Session:
         """The same session writing into an existing report (``--resume``)."""
         ctx = replace(self.ctx, report_id=report_id, test_start_time=test_start_time)
         return replace(self, ctx=ctx)
 
-    async def run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
+    async def run(self, plan: RunPlan, output: Path) -> Stats:
+        """Measure the plan's work into ``output`` (appending when the plan resumes)."""
         from probe.control.client import open_pool
 
-        pool = open_pool(self.ctx.control_ssl_context, size=self.config.concurrency)
+        pool = open_pool(
+            self.ctx.control_ssl_context, size=self.config.concurrency, network=self.ctx.network
+        )
         async with pool:
             session = replace(self, ctx=replace(self.ctx, control_pool=pool))
-            return await session._run(plan, output, args)
+            return await session._run(plan, output)
 
-    async def _run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
+    async def _run(self, plan: RunPlan, output: Path) -> Stats:
         from probe.progress import LiveSink, LogSink
         from probe.runner import read_done_inputs
 
         done = read_done_inputs(output) if plan.resume else set()
-        sink = LiveSink() if sys.stderr.isatty() and not args.no_progress else LogSink()
-        if plan.apps:
-            from probe.apps.runner import app_items, measure_app_item
+        live = plan.live_progress and sys.stderr.isatty()
+        sink = LiveSink() if live else LogSink()
+        work = plan.work
+        items: Iterator[Target | BadLine]
+        if isinstance(work, AppWork):
+            apps = work.by_key()
 
-            async def measure(target: Target, release: Callable[[], None]) -> dict[str, Any]:
-                app = await measure_app_item(target.url, session=self, apps=plan.apps)
-                return self.finish(app)
+            def job(target: Target) -> tuple[registry.ExperimentSpec, Any]:
+                app = apps[target.url]
+                return registry.app_test(app.ooni_test), app
 
-            items: Iterator[Target | BadLine] = app_items(plan.apps)
-            total: int | None = len(plan.apps)
+            items = work.items()
         else:
-            from probe.commands.run import _iter_sources
+            url_test = registry.spec(work.test)
 
-            async def measure(target: Target, release: Callable[[], None]) -> dict[str, Any]:
-                return await self.measure_url(target.url, release, notes=target.notes)
+            def job(target: Target) -> tuple[registry.ExperimentSpec, Any]:
+                return url_test, target.url
 
-            items = select(_iter_sources(plan.sources), category=args.category, limit=args.limit)
-            total = plan.total
+            items = work.items()
+
+        async def measure(target: Target, release: Callable[[], None]) -> dict[str, Any]:
+            test, subject = job(target)
+            function = test.measure_function()
+            msmt = await function(subject, ctx=self.ctx, test=test, release=release)
+            return self.finish(msmt, notes=target.notes)
+
+        def failed(target: Target, exc: Exception) -> dict[str, Any]:
+            test, subject = job(target)
+            msmt = test.failed_function()(subject, exc, ctx=self.ctx, test=test)
+            return self.finish(msmt, notes=target.notes)
+
         return await run_targets(
             items,
             measure=measure,
             output=output,
             concurrency=self.config.concurrency,
             sink=sink,
-            total=total,
+            total=plan.total,
             done_inputs=done,
-            on_error=self.error_measurement,
+            on_error=failed,
         )

@@ -5,16 +5,15 @@ results strictly in input order, so memory does not grow with the input and the 
 same byte for byte whether the step ran in this process (``workers=0``), on a local process
 pool (default) or on an existing Dask distributed cluster (``scheduler="tcp://host:port"``).
 At the end ``DIR/_summary.json`` records the inputs, counts, rules versions, the malformed
-lines (file and line) and the edge cases met.
+lines (file and line) and the edge cases met. The command line (options, printing) is
+``probe.commands.analyze``'s: this module is the library.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Sequence
@@ -137,11 +136,13 @@ def run(
     writer_rows: int = 65536,
     progress: Callable[[Summary, float], None] | None = None,
     progress_every: float = 1.0,
+    warn: Callable[[str], None] | None = None,
 ) -> Summary:
     """Analyse every measurement under ``paths`` into the dataset at ``output``.
 
     ``progress(summary, elapsed_seconds)`` is called at most every ``progress_every`` seconds
-    while the run goes on (the CLI prints a status line from it)."""
+    while the run goes on (the CLI prints a status line from it). ``warn(line)`` is told of an
+    input file that could not be read to its end (the batch goes on with the next file)."""
     options = options or StepOptions()
     files = discover(paths)
     keep_large_blocks()  # this process inflates, pickles and unpickles megabytes at a time
@@ -176,7 +177,7 @@ def run(
         submit = next(executor)
         pending: deque[_Pending] = deque()
         chunks = iter_chunks(
-            files, max_lines=max_lines, on_unreadable=lambda f, e: _unreadable(summary, f, e)
+            files, max_lines=max_lines, on_unreadable=lambda f, e: _unreadable(summary, f, e, warn)
         )
         shown = started
 
@@ -206,14 +207,20 @@ def run(
     return summary
 
 
-def _unreadable(summary: Summary, file: InputFile, error: UnreadableInput) -> None:
+def _unreadable(
+    summary: Summary,
+    file: InputFile,
+    error: UnreadableInput,
+    warn: Callable[[str], None] | None,
+) -> None:
     """A damaged input file: listed with its offset; the batch goes on with the next file."""
     summary.malformed_count += 1
     if len(summary.malformed) < MAX_LISTED:
         summary.malformed.append(
             {"file": file.source, "line": error.line, "kind": "unreadable", "detail": str(error)}
         )
-    print(f"probe analyze: warning: {file.source}: {error}; going on", file=sys.stderr)
+    if warn is not None:
+        warn(f"{file.source}: {error}; going on")
 
 
 def _listed(problem: Problem) -> dict[str, Any]:
@@ -263,17 +270,6 @@ def progress_line(summary: Summary, elapsed: float) -> str:
     )
 
 
-def _progress_printer(*, tty: bool) -> Callable[[Summary, float], None]:
-    def show(summary: Summary, elapsed: float) -> None:
-        line = progress_line(summary, elapsed)
-        if tty:
-            print(f"\r{line}", end="", file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-    return show
-
-
 def _by_kind(items: list[dict[str, Any]]) -> str:
     kinds = Counter(str(item["kind"]) for item in items)
     return f" ({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items()))})" if kinds else ""
@@ -299,60 +295,3 @@ def format_summary(summary: Summary, output: Path) -> str:
         for key, count in summary.edge_case_counts.items():
             lines.append(f"  {count:>8}  {key}")
     return "\n".join(lines)
-
-
-def _load_fingerprints(directory: str | None) -> Any:
-    """Our bundled fingerprints, merged with a directory of OONI / Censored Planet files: the
-    same set ``probe run`` and ``probe analyze --stdin`` use, so verdicts agree."""
-    from probe.analysis.fingerprints import builtin, load_directory
-
-    fps = builtin()
-    return fps.merged(load_directory(Path(directory))) if directory else fps
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """``probe analyze PATH... --output DIR``: the CLI entry the analyze command calls."""
-    paths: list[str] = list(args.paths)
-    output = getattr(args, "output", None)
-    if not output:
-        print("probe analyze: error: --output DIR is required with input paths", file=sys.stderr)
-        return 2
-    out = Path(output)
-    if out.exists() and any(out.iterdir()):
-        print(f"probe analyze: error: output {out} exists and is not empty", file=sys.stderr)
-        return 2
-    for raw in paths:
-        if not Path(raw).exists():
-            print(f"probe analyze: error: no such file or folder: {raw}", file=sys.stderr)
-            return 2
-    old = native.stale()
-    if old:
-        print(
-            f"probe analyze: warning: compiled modules older than their source ({', '.join(old)})"
-            ": results follow the old code; rebuild them with `python -m probe.native build`",
-            file=sys.stderr,
-        )
-    fp_dir = getattr(args, "fingerprints_dir", None)
-    try:
-        fingerprints = _load_fingerprints(fp_dir)
-    except (ImportError, AttributeError, OSError, ValueError) as exc:
-        print(f"probe analyze: error: cannot load fingerprints: {exc}", file=sys.stderr)
-        return 2
-    workers = getattr(args, "workers", None)
-    tty = sys.stderr.isatty()
-    summary = run(
-        paths,
-        out,
-        options=StepOptions(fingerprints=fingerprints),
-        workers=workers,
-        scheduler=getattr(args, "scheduler", None),
-        progress=_progress_printer(tty=tty),
-        progress_every=1.0 if tty else 30.0,
-    )
-    if tty:
-        print(file=sys.stderr)  # end the status line
-    if getattr(args, "format", None) == "json":
-        print(json.dumps(asdict(summary) | {"rate": summary.rate}, indent=1))
-    else:
-        print(format_summary(summary, out))
-    return 0

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from probe import inputs
+from probe.commands.argtypes import seconds_arg
 
 HELP = "manage blockpage fingerprints (download OONI and Censored Planet sets)"
 
@@ -37,7 +38,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--cp-base-url", default=CP_BASE, help="base URL of Censored Planet's JSONL")
     up.add_argument(
         "--timeout",
-        type=inputs.seconds_arg(3600.0),
+        type=seconds_arg(3600.0),
         default=60.0,
         help="seconds per download",
     )

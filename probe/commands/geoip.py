@@ -14,6 +14,7 @@ from pathlib import Path
 
 from probe import inputs
 from probe.commands import usage_of
+from probe.commands.argtypes import seconds_arg
 
 HELP = "download the IP-to-ASN/country databases (DB-IP lite) and look addresses up in them"
 
@@ -40,7 +41,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     upd.add_argument(
         "--timeout",
-        type=inputs.seconds_arg(3600.0),
+        type=seconds_arg(3600.0),
         default=120.0,
         metavar="S",
         help="per-request timeout (120)",

@@ -19,6 +19,7 @@ from typing import Any
 
 from probe import inputs
 from probe.commands import usage_of
+from probe.commands.argtypes import count_arg
 
 HELP = "run a control vantage (Web Connectivity test helper) that probes can query"
 
@@ -55,7 +56,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--max-concurrency",
-        type=inputs.count_arg(1, 100_000),
+        type=count_arg(1, 100_000),
         default=32,
         metavar="N",
         help="requests measured at once; more get 503 (default 32)",
@@ -69,14 +70,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--burst",
-        type=inputs.count_arg(1, 1_000_000),
+        type=count_arg(1, 1_000_000),
         default=60,
         metavar="N",
         help="requests a quiet client may send at once before the rate applies (default 60)",
     )
     serve.add_argument(
         "--body-cap",
-        type=inputs.count_arg(1024, 64 << 20),
+        type=count_arg(1024, 64 << 20),
         default=1 << 20,
         metavar="BYTES",
         help="most bytes of a target's body the helper reads (default 1048576); the worst "
@@ -84,14 +85,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--max-body",
-        type=inputs.count_arg(256, 64 << 20),
+        type=count_arg(256, 64 << 20),
         default=64 * 1024,
         metavar="BYTES",
         help="largest request body (default 65536)",
     )
     serve.add_argument(
         "--max-endpoints",
-        type=inputs.count_arg(1, 4096),
+        type=count_arg(1, 4096),
         default=32,
         metavar="N",
         help="most ip:port items per request (default 32)",

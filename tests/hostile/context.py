@@ -1,4 +1,4 @@
-"""A :class:`probe.experiment.RunContext` for measuring loopback servers in the hostile suite.
+"""A :class:`probe.context.RunContext` for measuring loopback servers in the hostile suite.
 
 Loopback is a special-purpose range; the suite plays a public site on it, so ``127.0.0.0/8`` is
 declared public (as the lab declares 198.18.0.0/15): the probe then applies to the servers every
@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from probe.config import Config
-from probe.experiment import RunContext
+from probe.context import RunContext
 from probe.stages import tls
 
 LOOPBACK_PUBLIC = (ipaddress.ip_network("127.0.0.0/8"),)

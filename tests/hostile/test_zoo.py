@@ -222,31 +222,18 @@ async def test_redirect_zoo(case: RedirectCase) -> None:
 
 #: where a hostile public site may try to send the volunteer (issue 12 item 1)
 PRIVATE_TARGETS = [
-    "169.254.169.254", "192.168.1.1", "10.0.0.1", "172.16.0.1", "100.64.0.1", "192.0.0.1",
-    "224.0.0.1", "240.0.0.1", "255.255.255.255", "[fc00::1]", "[fe80::1]",
-    "[::ffff:10.0.0.1]", "[64:ff9b::a00:1]", "[2002:a00:1::1]", "[::1]",
+    "0.0.0.0", "[::]", "169.254.169.254", "192.168.1.1", "10.0.0.1", "172.16.0.1",
+    "100.64.0.1", "192.0.0.1", "224.0.0.1", "240.0.0.1", "255.255.255.255", "[fc00::1]",
+    "[fe80::1]", "[::ffff:10.0.0.1]", "[64:ff9b::a00:1]", "[2002:a00:1::1]", "[::1]",
 ]  # fmt: skip
 
 
 async def test_redirects_into_private_ranges_are_never_followed() -> None:
     """The measured site is public (loopback plays it); its redirects to special-purpose
-    addresses must be recorded and skipped, never connected to.
-
-    The rule is issue 12 item 1, which the ``core`` branch implements. Without it the probe
-    follows such redirects, so this test first tries the two that reach this very host
-    (``0.0.0.0`` and ``[::]``: no packet leaves the machine) and stops there if one was
-    followed, rather than send anything towards a private range."""
+    addresses pass the URL validator (they are valid URLs), then the connect policy
+    (probe.policy) skips them: listed in ``x_skipped_endpoints``, never connected to."""
     ctx = run_context(Config(timeouts=TIMEOUTS, body_cap=BODY_CAP))
     port = closed_port()
-    for here in ("0.0.0.0", "[::]"):
-        msmt = await _measure_redirect(lambda p, s, h=here: redirect(f"http://{h}:{port}/"), ctx)
-        followed = [c for c in msmt["test_keys"]["tcp_connect"] if c["ip"] in ("0.0.0.0", "::")]
-        if followed:
-            pytest.xfail(
-                "issue 12 item 1 (the one rule for where the probe may connect, core branch) "
-                f"is not here: a redirect to {here} was followed; the private ranges are not "
-                "tried (they would see a SYN)"
-            )
     for target in PRIVATE_TARGETS:
         location = f"http://{target}:{port}/latest/meta-data/"
         msmt = await _measure_redirect(lambda p, s, loc=location: redirect(loc), ctx)
@@ -254,3 +241,6 @@ async def test_redirects_into_private_ranges_are_never_followed() -> None:
         bare = target.strip("[]")
         assert all(c["ip"] not in (bare, target) for c in tk["tcp_connect"]), target
         assert any(bare in endpoint for endpoint in tk["x_skipped_endpoints"]), target
+        # a valid URL: the validator let it through, the policy stopped it
+        assert tk["x_failure"] != "http_invalid_redirect_location_host", target
+        assert len(tk["requests"]) == 1, target

@@ -34,7 +34,11 @@ class ListSink:
 
 
 def _msmt(url: str, blocking: object = False) -> dict[str, Any]:
-    return {"input": url, "test_keys": {"blocking": blocking, "accessible": blocking is False}}
+    return {
+        "input": url,
+        "test_name": "web_connectivity",
+        "test_keys": {"blocking": blocking, "accessible": blocking is False},
+    }
 
 
 async def test_concurrency_is_bounded_and_every_target_written_once(tmp_path: Path) -> None:
@@ -87,6 +91,32 @@ async def test_exception_in_a_target_is_recorded_and_run_goes_on(tmp_path: Path)
     assert stats.done == 2
     failure = rows["https://boom.test/"]["test_keys"]["x_failure"]
     assert failure.startswith("unknown_failure: ") and "198.18.0.7" not in failure
+
+
+async def test_a_failed_target_is_written_by_on_error_from_the_target(tmp_path: Path) -> None:
+    """``on_error`` gets the Target, as ``measure`` does: the failed measurement keeps what
+    the session records about the input (here: credentials removed before measuring)."""
+    seen: list[Target] = []
+
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        raise RuntimeError("exploded")
+
+    def on_error(target: Target, exc: Exception) -> dict[str, Any]:
+        seen.append(target)
+        return {"input": target.url, "test_keys": {"x_input": target.notes, "x_failure": "x"}}
+
+    out = tmp_path / "o.jsonl"
+    await run_targets(
+        read_urls(["https://u:p@boom.test/"]),
+        measure=measure,
+        output=out,
+        concurrency=1,
+        sink=ListSink(),
+        on_error=on_error,
+    )
+    assert [t.url for t in seen] == ["https://boom.test/"] and seen[0].credentials_removed
+    line = json.loads(out.read_text())
+    assert line["test_keys"]["x_input"] == {"credentials_removed": True}
 
 
 async def test_resume_measures_only_missing_targets(tmp_path: Path) -> None:
