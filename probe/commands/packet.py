@@ -321,19 +321,23 @@ def packet_context(session: Any, *, lookup: Any, limits: Any = None) -> Any:
 @contextmanager
 def open_run_follow_ups(web: Any, *, geo: Any, output: Path, resume: bool) -> Iterator[Any]:
     """``probe run --packet-level``: the follow-up hook of the web ``Session`` ``web``
-    (``probe.packet.follow.RunFollowUps``), its ``censor_trace`` report open beside ``output``
-    (continued on ``--resume``). Raw sockets were checked before. Routers are looked up in the
-    run's ASN database; without one no router address is published (docs/packet.md)."""
+    (``probe.packet.follow.RunFollowUps``), its ``censor_trace`` report beside ``output``
+    (continued on ``--resume``, as the web report is: ``probe.resume.continue_report``, which
+    raises ``ResumeRefused`` for another test's or network's file). Raw sockets were checked
+    before. Routers are looked up in the run's ASN database; without one no router address is
+    published (docs/packet.md). Says in one line what the follow-ups did, and why they stopped
+    when the report could not be written."""
     from probe import registry
     from probe.geo.db import GeoDatabaseError, GeoDatabases
     from probe.packet.follow import RunFollowUps, trace_report_path
     from probe.packet.hops import no_lookup
+    from probe.resume import continue_report
     from probe.session import Session
 
     packet = Session.create(web.config, test_name=registry.CENSOR_TRACE, geo=geo)
     path = trace_report_path(output)
     if resume:
-        packet = _continued(packet, path)
+        packet = continue_report(packet, path)
     try:
         dbs: Any = GeoDatabases.open(asn_db=web.config.geolocate.asn_db, country_db=None)
     except GeoDatabaseError:
@@ -353,23 +357,12 @@ def open_run_follow_ups(web: Any, *, geo: Any, output: Path, resume: bool) -> It
         f"{follow.written} censor_trace measurement(s){where}",
         file=sys.stderr,
     )
-
-
-def _continued(session: Any, path: Path) -> Any:
-    """The packet session writing into the report ``path`` already holds (``--resume``)."""
-    import json
-    from dataclasses import replace
-
-    try:
-        with path.open("r", encoding="utf-8") as fh:
-            first = json.loads(fh.readline())
-    except (OSError, ValueError):
-        return session
-    report_id = first.get("report_id") if isinstance(first, dict) else None
-    started = first.get("test_start_time") if isinstance(first, dict) else None
-    if not isinstance(report_id, str) or not isinstance(started, str):
-        return session
-    return replace(session, ctx=replace(session.ctx, report_id=report_id, test_start_time=started))
+    if follow.write_error is not None:
+        print(
+            f"probe run: error: {follow.write_error}; the packet-level follow-ups stopped there "
+            f"({follow.write_error.safe_lines} censor_trace measurement(s) are safe in {path})",
+            file=sys.stderr,
+        )
 
 
 def _summary(msmt: dict[str, Any]) -> str:

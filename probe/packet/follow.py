@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import trio
@@ -26,6 +26,7 @@ import trio
 from probe.envelope import TestIdentity
 from probe.packet.measure import TEST, PacketContext, embed, failed_measurement, measure_packet
 from probe.packet.target import from_measurement
+from probe.writer import LineWriter, WriteError
 
 #: what the session does to every measurement before it is written: verdict keys, scrubbing
 Finish = Callable[[dict[str, Any]], dict[str, Any]]
@@ -70,9 +71,11 @@ class RunFollowUps:
     (:func:`probe.packet.target.from_measurement`) is returned as it is. Otherwise its traces
     run (one follow-up at a time across the run), each ``censor_trace`` measurement is finished
     by ``finish_trace`` (the packet report's session: its report id, its verdict, scrubbing)
-    and appended to the file ``report`` (created on the first one, whole lines, flushed), and
-    the web measurement with ``x_packet`` is finished again by ``finish_web``: its verdict
-    recomputed with the packet facts. :meth:`close` closes the report.
+    and appended to the file ``report`` (created with the first one; whole lines,
+    :class:`probe.writer.LineWriter`), and the web measurement with ``x_packet`` is finished
+    again by ``finish_web``: its verdict recomputed with the packet facts. When the report
+    cannot be written (a full disk) the follow-ups stop there (``write_error``) and the web
+    measurements go on unchanged. :meth:`close` closes the report.
     """
 
     def __init__(
@@ -82,33 +85,37 @@ class RunFollowUps:
         self._finish_web = finish_web
         self._finish_trace = finish_trace
         self.report = report
-        self._fh: IO[bytes] | None = None
+        self._writer: LineWriter | None = None
         self._lock = trio.Lock()
         #: web measurements followed up, censor_trace measurements written
         self.followed = 0
         self.written = 0
+        #: set when the report could not be written: no follow-up since
+        self.write_error: WriteError | None = None
 
     async def __call__(self, web: dict[str, Any]) -> dict[str, Any]:
-        if not from_measurement(web):
+        if self.write_error is not None or not from_measurement(web):
             return web
         async with self._lock:
             merged, traced = await follow_up(web, ctx=self._ctx)
         self.followed += 1
-        for msmt in traced:
-            self._write(self._finish_trace(msmt))
+        try:
+            for msmt in traced:
+                self._write(self._finish_trace(msmt))
+        except WriteError as exc:
+            self.write_error = exc
+            return web
         if "x_packet" not in merged.get("test_keys", {}):
             return web
         return self._finish_web(merged)
 
     def _write(self, msmt: dict[str, Any]) -> None:
-        if self._fh is None:
-            self.report.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.report.open("ab")
-        self._fh.write(orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE))
-        self._fh.flush()
+        if self._writer is None:
+            self._writer = LineWriter(self.report).__enter__()
+        self._writer.write(orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE))
         self.written += 1
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._writer is not None:
+            self._writer.__exit__(None, None, None)
+            self._writer = None
