@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probe import inputs
+from probe.commands.argtypes import argtype, count_arg, seconds_arg
+
 HELP = "locate the censor of blocked targets with TTL-limited probes (root; docs/packet.md)"
+
+#: the most packets per target the command accepts (the spec's default is 300)
+MAX_PACKETS = 10_000
+
+_rate = argtype(lambda text: inputs.number(text, name="value", minimum=0.01, maximum=50.0), "rate")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -85,12 +93,23 @@ def register(parser: argparse.ArgumentParser) -> None:
         "one no router address is published",
     )
     limits = parser.add_argument_group("limits (docs/packet.md)")
-    limits.add_argument("--max-ttl", type=int, metavar="N", help="highest TTL tried (32)")
-    limits.add_argument("--max-packets", type=int, metavar="N", help="packets per target (300)")
-    limits.add_argument("--rate", type=float, metavar="N", help="probes started per second (5)")
+    limits.add_argument(
+        "--max-ttl", type=count_arg(1, 255), metavar="N", help="highest TTL tried (32)"
+    )
+    limits.add_argument(
+        "--max-packets",
+        type=count_arg(1, MAX_PACKETS),
+        metavar="N",
+        help="packets per target (300)",
+    )
+    limits.add_argument(
+        "--rate", type=_rate, metavar="N", help="probes started per second (5; 0.01 to 50)"
+    )
     t = parser.add_argument_group("timeouts (seconds)")
-    t.add_argument("--timeout-connect", type=float, metavar="S", help="TCP connect")
-    t.add_argument("--timeout-reply", type=float, metavar="S", help="first reply to a probe")
+    t.add_argument("--timeout-connect", type=seconds_arg(), metavar="S", help="TCP connect")
+    t.add_argument(
+        "--timeout-reply", type=seconds_arg(), metavar="S", help="first reply to a probe"
+    )
     who = parser.add_argument_group("identity and privacy")
     who.add_argument(
         "--probe-asn",
@@ -158,21 +177,29 @@ def _plan(args: argparse.Namespace) -> Plan:
         if server.count(":") != 1 or not server.rsplit(":", 1)[1].isdigit():
             raise UsageError(f"--dns-server must be IP:PORT, got {server!r}")
     limits = PacketLimits()
-    for name, value, low in (
-        ("max_ttl", args.max_ttl, 1),
-        ("max_packets", args.max_packets, 1),
-        ("probes_per_second", args.rate, 0.01),
+    for name, value in (
+        ("max_ttl", args.max_ttl),
+        ("max_packets", args.max_packets),
+        ("probes_per_second", args.rate),
     ):
-        if value is not None:
-            if value < low or (name == "max_ttl" and value > 255):
-                raise UsageError(f"--{name.replace('_', '-')} out of range: {value}")
+        if value is not None:  # the argparse types checked the ranges
             limits = replace(limits, **{name: value})
     timeouts = Timeouts()
     for name, value in (("connect", args.timeout_connect), ("packet_reply", args.timeout_reply)):
         if value is not None:
-            if value <= 0:
-                raise UsageError("timeouts must be positive numbers of seconds")
             timeouts = replace(timeouts, **{name: value})
+    try:
+        for path, what in ((args.output, "--output"), (args.web_output, "--web-output")):
+            if path is not None:
+                inputs.output_file(path, what=what)
+        if args.asn_db is not None:
+            _check_asn_db(inputs.readable_file(args.asn_db, what="ASN database"))
+        for path in args.measurements:
+            inputs.check_text_file(path, what="web measurements")
+        if args.input:
+            inputs.target_url(args.input)
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
 
     web: list[tuple[str, dict[str, Any] | None]] = []
     manual_target: PacketTarget | None = None
@@ -217,6 +244,17 @@ def _plan(args: argparse.Namespace) -> Plan:
         probe_cc=probe_cc,
     )
     return Plan(config=config, limits=limits, manual=manual_target, web=web)
+
+
+def _check_asn_db(path: Path) -> None:
+    """Refuse an ASN database that does not open (before anything is sent, and also when
+    nothing would be: one answer whatever the privileges)."""
+    from probe.geo.db import GeoDatabaseError, GeoDatabases
+
+    try:
+        GeoDatabases.open(asn_db=path, country_db=None).close()
+    except GeoDatabaseError as exc:
+        raise UsageError(f"ASN database: {exc}") from exc
 
 
 def _known(value: object, unknown: str) -> str | None:

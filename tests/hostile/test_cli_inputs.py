@@ -40,6 +40,16 @@ NUMERIC_OPTIONS: list[tuple[list[str], str]] = [
     (["helper", "serve"], "--body-cap"),
     (["geoip", "update", "--base-url", "http://127.0.0.1:9/"], "--timeout"),
     (["fingerprints", "update", "--ooni-base-url", "http://127.0.0.1:9/"], "--timeout"),
+    *[
+        (["packet", "--input", "http://127.0.0.1:9/", "--address", "127.0.0.1"], option)
+        for option in (
+            "--max-ttl",
+            "--max-packets",
+            "--rate",
+            "--timeout-connect",
+            "--timeout-reply",
+        )
+    ],  # fmt: skip
 ]
 
 
@@ -193,6 +203,10 @@ FILE_OPTIONS = [
     ("report", "--html", ["directory"]),
     ("geoip-update", "--dir", ["garbage"]),
     ("fingerprints", "--dest", ["garbage"]),
+    ("packet", "FILE", ["missing", "directory", "binary", "latin1"]),
+    ("packet", "--asn-db", ["missing", "directory", "binary", "garbage"]),
+    ("packet", "--output", ["directory"]),
+    ("packet", "--web-output", ["directory"]),
 ]
 FILE_CASES = [(cmd, opt, kind) for cmd, opt, kinds in FILE_OPTIONS for kind in kinds]
 
@@ -213,6 +227,12 @@ def _argv(command: str, option: str, path: Path, tmp_path: Path) -> list[str]:
         if option == "--tls-cert":
             argv += ["--tls-key", str(path)]
         return argv
+    if command == "packet":
+        if option == "FILE":
+            return ["packet", str(path), "--output", out]
+        good = tmp_path / "good.jsonl"
+        good.write_text("{}\n")
+        return ["packet", str(good), option, str(path)]
     if command == "geoip-lookup":
         return ["geoip", "lookup", "192.0.2.1", option, str(path)]
     if command == "geoip-update":
