@@ -16,6 +16,7 @@ from probe import __version__
 
 #: (subcommand, module) in the order ``probe --help`` lists them
 COMMANDS: tuple[tuple[str, str], ...] = (
+    ("onboard", "probe.commands.onboard"),
     ("run", "probe.commands.run"),
     ("analyze", "probe.commands.analyze"),
     ("report", "probe.commands.report"),

@@ -1,0 +1,130 @@
+"""The user's config file (``$XDG_CONFIG_HOME/censorprobe/config.toml``): find, read, update.
+
+``probe run`` reads it (control URL, timeouts, geolocation ...); ``probe onboard`` writes the
+volunteer's consent and publishing choices into it. Writing follows two rules:
+
+* **Nothing of the user's is lost.** The file is edited with ``tomlkit``, which keeps every other
+  key, the comments and the layout; only the tables we are told to replace change. A file that
+  does not parse is never rewritten (we would lose what the user typed): that is an error.
+* **Atomic and durable.** The new text goes to a temporary file in the same folder, is fsync'd,
+  then renamed over the old one, and the folder is fsync'd: a crash leaves either the old file
+  or the new one, never half of each. A new file is created ``0600`` (it may hold a proxy's
+  password); an existing file keeps its mode.
+
+Paths follow the XDG base directories: ``$XDG_CONFIG_HOME`` (default ``~/.config``) for the
+config file, ``$XDG_DATA_HOME`` (default ``~/.local/share``) for data such as the outbox.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+APP = "censorprobe"
+
+
+class ConfigFileError(Exception):
+    """The config file cannot be read, parsed or written (the message names the file)."""
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/censorprobe/config.toml`` (default ``~/.config/...``)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / APP / "config.toml"
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/censorprobe`` (default ``~/.local/share/censorprobe``)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / APP
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The parsed file; ``{}`` when it does not exist. Raises :class:`ConfigFileError`."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def update(
+    path: Path, tables: Mapping[str, Mapping[str, Any] | None], *, comment: str | None = None
+) -> None:
+    """Replace the given top-level tables (``None`` removes one), keep everything else.
+
+    ``comment`` is written above a table that did not exist before (once, for the reader of
+    the file). Raises :class:`ConfigFileError` (the file is then left as it was).
+    """
+    import tomlkit
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        doc = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        raise ConfigFileError(
+            f"config file {path} is not valid TOML ({exc}); fix or remove it first"
+        ) from exc
+    for name, values in tables.items():
+        if values is None:
+            if name in doc:
+                del doc[name]
+            continue
+        table = tomlkit.table()
+        if comment and name not in doc:
+            table.comment(comment)
+        for key, value in values.items():
+            if value is not None:  # TOML has no null: an absent key means "not set"
+                table[key] = value
+        doc[name] = table
+    write_atomic(path, tomlkit.dumps(doc).encode("utf-8"))
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically and durably (temp file, fsync, rename, fsync dir).
+
+    A new file gets ``mode``; an existing one keeps its own.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            pass
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise ConfigFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def fsync_dir(folder: Path) -> None:
+    """fsync a directory, so that a rename or a new file in it survives a crash."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
