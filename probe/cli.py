@@ -21,6 +21,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("analyze", "probe.commands.analyze"),
     ("report", "probe.commands.report"),
     ("helper", "probe.commands.helper"),
+    ("collector", "probe.commands.collector"),
     ("geoip", "probe.commands.geoip"),
     ("fingerprints", "probe.commands.fingerprints"),
     ("schema", "probe.commands.schema"),

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from probe import fsutil
+
 APP = "censorprobe"
 
 
@@ -95,36 +97,8 @@ def update(
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically and durably (temp file, fsync, rename, fsync dir).
-
-    A new file gets ``mode``; an existing one keeps its own.
-    """
+    """:func:`probe.fsutil.write_atomic` (a new file gets ``mode``), errors as ConfigFileError."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            pass
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        fsutil.write_atomic(path, data, mode=mode)
     except OSError as exc:
         raise ConfigFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def fsync_dir(folder: Path) -> None:
-    """fsync a directory, so that a rename or a new file in it survives a crash."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
