@@ -17,7 +17,7 @@ Tables:
   crash (same rows, same names), so it is idempotent.
 
 Threads: :meth:`append` runs in the committer's worker thread, the roll methods in the roller's;
-each side has its own connection (:meth:`connect`), and WAL lets them overlap. Everything here
+each side has its own :class:`Journal` (connection), and WAL lets them overlap. Everything here
 blocks; callers run it with ``trio.to_thread.run_sync``.
 """
 
@@ -26,9 +26,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+
+from probe.durable_db import open_durable, release_space, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -91,34 +93,14 @@ class Journal:
     """One connection to the journal database (use one per thread)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout = 60000")
-        # must precede the first table: lets freed pages go back to the file system
-        self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise RuntimeError(f"{path}: cannot use SQLite's WAL mode (got {mode})")
-        self._db.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every commit
-        self._db.execute("PRAGMA journal_size_limit = 67108864")
-        self._db.executescript(SCHEMA)
+        self._db = open_durable(path, SCHEMA)
 
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (the commit is the fsync), rolled back on error."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db)
 
     # --- the committer's side ---------------------------------------------------------------
 
@@ -207,7 +189,7 @@ class Journal:
                 (json.dumps(list(parts)), roll.roll),
             )
             db.execute("DELETE FROM seen WHERE received < ?", (forget_before,))
-        self._db.execute("PRAGMA incremental_vacuum").fetchall()
+        release_space(self._db)
 
     def rolled_parts(self) -> list[str]:
         """Every part key the finished rolls wrote, oldest first."""
@@ -216,7 +198,3 @@ class Journal:
 
     def count_seen(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0])
-
-
-def connect(path: Path) -> Journal:
-    return Journal(path)
