@@ -18,6 +18,7 @@ from probe import __version__
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("onboard", "probe.commands.onboard"),
     ("run", "probe.commands.run"),
+    ("upload", "probe.commands.upload"),
     ("analyze", "probe.commands.analyze"),
     ("report", "probe.commands.report"),
     ("helper", "probe.commands.helper"),

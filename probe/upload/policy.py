@@ -7,12 +7,16 @@ Backoff: after the ``n``-th consecutive failure (``n`` from 1) the sender waits
 factor spreads them). A ``Retry-After`` from the collector is honoured when longer. After
 ``max_failures`` consecutive failures the sender gives up for this run: the lines stay in the
 outbox for the next one.
+
+The config file's ``[upload]`` table may override any field (:func:`policy_from_config`).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +52,26 @@ def backoff_delay(
     if retry_after is not None and retry_after > delay:
         delay = min(retry_after, policy.max_delay)
     return max(delay, 0.0)
+
+
+def policy_from_config(cfg: Mapping[str, Any]) -> UploadPolicy:
+    """The policy with the config file's ``[upload]`` overrides (e.g. longer timeouts for a
+    slow Tor circuit); raises ValueError naming a bad key."""
+    table = cfg.get("upload", {})
+    if not isinstance(table, Mapping):
+        raise ValueError("config file: upload must be a table")
+    changes: dict[str, Any] = {}
+    for spec in fields(UploadPolicy):
+        if spec.name not in table:
+            continue
+        value = table[spec.name]
+        kind = int if spec.type in ("int", int) else float
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"config file: upload.{spec.name} must be a positive number")
+        if kind is int and not isinstance(value, int):
+            raise ValueError(f"config file: upload.{spec.name} must be a whole number")
+        changes[spec.name] = kind(value)
+    unknown = set(table) - {spec.name for spec in fields(UploadPolicy)}
+    if unknown:
+        raise ValueError(f"config file: unknown upload.{sorted(unknown)[0]}")
+    return replace(UploadPolicy(), **changes)
