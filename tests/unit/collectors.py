@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import trio
 
 from probe.cli import build_parser
 from probe.collector.service import Running, run_collector
+from probe.collector.storage import LocalStore, ObjectStore
 from probe.commands import collector as collector_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,12 +185,16 @@ def collector_process(
             proc.kill()
 
 
+def read_store(store: ObjectStore) -> list[dict[str, Any]]:
+    """Every measurement in a store's parts, in key order."""
+    out = []
+    for info in store.list("raw"):
+        with store.open(info.key) as fh:
+            data = gzip.decompress(fh.read())
+        out += [orjson.loads(raw) for raw in data.splitlines() if raw.strip()]
+    return out
+
+
 def read_store_lines(root: Path) -> list[dict[str, Any]]:
     """Every measurement in a local store's parts, in key order."""
-    import gzip
-
-    out = []
-    for path in sorted((root / "raw").rglob("*.jsonl.gz")):
-        with gzip.open(path, "rb") as fh:
-            out += [orjson.loads(raw) for raw in fh if raw.strip()]
-    return out
+    return read_store(LocalStore(root))

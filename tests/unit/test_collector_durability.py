@@ -17,6 +17,7 @@ import httpx
 import pytest
 import trio
 
+from probe.collector.storage import LocalStore, ObjectStore, S3Store
 from probe.upload.client import CollectorClient, UploadError
 from probe.upload.policy import UploadPolicy
 from tests.unit.collectors import (
@@ -24,9 +25,10 @@ from tests.unit.collectors import (
     free_port,
     line,
     measurements,
-    read_store_lines,
+    read_store,
     template_of,
 )
+from tests.unit.s3server import S3Server, s3_server  # noqa: F401 (the s3 fixture)
 
 #: bk-003's example measurement (mkcollector's dummy test): small, so the test is about the
 #: collector's bookkeeping, not about moving bytes
@@ -104,19 +106,22 @@ async def _hammer(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
-async def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, seed: int) -> None:
-    store = tmp_path / "store"
-    collector = CollectorProcess(
-        str(store),
-        free_port(),
-        "--roll-interval",
-        "0.2",
-        "--roll-size",
-        "65536",
-        "--rate-limit",
-        "0",
-    )
+@pytest.mark.parametrize(("backend", "seed"), [("local", 1), ("local", 2), ("s3", 3)])
+async def test_kill_9_under_load_loses_nothing_acknowledged(
+    tmp_path: Path, backend: str, seed: int, request: pytest.FixtureRequest
+) -> None:
+    options = ["--roll-interval", "0.2", "--roll-size", "65536", "--rate-limit", "0"]
+    env = None
+    if backend == "s3":
+        s3: S3Server = request.getfixturevalue("s3")
+        url = f"s3://{s3.bucket}/durability-{seed}"
+        options += ["--s3-endpoint", s3.endpoint, "--journal", str(tmp_path / "journal.db")]
+        env = s3.env
+        store: ObjectStore = S3Store(s3.bucket, f"durability-{seed}", s3.settings())
+    else:
+        url = str(tmp_path / "store")
+        store = LocalStore(tmp_path / "store")
+    collector = CollectorProcess(url, free_port(), *options, env=env)
     collector.start()
     try:
         rid = httpx.post(
@@ -129,7 +134,7 @@ async def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, seed
     finally:
         assert collector.stop() == 0  # graceful: rolls the rest of the journal
     assert len(acked) == len(msmts)
-    stored = read_store_lines(store)
+    stored = read_store(store)
     inputs = [m["input"] for m in stored]
     assert len(inputs) == len(set(inputs)), "a measurement was stored twice"
     assert {m["input"]: m["measurement_uid"] for m in stored} == acked
