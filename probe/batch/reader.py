@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -49,6 +49,9 @@ class InputFile:
 
     path: Path
     source: str
+    #: opens the file's content, already inflated (an object in a collector store,
+    #: :mod:`probe.store`; ``path`` then names its format); None: the local file at ``path``
+    opener: Callable[[], BinaryIO] | None = None
 
 
 def discover(paths: Iterable[str | Path]) -> list[InputFile]:
@@ -76,18 +79,22 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
     return found
 
 
-def _open(path: Path) -> BinaryIO:
+def _open(path: Path, opener: Callable[[], BinaryIO] | None = None) -> BinaryIO:
+    if opener is not None:
+        return opener()
     if path.name.endswith(".gz"):
         handle: BinaryIO = _GZIP.open(path, "rb")
         return handle
     return path.open("rb")
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def iter_lines(
+    path: Path, opener: Callable[[], BinaryIO] | None = None
+) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, line)`` for the non-blank lines of a JSONL(.gz) file, streaming."""
     number = 0
     rest = b""
-    with _open(path) as fh:
+    with _open(path, opener) as fh:
         while True:
             block = fh.read(_READ_BLOCK)
             if not block:
@@ -104,9 +111,11 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         yield number + 1, rest
 
 
-def _json_document(path: Path) -> list[tuple[int, bytes]] | None:
+def _json_document(
+    path: Path, opener: Callable[[], BinaryIO] | None = None
+) -> list[tuple[int, bytes]] | None:
     """A ``.json`` file holding one document (object or array): its records, else ``None``."""
-    with _open(path) as fh:
+    with _open(path, opener) as fh:
         data = fh.read()
     try:
         doc = orjson.loads(data)
@@ -120,11 +129,11 @@ def _json_document(path: Path) -> list[tuple[int, bytes]] | None:
 def iter_records(file: InputFile) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_record)`` for one input file."""
     if file.path.name.endswith((".json", ".json.gz")):
-        records = _json_document(file.path)
+        records = _json_document(file.path, file.opener)
         if records is not None:
             yield from records
             return
-    yield from iter_lines(file.path)
+    yield from iter_lines(file.path, file.opener)
 
 
 def iter_chunks(

@@ -1,0 +1,146 @@
+"""Analysis straight from a collector store: the dataset of the store (a folder, and an S3
+bucket) is the volunteer's own dataset; a second run reads only what arrived since the first;
+a run that died is undone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow.dataset as ds
+import pytest
+
+from probe.batch.pipeline import run as run_pipeline
+from probe.collector.storage import LocalStore
+from probe.store.analyze import analyze_store
+from probe.store.listing import StoreFilter
+from probe.store.state import NAME, StateError
+from probe.upload.client import CollectorClient
+from probe.upload.outbox import Outbox
+from probe.upload.policy import UploadPolicy
+from probe.upload.sender import Sender
+from tests.unit.collectors import line, measurements, ooni, running_collector
+from tests.unit.s3server import S3Server, s3_server  # noqa: F401 (the s3 fixture)
+
+#: columns that say where a row came from (file, line, uid), not what was measured
+PROVENANCE = {"msmt_id", "source_file", "source_line", "measurement_uid", "obs_id"}
+
+
+def table(root: Path, name: str, *, keep_provenance: bool = False) -> list[dict[str, Any]]:
+    rows = ds.dataset(root / name, format="parquet", partitioning="hive").to_table().to_pylist()
+    if not keep_provenance:
+        rows = [{k: v for k, v in row.items() if k not in PROVENANCE} for row in rows]
+    return sorted(rows, key=repr)
+
+
+async def upload(lines: list[bytes], url: str, tmp: Path) -> None:
+    path = tmp / "outbox.sqlite3"
+    with Outbox(path) as outbox:
+        outbox.add(lines)
+    policy = UploadPolicy(max_failures=2, base_delay=0.01)
+    async with CollectorClient(url, policy=policy) as client:
+        result = await Sender(path, client, policy=policy).drain()
+    assert result.waiting == 0 and result.uploaded == len(lines)
+
+
+async def test_the_store_gives_the_volunteers_dataset(
+    tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    lines = [line(m) for m in measurements(25)]
+    results = tmp_path / "results.jsonl"
+    results.write_bytes(b"".join(lines))
+    run_pipeline([results], tmp_path / "local", workers=0)
+
+    async with running_collector(tmp_path / "store") as running:
+        await upload(lines, running.urls[0], tmp_path / "a")
+        await running.roller.roll_now()
+    folder = analyze_store(str(tmp_path / "store"), tmp_path / "from-folder", workers=0)
+
+    s3_options = ("--s3-endpoint", s3.endpoint, "--journal", str(tmp_path / "journal.db"))
+    async with running_collector(f"s3://{s3.bucket}/same", *s3_options) as running:
+        await upload(lines, running.urls[0], tmp_path / "b")
+        await running.roller.roll_now()
+    bucket = analyze_store(
+        f"s3://{s3.bucket}/same", tmp_path / "from-s3", workers=0, s3=s3.settings()
+    )
+
+    assert folder.summary is not None and bucket.summary is not None
+    assert folder.summary.measurements == bucket.summary.measurements == 25
+    for name in ("measurements", "observations"):
+        local = table(tmp_path / "local", name)
+        assert table(tmp_path / "from-folder", name) == local
+        assert table(tmp_path / "from-s3", name) == local
+    uids = {
+        r["measurement_uid"]
+        for r in table(tmp_path / "from-s3", "measurements", keep_provenance=True)
+    }
+    assert len(uids) == 25 and None not in uids
+
+
+async def test_second_run_reads_only_the_new_parts(tmp_path: Path) -> None:
+    store, out = tmp_path / "store", tmp_path / "dataset"
+    first = [line(m) for m in measurements(10)]
+    second = [line(m) for m in measurements(6, base=ooni(), tag="b")]
+    async with running_collector(store) as running:
+        await upload(first, running.urls[0], tmp_path / "1")
+        await running.roller.roll_now()
+        one = analyze_store(str(store), out, workers=0)
+        assert (one.run, one.new_files, one.known_files) == (1, 1, 0)
+        await upload(second, running.urls[0], tmp_path / "2")
+        await running.roller.roll_now()
+    two = analyze_store(str(store), out, workers=0)
+    assert (two.run, two.new_files, two.known_files) == (2, 1, 1)
+    assert two.summary is not None and two.summary.lines == 6  # only the new part was read
+    three = analyze_store(str(store), out, workers=0)
+    assert (three.run, three.new_files, three.summary) == (None, 0, None)
+    rows = table(out, "measurements")
+    assert len(rows) == 16
+    assert sorted(p.name.split("-")[0] for p in (out / "measurements").rglob("*.parquet")) == (
+        ["r1"] * len(list((out / "measurements").rglob("r1-*.parquet")))
+        + ["r2"] * len(list((out / "measurements").rglob("r2-*.parquet")))
+    )
+    covers = two.state.covers
+    assert covers["files"] == 2 and covers["measurements"] == 16
+    assert covers["countries"] == ["IT", "ZZ"] and covers["tests"] == ["webconnectivity"]
+    assert [r["run"] for r in two.state.runs] == [1, 2]
+    # the dataset is bound to its store and filter
+    with pytest.raises(StateError, match="covers"):
+        analyze_store(str(store), out, filt=StoreFilter.of(countries=["IT"]), workers=0)
+    only_it = analyze_store(
+        str(store), tmp_path / "it", filt=StoreFilter.of(countries=["it"]), workers=0
+    )
+    assert only_it.summary is not None and only_it.summary.lines == 6
+    none = analyze_store(
+        str(store), tmp_path / "none", filt=StoreFilter.of(tests=["telegram"]), workers=0
+    )
+    assert none.new_files == 0
+
+
+async def test_a_run_that_died_is_undone(tmp_path: Path) -> None:
+    store, out = tmp_path / "store", tmp_path / "dataset"
+    async with running_collector(store) as running:
+        await upload([line(m) for m in measurements(5)], running.urls[0], tmp_path / "1")
+        await running.roller.roll_now()
+        first = analyze_store(str(store), out, workers=0)
+        await upload([line(m) for m in measurements(3, tag="n")], running.urls[0], tmp_path / "2")
+        new = await running.roller.roll_now()
+    # run 2 died after writing a Parquet file and before recording its part
+    state = first.state
+    state.in_progress = {"run": 2, "started": "x", "files": new}
+    (out / NAME).write_bytes(state.to_json())
+    written = next((out / "measurements").rglob("r1-*.parquet"))
+    ghost = written.with_name("r2-0.parquet")
+    ghost.write_bytes(written.read_bytes())  # the rows of run 1 again, under run 2's name
+    again = analyze_store(str(store), out, workers=0)
+    assert (again.run, again.new_files, again.known_files) == (2, 1, 1)
+    assert len(table(out, "measurements")) == 8  # each measurement once
+    assert again.state.in_progress is None
+
+
+def test_an_unrelated_output_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(StateError, match="use an empty folder"):
+        analyze_store(str(tmp_path / "store"), tmp_path / "out", store=LocalStore(tmp_path))
