@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import bench_batch, bench_core
+from tests.bench import bench_batch, bench_collector, bench_core
 
 
 def main(argv: list[str]) -> int:
@@ -19,7 +19,10 @@ def main(argv: list[str]) -> int:
     rc = bench_core.main(core_args)
     print("\n== batch analysis ==", flush=True)
     batch_args = ["--n", "20000", "--oonidata-sample", "5000"] if quick else []
-    return rc or bench_batch.main(batch_args)
+    rc = rc or bench_batch.main(batch_args)
+    print("\n== collector and outbox ==", flush=True)
+    collector_args = ["--n", "600", "--drain", "2000"] if quick else []
+    return rc or bench_collector.main(collector_args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,13 @@ def weed_binary() -> Path:
 
 @pytest.fixture(scope="session", name="s3")
 def s3_server() -> Iterator[S3Server]:
+    with seaweedfs() as server:
+        yield server
+
+
+@contextmanager
+def seaweedfs() -> Iterator[S3Server]:
+    """SeaweedFS on 127.0.0.1 while in the block (the bench uses it too)."""
     workdir = Path(tempfile.mkdtemp(prefix="cp-seaweed-"))
     config = workdir / "s3.json"
     config.write_text(
