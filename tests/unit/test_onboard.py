@@ -290,3 +290,9 @@ def test_publishing_round_trips_through_the_file(
     again, publishing = consent.load(path)
     assert publishing == chosen
     assert again == recorded
+
+
+def test_help_lists_the_new_subcommands() -> None:
+    proc = subprocess.run([*PROBE, "--help"], capture_output=True, text=True, check=True)
+    for name in ("onboard", "upload", "collector"):
+        assert f"\n    {name}" in proc.stdout
