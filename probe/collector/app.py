@@ -60,6 +60,14 @@ class CollectorLimits:
     #: seconds a 429/503 asks the client to wait
     retry_after: int = 5
 
+    def rate(self) -> dict[str, Any]:
+        """The rate limiter's settings."""
+        return {
+            "rate_per_minute": self.rate_per_minute,
+            "burst": self.burst,
+            "max_clients": self.max_clients,
+        }
+
 
 class CollectorApp:
     """ASGI application; one instance owns its limiter and gate, and uses one committer."""
@@ -80,12 +88,7 @@ class CollectorApp:
         self._log = log
         self._clock = clock
         self._now = now
-        self.rate_limiter = RateLimiter(
-            rate_per_minute=limits.rate_per_minute,
-            burst=limits.burst,
-            max_clients=limits.max_clients,
-            clock=clock,
-        )
+        self.rate_limiter = RateLimiter(clock=clock, **limits.rate())
         self.gate = ConcurrencyGate(limits.max_concurrency)
         self.accepted = 0
         self.duplicates = 0
@@ -115,8 +118,9 @@ class CollectorApp:
             "error": None,
         }
         headers: list[tuple[bytes, bytes]] = []
+        received = _Received()
         try:
-            status, body = await self._route(scope, receive, client, record)
+            status, body = await self._route(scope, receive, client, record, received)
         except ProtocolError as exc:
             status, body = exc.status, {"error": exc.code, "message": exc.message}
             record["error"] = exc.code
@@ -124,6 +128,8 @@ class CollectorApp:
                 headers.append((b"retry-after", str(self.limits.retry_after).encode()))
             if status >= 400 and status not in (429, 503):
                 self.rejected += 1
+            if not received.all:  # refused before its body was read: the connection ends
+                headers.append((b"connection", b"close"))
         record["status"] = status
         record["duration"] = round(self._clock() - start, 4)
         if self._log is not None:
@@ -131,10 +137,17 @@ class CollectorApp:
         await _send_json(send, status, body, headers)
 
     async def _route(
-        self, scope: Scope, receive: Receive, client: str, record: dict[str, Any]
+        self,
+        scope: Scope,
+        receive: Receive,
+        client: str,
+        record: dict[str, Any],
+        received: _Received,
     ) -> tuple[int, dict[str, Any]]:
         path: str = scope["path"]
         method: str = scope["method"]
+        if method in ("GET", "HEAD"):
+            received.all = True  # no body to wait for
         if path == "/":
             if method not in ("GET", "HEAD"):
                 raise ProtocolError(405, "method_not_allowed", "GET / for a hello")
@@ -148,7 +161,7 @@ class CollectorApp:
             raise ProtocolError(429, "rate_limited", "too many requests from your network")
         try:
             with self.gate.slot():
-                body = await self._read_body(scope, receive)
+                body = await self._read_body(scope, receive, received)
                 if len(parts) == 1:
                     return self._open(body)
                 if len(parts) == 3:
@@ -199,7 +212,7 @@ class CollectorApp:
             self.duplicates += 1
         return 200, {"measurement_uid": stored.uid}
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive, received: _Received) -> bytes:
         limit = self.limits.max_body
         encoding = b""
         for name, value in scope.get("headers", ()):
@@ -225,7 +238,15 @@ class CollectorApp:
                 raise _too_large(limit)
             if not message.get("more_body", False):
                 break
+        received.all = True
         return _gunzip(bytes(body), limit) if encoding == b"gzip" else bytes(body)
+
+
+@dataclass(slots=True)
+class _Received:
+    """Whether a request's whole body was read (else the connection cannot be reused)."""
+
+    all: bool = False
 
 
 def _too_large(limit: int) -> ProtocolError:

@@ -96,7 +96,34 @@ def test_name_in_id(test_name: str) -> str:
     return re.sub(r"[_\- ]", "", test_name.lower())
 
 
-class OpenReport(BaseModel):
+class _Checked(BaseModel):
+    """The spec's regular expressions on the fields a template and a measurement share."""
+
+    @field_validator("probe_asn", check_fields=False)
+    @classmethod
+    def _asn(cls, v: str) -> str:
+        return _check(ASN_RE, v, "probe_asn")
+
+    @field_validator("probe_cc", check_fields=False)
+    @classmethod
+    def _cc(cls, v: str) -> str:
+        return _check(CC_RE, v, "probe_cc")
+
+    @field_validator("software_name", "software_version", "test_version", check_fields=False)
+    @classmethod
+    def _software(cls, v: str) -> str:
+        return _check(SOFTWARE_RE, v, "software name/version")
+
+    @field_validator("test_name", check_fields=False)
+    @classmethod
+    def _test(cls, v: str) -> str:
+        _check(TEST_NAME_RE, v, "test_name")
+        if not test_name_in_id(v):
+            raise ValueError("test_name is empty")
+        return v
+
+
+class OpenReport(_Checked):
     """The body of ``POST /report`` (the report template)."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
@@ -112,29 +139,6 @@ class OpenReport(BaseModel):
     test_start_time: str | None = None
     #: our extension: the id the probe already wrote into its measurements
     x_report_id: str | None = None
-
-    @field_validator("probe_asn")
-    @classmethod
-    def _asn(cls, v: str) -> str:
-        return _check(ASN_RE, v, "probe_asn")
-
-    @field_validator("probe_cc")
-    @classmethod
-    def _cc(cls, v: str) -> str:
-        return _check(CC_RE, v, "probe_cc")
-
-    @field_validator("software_name", "software_version", "test_version")
-    @classmethod
-    def _software(cls, v: str) -> str:
-        return _check(SOFTWARE_RE, v, "software name/version")
-
-    @field_validator("test_name")
-    @classmethod
-    def _test(cls, v: str) -> str:
-        _check(TEST_NAME_RE, v, "test_name")
-        if not test_name_in_id(v):
-            raise ValueError("test_name is empty")
-        return v
 
     @field_validator("test_start_time")
     @classmethod
@@ -226,7 +230,7 @@ def report_id_for(template: OpenReport, *, now: datetime, collector_id: int) -> 
     return mint_report_id(template, now=now, collector_id=collector_id)
 
 
-class Envelope(BaseModel):
+class Envelope(_Checked):
     """The df-000 top-level keys every submitted measurement must have (others are kept)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
@@ -250,26 +254,6 @@ class Envelope(BaseModel):
     @classmethod
     def _time(cls, v: str) -> str:
         return _check_time(v)
-
-    @field_validator("probe_asn")
-    @classmethod
-    def _asn(cls, v: str) -> str:
-        return _check(ASN_RE, v, "probe_asn")
-
-    @field_validator("probe_cc")
-    @classmethod
-    def _cc(cls, v: str) -> str:
-        return _check(CC_RE, v, "probe_cc")
-
-    @field_validator("software_name", "software_version", "test_version")
-    @classmethod
-    def _software(cls, v: str) -> str:
-        return _check(SOFTWARE_RE, v, "software name/version")
-
-    @field_validator("test_name")
-    @classmethod
-    def _test(cls, v: str) -> str:
-        return _check(TEST_NAME_RE, v, "test_name")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import argparse
 import re
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -174,43 +175,41 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from probe.collector.service import run_collector
-    from probe.control.server import json_log_to_stderr
-
     try:
         settings, config = build(args)
     except ValueError as exc:
         print(f"probe collector: error: {exc}", file=sys.stderr)
         return 2
-
-    async def main() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                running = await nursery.start(
-                    lambda task_status: run_collector(
-                        settings,
-                        config,
-                        log=None if args.quiet else json_log_to_stderr,
-                        task_status=task_status,
-                    )
-                )
-                print(
-                    f"probe collector: serving on {' '.join(running.urls)}; store "
-                    f"{settings.store.url}; journal {settings.journal}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
-                    break
-
+    failure: OSError | None = None
     try:
-        trio.run(main)
-    except (OSError, ExceptionGroup) as exc:
-        errors = exc.subgroup(OSError) if isinstance(exc, ExceptionGroup) else exc
-        if errors is None:
-            raise
-        print(f"probe collector: error: {errors}", file=sys.stderr)
+        trio.run(_serve, settings, config, args.quiet)
+    except* OSError as group:  # cannot listen, cannot open the journal
+        failure = group.exceptions[0]  # type: ignore[assignment]
+    if failure is not None:
+        print(f"probe collector: error: {failure}", file=sys.stderr)
         return 2
     print("probe collector: stopped", file=sys.stderr)
     return 0
+
+
+async def _serve(settings: Any, config: Any, quiet: bool) -> None:
+    """Serve until SIGINT or SIGTERM, then stop gracefully (the journal is rolled)."""
+    import trio
+
+    from probe.collector.service import run_collector
+    from probe.control.server import json_log_to_stderr
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            running = await nursery.start(
+                partial(run_collector, settings, config, log=None if quiet else json_log_to_stderr)
+            )
+            print(
+                f"probe collector: serving on {' '.join(running.urls)}; store "
+                f"{settings.store.url}; journal {settings.journal}",
+                file=sys.stderr,
+                flush=True,
+            )
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break

@@ -171,7 +171,10 @@ async def test_error_statuses(tmp_path: Path) -> None:
                 ),
             ]
             for method, path, kw, status, code in cases:
-                resp = await _status(client, method, base + path, **kw)
+                try:
+                    resp = await _status(client, method, base + path, **kw)
+                except httpx.HTTPError as exc:
+                    raise AssertionError(f"{path} {status} {kw.get('headers')}") from exc
                 assert (resp.status_code, resp.json().get("error")) == (status, code), path
 
             async def chunks() -> Any:
