@@ -43,6 +43,18 @@ class Proxy:
     #: (kind, host as requested, port) of every tunnel opened
     tunnels: list[tuple[str, str, int]] = field(default_factory=list)
     refused: list[tuple[str, str, int]] = field(default_factory=list)
+    #: print one line per tunnel (the process form: the lab reads its log)
+    verbose: bool = False
+
+    def opened(self, kind: str, host: str, port: int) -> None:
+        self.tunnels.append((kind, host, port))
+        if self.verbose:
+            print(f"tunnel {kind} {host} {port}", flush=True)
+
+    def refuse(self, kind: str, host: str, port: int) -> None:
+        self.refused.append((kind, host, port))
+        if self.verbose:
+            print(f"refused {kind} {host} {port}", flush=True)
 
     @property
     def url(self) -> str:
@@ -130,10 +142,10 @@ async def _http_connect(proxy: Proxy, client: trio.SocketStream) -> None:
     addresses = await _resolve_allowed(host, port, proxy.allow)
     upstream = await _connect(addresses, port) if addresses else None
     if upstream is None:
-        proxy.refused.append(("http", host, port))
+        proxy.refuse("http", host, port)
         await client.send_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
         return
-    proxy.tunnels.append(("http", host, port))
+    proxy.opened("http", host, port)
     await client.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
     if reader.buffer:
         await upstream.send_all(reader.buffer)
@@ -166,10 +178,10 @@ async def _socks5(proxy: Proxy, client: trio.SocketStream) -> None:
     addresses = await _resolve_allowed(host, port, proxy.allow)
     upstream = await _connect(addresses, port) if addresses else None
     if upstream is None:
-        proxy.refused.append(("socks5" if atype != 3 else "socks5h", host, port))
+        proxy.refuse("socks5h" if atype == 3 else "socks5", host, port)
         await client.send_all(b"\x05\x02\x00\x01" + bytes(6))
         return
-    proxy.tunnels.append(("socks5h" if atype == 3 else "socks5", host, port))
+    proxy.opened("socks5h" if atype == 3 else "socks5", host, port)
     await client.send_all(b"\x05\x00\x00\x01" + bytes(6))
     await _pipe(client, upstream)
 
@@ -222,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if spec:
                     host, _, port = spec.rpartition(":")
                     listeners = await trio.open_tcp_listeners(int(port), host=host.strip("[]"))
-                    proxy = Proxy(kind, host.strip("[]"), int(port), allow)
+                    proxy = Proxy(kind, host.strip("[]"), int(port), allow, verbose=True)
                     nursery.start_soon(_serve, proxy, listeners)
                     print(f"{kind} proxy on {proxy.url}", flush=True)
 
