@@ -78,35 +78,37 @@ def _collector(
 
 
 async def _uploader(host: str, port: int, report_id: str, todo: list[bytes]) -> None:
-    """One keep-alive HTTP/1.1 connection submitting until ``todo`` is empty (h11, no pool:
-    the load generator must cost far less than what it measures)."""
-    stream = await trio.open_tcp_stream(host, port)
-    conn = h11.Connection(h11.CLIENT)
+    """Keep-alive HTTP/1.1 connections submitting until ``todo`` is empty (h11, no pool: the
+    load generator must cost far less than what it measures). A connection the server ends
+    (hypercorn closes one after 1,000 requests) is replaced."""
     target = f"/report/{report_id}".encode()
-    async with stream:
-        while todo:
-            body = submission_body(todo.pop())
-            head = [
-                (b"host", host.encode()),
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            data = conn.send(h11.Request(method="POST", target=target, headers=head))
-            await stream.send_all(
-                data + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
-            )
-            status = 0
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                elif isinstance(event, h11.Response):
-                    status = event.status_code
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-            if status != 200:
-                raise RuntimeError(f"collector answered {status}")
-            conn.start_next_cycle()
+    while todo:
+        stream = await trio.open_tcp_stream(host, port)
+        conn = h11.Connection(h11.CLIENT)
+        async with stream:
+            while todo and conn.our_state is h11.IDLE:
+                body = submission_body(todo.pop())
+                head = [
+                    (b"host", host.encode()),
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                request = conn.send(h11.Request(method="POST", target=target, headers=head))
+                data = conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+                await stream.send_all(request + data)
+                status = 0
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA:
+                        conn.receive_data(await stream.receive_some(65536))
+                    elif isinstance(event, h11.Response):
+                        status = event.status_code
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                if status != 200:
+                    raise RuntimeError(f"collector answered {status}")
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    conn.start_next_cycle()
 
 
 async def _submit_all(url: str, lines: list[bytes], report_id: str, concurrent: int) -> float:
