@@ -59,6 +59,9 @@ class CollectorLimits:
     max_clients: int = 100_000
     #: seconds a 429/503 asks the client to wait
     retry_after: int = 5
+    #: a body over the cap is still read (and dropped) up to this many times the cap, so that
+    #: the client gets its 413; beyond, the connection is closed
+    drain_factor: int = 4
 
     def rate(self) -> dict[str, Any]:
         """The rate limiter's settings."""
@@ -213,32 +216,44 @@ class CollectorApp:
         return 200, {"measurement_uid": stored.uid}
 
     async def _read_body(self, scope: Scope, receive: Receive, received: _Received) -> bytes:
+        """The request body (inflated), at most ``max_body`` bytes. A larger one is read to its
+        end and dropped when it is under ``drain_factor`` times the cap, so that the client
+        reads the 413 (a client still sending when the connection closes sees a broken pipe,
+        not the answer, and would retry what can never be accepted)."""
         limit = self.limits.max_body
         encoding = b""
+        declared = -1
         for name, value in scope.get("headers", ()):
             name = name.lower()
             if name == b"content-length":
                 if not value.isdigit():
                     raise protocol.bad_request("bad Content-Length")
-                if int(value) > limit:
-                    raise _too_large(limit)
+                declared = int(value)
             elif name == b"content-encoding":
                 encoding = value.strip().lower()
-        if encoding not in (b"", b"identity", b"gzip"):
-            raise ProtocolError(
-                415, "unsupported_encoding", "Content-Encoding must be identity or gzip"
-            )
+        if declared > limit * self.limits.drain_factor:
+            raise _too_large(limit)  # not worth reading: the connection ends instead
         body = bytearray()
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise protocol.bad_request("client went away")
-            body += message.get("body", b"")
-            if len(body) > limit:
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= limit:
+                body += chunk
+            elif size > limit * self.limits.drain_factor:
                 raise _too_large(limit)
             if not message.get("more_body", False):
                 break
         received.all = True
+        if size > limit:
+            raise _too_large(limit)
+        if encoding not in (b"", b"identity", b"gzip"):
+            raise ProtocolError(
+                415, "unsupported_encoding", "Content-Encoding must be identity or gzip"
+            )
         return _gunzip(bytes(body), limit) if encoding == b"gzip" else bytes(body)
 
 

@@ -189,6 +189,17 @@ async def test_refused_measurements_are_kept_apart(tmp_path: Path) -> None:
     assert orjson.loads(raw)["input"] == bad["input"] and error.startswith("http_400")
 
 
+async def test_a_measurement_over_the_collectors_cap_is_refused_not_retried(
+    tmp_path: Path,
+) -> None:
+    path = _outbox(tmp_path, [line(m) for m in measurements(2)])  # ~7.7 KiB each
+    async with running_collector(tmp_path / "store", "--max-body", "4096") as running:
+        result = await _drain(path, running.urls[0])
+        assert running.app.accepted == 0
+    assert (result.uploaded, result.rejected, result.waiting) == (0, 2, 0)
+    assert result.last_error is not None and result.last_error.startswith("http_413")
+
+
 async def test_http_connect_and_socks5_proxies(tmp_path: Path) -> None:
     certs = Certs(tmp_path)
     leaf = certs.ca.issue_cert("localhost")
@@ -294,3 +305,35 @@ async def test_upload_needs_consent_and_a_collector(tmp_path: Path) -> None:
     _agree(tmp_path, None)
     proc = await trio.run_process([*PROBE, "upload"], env=env, capture_stderr=True, check=False)
     assert proc.returncode == 2 and b"no collector" in proc.stderr
+
+
+@given(
+    st.binary(max_size=400)
+    | st.builds(
+        lambda d: orjson.dumps(d),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "report_id",
+                    "probe_cc",
+                    "probe_asn",
+                    "software_name",
+                    "test_name",
+                    "software_version",
+                    "test_start_time",
+                    "test_version",
+                    "x",
+                ]
+            ),
+            st.none() | st.text(max_size=8) | st.integers(),
+        ),
+    )
+)
+def test_outbox_template_reader_is_total(raw: bytes) -> None:
+    from probe.upload.outbox import NotAMeasurement, template_of
+
+    try:
+        report_id, template = template_of(raw)
+    except NotAMeasurement:
+        return
+    assert isinstance(report_id, str) and template["format"] == "json"
