@@ -337,3 +337,29 @@ def test_outbox_template_reader_is_total(raw: bytes) -> None:
     except NotAMeasurement:
         return
     assert isinstance(report_id, str) and template["format"] == "json"
+
+
+def test_probe_upload_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    import pexpect
+
+    from tests.unit.collectors import collector_process
+
+    env = _env(tmp_path)
+    results = tmp_path / "results.jsonl"
+    results.write_bytes(b"".join(line(m) for m in measurements(30)))
+    with collector_process(str(tmp_path / "store")) as collector:
+        _agree(tmp_path, collector.url)
+        child = pexpect.spawn(
+            PROBE[0],
+            [*PROBE[1:], "upload", str(results)],
+            env=env,
+            encoding="utf-8",
+            timeout=60,
+            dimensions=(24, 100),
+        )
+        child.expect_exact("added 30 measurements")
+        child.expect_exact("probe upload: uploaded 30, waiting 0")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+        assert collector.stop() == 0
