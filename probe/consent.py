@@ -18,8 +18,8 @@ typo fixes keep the version. The record lives in the config file (:mod:`probe.co
     include_cc = true
     include_ip = false
 
-:func:`check` is the one call ``probe run`` makes before measuring: ``None`` when consent is
-there, else the one line to print (exit status 2). Everything here is pure but the reading and
+:func:`require` is the one call ``probe run`` makes before measuring: ``None`` when consent is
+there, else it prints the one line of :func:`check` and returns the exit status 2. Everything here is pure but the reading and
 writing of the file.
 """
 
@@ -262,6 +262,19 @@ def check(path: Path | None = None, *, command: str = "probe run") -> str | None
             f"now {CONSENT_VERSION}): run `probe onboard` to read what changed"
         )
     return None
+
+
+def require(path: Path | None = None, *, command: str = "probe run") -> int | None:
+    """The gate as one call: ``None`` when consent is there, else prints :func:`check`'s line
+    to stderr and returns 2. ``probe run``: ``if (code := consent.require(args.config)) is not
+    None: return code``."""
+    import sys
+
+    line = check(path, command=command)
+    if line is None:
+        return None
+    print(line, file=sys.stderr)
+    return 2
 
 
 def record(

@@ -72,10 +72,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     path = args.config or config_path()
-    line = consent.check(path, command="probe upload")
-    if line is not None:
-        print(line, file=sys.stderr)
-        return 2
+    refused = consent.require(path, command="probe upload")
+    if refused is not None:
+        return refused
     try:
         from probe.configfile import load
         from probe.upload.policy import policy_from_config

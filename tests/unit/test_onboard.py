@@ -249,6 +249,18 @@ def test_invalid_config_file_is_never_rewritten(tmp_path: Path) -> None:
     assert path.read_text() == "this is = = not toml\n"
 
 
+def test_require_prints_one_line_and_returns_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _config(tmp_path)
+    assert consent.require(path) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "consent missing: run `probe onboard`" in err
+    consent.record(consent.Publishing(), method="--yes", path=path)
+    assert consent.require(path) is None
+    assert capsys.readouterr().err == ""
+
+
 def test_check_names_the_fix(tmp_path: Path) -> None:
     path = _config(tmp_path)
     missing = consent.check(path)
