@@ -19,8 +19,8 @@ typo fixes keep the version. The record lives in the config file (:mod:`probe.co
     include_ip = false
 
 :func:`require` is the one call ``probe run`` makes before measuring: ``None`` when consent is
-there, else it prints the one line of :func:`check` and returns the exit status 2. Everything here is pure but the reading and
-writing of the file.
+there, else it prints the one line of :func:`check` and returns the exit status 2. Everything
+here is pure but the reading and writing of the file.
 """
 
 from __future__ import annotations
