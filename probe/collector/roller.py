@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -87,14 +88,15 @@ class Roller:
         collector_id: int,
         policy: RollPolicy,
         clock: Callable[[], float] = time.time,
-        on_roll: Callable[[list[str]], None] | None = None,
+        events: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._journal = Journal(journal_path)  # the roller's own connection
         self._store = store
         self._collector_id = collector_id
         self._policy = policy
         self._clock = clock
-        self._on_roll = on_roll
+        #: receives one record per roll and per failed roll (the operator's log)
+        self._events = events
         self.parts_written = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -111,8 +113,8 @@ class Roller:
             policy=self._policy,
             now=now,
         )
-        if keys and self._on_roll is not None:
-            self._on_roll(keys)
+        if keys and self._events is not None:
+            self._events({"ts": round(now, 3), "event": "rolled", "parts": keys})
         return keys
 
     async def roll_now(self) -> list[str]:
@@ -134,6 +136,15 @@ class Roller:
             except Exception as exc:  # the store is down: keep the journal, try again later
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                if self._events is not None:
+                    self._events(
+                        {
+                            "ts": round(self._clock(), 3),
+                            "event": "roll_failed",
+                            "error": self.last_error,
+                            "failures": self.failures,
+                        }
+                    )
                 keys = None
             if keys:
                 self.parts_written += len(keys)

@@ -1,7 +1,9 @@
 """One running collector: the committer, the roller and the ASGI app under hypercorn (trio).
 
-:func:`run_collector` starts the committer, redoes a roll a crash left unfinished, starts the
-roller, then serves; ``task_status`` reports the bound URLs and the app. When cancelled (``probe
+:func:`run_collector` starts the committer and the roller (whose first look redoes a roll a
+crash left unfinished), then serves; ``task_status`` reports the bound URLs and the app.
+``log`` gets one record per request, ``events`` one per roll and per failed roll (a store that
+is down: acknowledgements go on, the journal grows, the roller retries). When cancelled (``probe
 collector serve`` cancels on SIGINT/SIGTERM) it stops serving first, then rolls what the
 journal holds into parts (bounded by ``final_roll_seconds``; what does not make it stays in the
 journal for the next start) and closes the databases. Nothing depends on that last step for
@@ -48,7 +50,7 @@ async def run_collector(
     hypercorn_config: Any,
     *,
     log: LogFn | None = None,
-    on_roll: Callable[[list[str]], None] | None = None,
+    events: Callable[[dict[str, Any]], None] | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     from probe.control.server import serve
@@ -59,7 +61,7 @@ async def run_collector(
         settings.store,
         collector_id=settings.collector_id,
         policy=settings.policy,
-        on_roll=on_roll,
+        events=events,
     )
     app = CollectorApp(
         committer, collector_id=settings.collector_id, limits=settings.limits, log=log

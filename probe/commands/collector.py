@@ -202,7 +202,13 @@ async def _serve(settings: Any, config: Any, quiet: bool) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             running = await nursery.start(
-                partial(run_collector, settings, config, log=None if quiet else json_log_to_stderr)
+                partial(
+                    run_collector,
+                    settings,
+                    config,
+                    log=None if quiet else json_log_to_stderr,
+                    events=json_log_to_stderr,  # rolls and store failures, even when quiet
+                )
             )
             print(
                 f"probe collector: serving on {' '.join(running.urls)}; store "
