@@ -325,7 +325,7 @@ async def test_upload_needs_consent_and_a_collector(tmp_path: Path) -> None:
                     "x",
                 ]
             ),
-            st.none() | st.text(max_size=8) | st.integers(),
+            st.none() | st.text(max_size=8) | st.integers(-(2**63), 2**63 - 1),
         ),
     )
 )
