@@ -4,7 +4,7 @@ Each :class:`Rule` names an outcome (``stage/outcome``, vocabulary in docs/verdi
 classic ``blocking``/``accessible`` pair it implies, an evidence level and a predicate over the
 :class:`~probe.analysis.context.Context`. A predicate returns a :class:`Hit` (the references of
 the facts it used) or None. A rule's meaning is never changed in place: change it under a new id
-and bump :data:`RULES_VERSION`.
+and bump :data:`RULES_VERSION` (:data:`RETIRED` lists the ids that no longer fire, and why).
 
 Evidence levels (never an overloaded zero): ``local`` needs no control (injected DNS reply,
 fingerprinted blockpage, an innocuous-SNI retry that works); ``control`` compares with the control
@@ -17,21 +17,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from probe.analysis.context import Context
-from probe.analysis.dnscheck import NXDOMAIN_FAILURES
 from probe.analysis.transfer import is_throttled
-from probe.netaddr import parse_ip
-
-RULES_VERSION = "2026.11.1"
-
-RESET = frozenset({"connection_reset", "connection_aborted", "network_reset"})
-TIMEOUT = frozenset({"generic_timeout_error", "timed_out"})
-EOF = frozenset({"eof_error"})
-REFUSED = frozenset({"connection_refused"})
-UNREACHABLE = frozenset({"host_unreachable", "network_unreachable"})
-CERTIFICATE = frozenset(
-    {"ssl_invalid_hostname", "ssl_unknown_authority", "ssl_invalid_certificate"}
+from probe.netaddr import endpoint_host, parse_ip
+from probe.vocabulary import (
+    BAD_REDIRECT,
+    CERTIFICATE,
+    EOF,
+    REFUSED,
+    RESET,
+    TIMEOUT,
+    UNREACHABLE,
+    Stage,
 )
-BAD_REDIRECT = frozenset({"http_invalid_redirect_location_host", "http_unexpected_redirect_url"})
+from probe.vocabulary import NXDOMAIN as NXDOMAIN_FAILURES
+from probe.vocabulary import Evidence as E
+from probe.vocabulary import Outcome as O
+
+RULES_VERSION = "2026.12.1"
 
 
 #: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
@@ -55,6 +57,16 @@ class Hit:
 
 Blocking = str | bool | None
 
+#: ids that fired in earlier versions and never will again (a rule's meaning is never changed
+#: in place): id -> (last version that had it, what replaced it)
+RETIRED: dict[str, tuple[str, str]] = {
+    "tcp.refused": (
+        "2026.11.1",
+        "tcp.syn_refused: the same facts, now called tcp/refused (tcp/reset was also the app "
+        "tests' word for a reset connection attempt: one word, one meaning)",
+    ),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -62,7 +74,7 @@ class Rule:
     outcome: str
     blocking: Blocking
     accessible: bool | None
-    evidence: str  # "local" | "control" | "none"
+    evidence: str  # an Evidence level
     predicate: Callable[[Context], Hit | None]
     comment: str
 
@@ -104,7 +116,7 @@ def _dns_to_blockpage(ctx: Context) -> Hit | None:
     h, d = ctx.page_hit, ctx.dns
     if h is None or d.consistency != "inconsistent":
         return None
-    ip = h.http.address.rsplit(":", 1)[0].strip("[]")
+    ip = endpoint_host(h.http.address)
     if ip not in d.unexplained:
         return None
     return Hit(tuple(q.ref for q in d.lookups) + (h.http.ref,), fingerprint=h.fingerprint.fid)
@@ -273,118 +285,118 @@ def _always(ctx: Context) -> Hit | None:
 
 # ----------------------------------------------------------------------------------- table
 
-_H, _T, _S = frozenset({"http"}), frozenset({"tcp", "http"}), frozenset({"tls", "http"})
-_TLS = frozenset({"tls"})
-_DNS = frozenset({"dns"})
-_ANY = frozenset({"http", "tls", "tcp", "dns"})
+_DNS, _TCP = frozenset({Stage.DNS.value}), frozenset({Stage.TCP.value})
+_TLS, _H = frozenset({Stage.TLS.value}), frozenset({Stage.HTTP.value})
+_T, _S = _TCP | _H, _TLS | _H
+_ANY = _DNS | _TCP | _TLS | _H
 
 RULES: tuple[Rule, ...] = (
-    Rule("input.unusable", "unknown/unusable-input", None, None, "none", _unusable,
+    Rule("input.unusable", O.UNKNOWN_UNUSABLE_INPUT, None, None, E.NONE, _unusable,
          "no test_keys or no URL host: nothing to judge"),
-    Rule("dns.injected_duplicate", "dns/injected", "dns", False, "local", _injected,
+    Rule("dns.injected_duplicate", O.DNS_INJECTED, "dns", False, E.LOCAL, _injected,
          "a second UDP reply for the same query carried different answers: on-path injection"),
-    Rule("dns.blockpage_ip", "dns/blockpage-ip", "dns", False, "local", _dns_blockpage_ip,
+    Rule("dns.blockpage_ip", O.DNS_BLOCKPAGE_IP, "dns", False, E.LOCAL, _dns_blockpage_ip,
          "a main-flow DNS answer is a fingerprinted blockpage address"),
-    Rule("dns.unexpected_address_blockpage", "dns/blockpage-ip", "dns", False, "local",
+    Rule("dns.unexpected_address_blockpage", O.DNS_BLOCKPAGE_IP, "dns", False, E.LOCAL,
          _dns_to_blockpage, "the DNS answer the control never saw served a fingerprinted "
          "blockpage: the DNS lie is the cause"),
-    Rule("http.redirect_to_blockpage", "http/redirect-to-blockpage", "http-diff", False, "local",
+    Rule("http.redirect_to_blockpage", O.HTTP_REDIRECT_TO_BLOCKPAGE, "http-diff", False, E.LOCAL,
          _blockpage(redirect=True),
          "a Location header, or the page reached through a cross-host redirect, is fingerprinted"),
-    Rule("http.blockpage", "http/blockpage", "http-diff", False, "local",
+    Rule("http.blockpage", O.HTTP_BLOCKPAGE, "http-diff", False, E.LOCAL,
          _blockpage(redirect=False), "a response body/header matches a blockpage fingerprint "
          "and no false-positive fingerprint"),
-    Rule("tls.sni_diag_reset", "tls/reset-after-clienthello", "http-failure", False, "local",
+    Rule("tls.sni_diag_reset", O.TLS_RESET, "http-failure", False, E.LOCAL,
          _sni_diag(RESET | EOF, diag_ok=True),
          "real SNI reset/closed after the ClientHello, innocuous SNI to the same IP got through"),
-    Rule("tls.sni_diag_timeout", "tls/timeout-after-clienthello", "http-failure", False, "local",
+    Rule("tls.sni_diag_timeout", O.TLS_TIMEOUT, "http-failure", False, E.LOCAL,
          _sni_diag(TIMEOUT, diag_ok=True),
          "real SNI timed out after the ClientHello, innocuous SNI to the same IP got through"),
-    Rule("tcp.ip_blocked_sni_diag", "tcp/ip-blocked", "tcp_ip", False, "local",
+    Rule("tcp.ip_blocked_sni_diag", O.TCP_IP_BLOCKED, "tcp_ip", False, E.LOCAL,
          _sni_diag(RESET | EOF | TIMEOUT, diag_ok=False),
          "the innocuous-SNI handshake to the same IP failed too: the address is blocked"),
-    Rule("http.throttled", "http/throttled", "http-failure", False, "control", _throttled,
+    Rule("http.throttled", O.HTTP_THROTTLED, "http-failure", False, E.CONTROL, _throttled,
          "body goodput under 10% of the control's, under 256 kbit/s, flat, and slow/incomplete"),
-    Rule("http.host_diag_reset", "http/reset-after-request", "http-failure", False, "local",
+    Rule("http.host_diag_reset", O.HTTP_RESET, "http-failure", False, E.LOCAL,
          _host_diag(RESET | EOF, diag_ok=True),
          "request reset/closed, the same request with an innocuous Host got a response"),
-    Rule("http.host_diag_timeout", "http/timeout-after-request", "http-failure", False, "local",
+    Rule("http.host_diag_timeout", O.HTTP_TIMEOUT, "http-failure", False, E.LOCAL,
          _host_diag(TIMEOUT, diag_ok=True),
          "request timed out, the same request with an innocuous Host got a response"),
-    Rule("tcp.ip_blocked_host_diag", "tcp/ip-blocked", "tcp_ip", False, "local",
+    Rule("tcp.ip_blocked_host_diag", O.TCP_IP_BLOCKED, "tcp_ip", False, E.LOCAL,
          _host_diag(RESET | EOF | TIMEOUT, diag_ok=False),
          "the innocuous-Host request to the same address failed too"),
-    Rule("dns.nxdomain", "dns/nxdomain", "dns", False, "control", _dns_failed(True),
+    Rule("dns.nxdomain", O.DNS_NXDOMAIN, "dns", False, E.CONTROL, _dns_failed(True),
          "probe NXDOMAIN (or Android no-data) while the control resolved addresses"),
-    Rule("dns.failure", "dns/failure", "dns", False, "control", _dns_failed(False),
+    Rule("dns.failure", O.DNS_FAILURE, "dns", False, E.CONTROL, _dns_failed(False),
          "other probe DNS failure while the control resolved addresses"),
-    Rule("down.dns", "down/everywhere", False, False, "control", _dns_both_failed,
+    Rule("down.dns", O.DOWN_EVERYWHERE, False, False, E.CONTROL, _dns_both_failed,
          "the probe and the control both failed to resolve (or both got no address)"),
-    Rule("dns.bogon", "dns/bogon", "dns", False, "control", _dns_bogon,
+    Rule("dns.bogon", O.DNS_BOGON, "dns", False, E.CONTROL, _dns_bogon,
          "the resolver answered a bogon the control did not see"),
-    Rule("down.dns_bogon_everywhere", "down/everywhere", False, False, "control", _dns_both_bogon,
+    Rule("down.dns_bogon_everywhere", O.DOWN_EVERYWHERE, False, False, E.CONTROL, _dns_both_bogon,
          "the name resolves to bogons for the control too: misconfiguration, not censorship"),
-    Rule("ok.https", "ok", False, True, "local", _ok_https,
+    Rule("ok.https", O.OK, False, True, E.LOCAL, _ok_https,
          "final response over validated TLS: the network delivered the server's answer"),
-    Rule("down.server_error", "down/server-error", False, False, "control", _server_error,
+    Rule("down.server_error", O.DOWN_SERVER_ERROR, False, False, E.CONTROL, _server_error,
          "the probe got a 5xx and so did the control"),
-    Rule("ok.http_matches_control", "ok", False, True, "control", _ok_http,
+    Rule("ok.http_matches_control", O.OK, False, True, E.CONTROL, _ok_http,
          "final cleartext response matches the control (OONI's HTTP-diff rule)"),
-    Rule("dns.unexpected_address", "dns/unexpected-address", "dns", False, "control",
+    Rule("dns.unexpected_address", O.DNS_UNEXPECTED_ADDRESS, "dns", False, E.CONTROL,
          _dns_unexpected, "answers the control never saw, not in its ASNs, no validated TLS, "
          "and the fetch did not give the control's page"),
-    Rule("http.benign_page", "http/benign-page", False, True, "local", _benign_page,
+    Rule("http.benign_page", O.HTTP_BENIGN_PAGE, False, True, E.LOCAL, _benign_page,
          "the differing page is a known false positive (CDN challenge, default page...)"),
-    Rule("unknown.control_unavailable", "unknown/control-unavailable", None, None, "none",
+    Rule("unknown.control_unavailable", O.UNKNOWN_CONTROL_UNAVAILABLE, None, None, E.NONE,
          _no_control, "no control, and no local evidence decides"),
-    Rule("unknown.probe_no_ipv6", "unknown/probe-no-ipv6", None, None, "none", _no_ipv6,
+    Rule("unknown.probe_no_ipv6", O.UNKNOWN_PROBE_NO_IPV6, None, None, E.NONE, _no_ipv6,
          "only IPv6 endpoints failed as unreachable: the probe's network lacks IPv6"),
-    Rule("dns.later_hop_nxdomain", "dns/nxdomain", "dns", False, "control",
+    Rule("dns.later_hop_nxdomain", O.DNS_NXDOMAIN, "dns", False, E.CONTROL,
          _step(NXDOMAIN_FAILURES, _DNS, control_ok=True),
          "a redirect target did not resolve; the control followed the redirects"),
-    Rule("dns.later_hop_failure", "dns/failure", "dns", False, "control",
+    Rule("dns.later_hop_failure", O.DNS_FAILURE, "dns", False, E.CONTROL,
          _step(None, _DNS, control_ok=True), "a redirect target failed to resolve"),
-    Rule("tcp.timeout", "tcp/timeout", "tcp_ip", False, "control",
-         _step(TIMEOUT, frozenset({"tcp"}), control_ok=True),
+    Rule("tcp.timeout", O.TCP_TIMEOUT, "tcp_ip", False, E.CONTROL,
+         _step(TIMEOUT, _TCP, control_ok=True),
          "TCP connect timed out while the control connected"),
-    Rule("tcp.refused", "tcp/reset", "tcp_ip", False, "control",
+    Rule("tcp.syn_refused", O.TCP_REFUSED, "tcp_ip", False, E.CONTROL,
          _step(REFUSED, _T, control_ok=True),
          "RST in reply to the SYN (connection_refused) while the control connected"),
-    Rule("tcp.unreachable", "tcp/icmp-unreachable", "tcp_ip", False, "control",
+    Rule("tcp.unreachable", O.TCP_ICMP_UNREACHABLE, "tcp_ip", False, E.CONTROL,
          _step(UNREACHABLE, _T, control_ok=True), "ICMP unreachable while the control connected"),
-    Rule("tcp.other", "tcp/failure", "tcp_ip", False, "control",
-         _step(None, frozenset({"tcp"}), control_ok=True), "other connect failure"),
-    Rule("tls.reset", "tls/reset-after-clienthello", "http-failure", False, "control",
+    Rule("tcp.other", O.TCP_FAILURE, "tcp_ip", False, E.CONTROL,
+         _step(None, _TCP, control_ok=True), "other connect failure"),
+    Rule("tls.reset", O.TLS_RESET, "http-failure", False, E.CONTROL,
          _step(RESET, _TLS, control_ok=True), "RST after the ClientHello; the control's "
          "handshake worked"),
-    Rule("tls.timeout", "tls/timeout-after-clienthello", "http-failure", False, "control",
+    Rule("tls.timeout", O.TLS_TIMEOUT, "http-failure", False, E.CONTROL,
          _step(TIMEOUT, _TLS, control_ok=True), "handshake stalled after the ClientHello"),
-    Rule("tls.eof", "tls/eof-after-clienthello", "http-failure", False, "control",
+    Rule("tls.eof", O.TLS_EOF, "http-failure", False, E.CONTROL,
          _step(EOF, _TLS, control_ok=True), "connection closed after the ClientHello"),
-    Rule("tls.certificate", "tls/mitm-certificate", "http-failure", False, "control",
+    Rule("tls.certificate", O.TLS_MITM_CERTIFICATE, "http-failure", False, E.CONTROL,
          _step(CERTIFICATE, _S, control_ok=True),
          "certificate rejected while the control's validated: interception or a fake server"),
-    Rule("tls.other", "tls/failure", "http-failure", False, "control",
+    Rule("tls.other", O.TLS_FAILURE, "http-failure", False, E.CONTROL,
          _step(None, _TLS, control_ok=True), "other handshake failure"),
-    Rule("http.reset", "http/reset-after-request", "http-failure", False, "control",
+    Rule("http.reset", O.HTTP_RESET, "http-failure", False, E.CONTROL,
          _step(RESET, _H, control_ok=True), "RST after the request (Host/URL DPI)"),
-    Rule("http.eof", "http/eof-after-request", "http-failure", False, "control",
+    Rule("http.eof", O.HTTP_EOF, "http-failure", False, E.CONTROL,
          _step(EOF, _H, control_ok=True), "connection closed after the request"),
-    Rule("http.body_timeout", "http/body-timeout", "http-failure", False, "control",
+    Rule("http.body_timeout", O.HTTP_BODY_TIMEOUT, "http-failure", False, E.CONTROL,
          _step(TIMEOUT, _H, control_ok=True, status=True),
          "headers arrived, the body stalled; the control fetched it (no rate data to call it "
          "throttling)"),
-    Rule("http.timeout", "http/timeout-after-request", "http-failure", False, "control",
+    Rule("http.timeout", O.HTTP_TIMEOUT, "http-failure", False, E.CONTROL,
          _step(TIMEOUT, _H, control_ok=True), "no response to the request"),
-    Rule("http.invalid_redirect", "http/invalid-redirect", "http-failure", False, "control",
+    Rule("http.invalid_redirect", O.HTTP_INVALID_REDIRECT, "http-failure", False, E.CONTROL,
          _step(BAD_REDIRECT, _H, control_ok=True),
          "the probe got a redirect the control did not (its fetch of the same URL succeeded)"),
-    Rule("http.other", "http/failure", "http-failure", False, "control",
+    Rule("http.other", O.HTTP_FAILURE, "http-failure", False, E.CONTROL,
          _step(None, _H, control_ok=True), "other round-trip failure"),
-    Rule("down.step_failed_everywhere", "down/everywhere", False, False, "control",
+    Rule("down.step_failed_everywhere", O.DOWN_EVERYWHERE, False, False, E.CONTROL,
          _step(None, _ANY, control_ok=False), "the control failed on the same step"),
-    Rule("http.diff", "http/diff", "http-diff", False, "control", _http_diff,
+    Rule("http.diff", O.HTTP_DIFF, "http-diff", False, E.CONTROL, _http_diff,
          "page differs from the control's (OONI's HTTP-diff rule) and no fingerprint matched"),
-    Rule("unknown.undetermined", "unknown/undetermined", None, None, "none", _always,
+    Rule("unknown.undetermined", O.UNKNOWN_UNDETERMINED, None, None, E.NONE, _always,
          "catch-all: the facts fit no rule above"),
 )  # fmt: skip

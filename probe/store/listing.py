@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 from probe.collector import layout
 from probe.collector.protocol import test_name_in_id
@@ -83,3 +84,8 @@ def list_parts(store: ObjectStore, filt: StoreFilter) -> list[StorePart]:
         if part is not None and filt.matches(part):
             found.append(StorePart(part, info.size))
     return found
+
+
+def is_store(raw: str) -> bool:
+    """``s3://...``, or a local folder that holds a ``raw/`` tree of parts."""
+    return raw.startswith("s3://") or (Path(raw) / layout.RAW).is_dir()

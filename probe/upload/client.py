@@ -41,6 +41,7 @@ import trio
 from probe import __version__
 from probe.failures import Operation, classify
 from probe.upload.policy import UploadPolicy
+from probe.vocabulary import Failure
 
 USER_AGENT = f"censorprobe/{__version__}"
 
@@ -155,9 +156,10 @@ class CollectorClient:
             try:
                 response = await self._http.send(request)
             except httpx.HTTPError as exc:
-                raise UploadError(classify(exc, Operation.HTTP_ROUND_TRIP), retryable=True) from exc
+                failure = classify(exc, Operation.HTTP_ROUND_TRIP).failure
+                raise UploadError(failure, retryable=True) from exc
         if response is None:
-            raise UploadError("generic_timeout_error", retryable=True)
+            raise UploadError(Failure.GENERIC_TIMEOUT_ERROR.value, retryable=True)
         status = response.status_code
         if status == 429 or status >= 500:
             raise UploadError(
