@@ -293,13 +293,13 @@ def _store(
     out: Path | None = args.output
     if out is None:
         raise UsageError("--output DIR is required with a store")
-    _check_workers(args)
     filt = StoreFilter.of(
         since=_day(args.since, "--since"),
         until=_day(args.until, "--until"),
         countries=args.cc,
         tests=args.test,
     )
+    _check_workers(args)
     tty = sys.stderr.isatty()
     try:
         result = analyze_store(

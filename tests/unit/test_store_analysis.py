@@ -4,13 +4,14 @@ a run that died is undone."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pyarrow.dataset as ds
 import pytest
 
-from probe.batch.pipeline import run as run_pipeline
+from probe.cli import main
 from probe.collector.storage import LocalStore
 from probe.store.analyze import analyze_store
 from probe.store.listing import StoreFilter
@@ -43,31 +44,50 @@ async def upload(lines: list[bytes], url: str, tmp: Path) -> None:
     assert result.waiting == 0 and result.uploaded == len(lines)
 
 
+def analyze(
+    source: str, out: Path, *options: str, capsys: pytest.CaptureFixture[str] | None = None
+) -> dict[str, Any]:
+    """``probe analyze SOURCE --output OUT --format json`` in this process: what it printed."""
+    if capsys is not None:
+        capsys.readouterr()
+    args = ["analyze", source, "--output", str(out), "--workers", "0", "--format", "json"]
+    assert main([*args, *options]) == 0
+    if capsys is None:
+        return {}
+    printed: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return printed
+
+
 async def test_the_store_gives_the_volunteers_dataset(
-    tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """`probe analyze` on the volunteer's file, on the store's folder and on its bucket."""
     for key, value in s3.env.items():
         monkeypatch.setenv(key, value)
     lines = [line(m) for m in measurements(25)]
     results = tmp_path / "results.jsonl"
     results.write_bytes(b"".join(lines))
-    run_pipeline([results], tmp_path / "local", workers=0)
+    analyze(str(results), tmp_path / "local")
 
     async with running_collector(tmp_path / "store") as running:
         await upload(lines, running.urls[0], tmp_path / "a")
         await running.roller.roll_now()
-    folder = analyze_store(str(tmp_path / "store"), tmp_path / "from-folder", workers=0)
+    folder = analyze(str(tmp_path / "store"), tmp_path / "from-folder", capsys=capsys)
 
     s3_options = ("--s3-endpoint", s3.endpoint, "--journal", str(tmp_path / "journal.db"))
     async with running_collector(f"s3://{s3.bucket}/same", *s3_options) as running:
         await upload(lines, running.urls[0], tmp_path / "b")
         await running.roller.roll_now()
-    bucket = analyze_store(
-        f"s3://{s3.bucket}/same", tmp_path / "from-s3", workers=0, s3=s3.settings()
+    bucket = analyze(
+        f"s3://{s3.bucket}/same", tmp_path / "from-s3", "--s3-endpoint", s3.endpoint, capsys=capsys
     )
 
-    assert folder.summary is not None and bucket.summary is not None
-    assert folder.summary.measurements == bucket.summary.measurements == 25
+    assert folder["run"] == bucket["run"] == 1
+    assert folder["summary"]["measurements"] == bucket["summary"]["measurements"] == 25
+    assert folder["covers"]["countries"] == ["ZZ"] == bucket["covers"]["countries"]
     for name in ("measurements", "observations"):
         local = table(tmp_path / "local", name)
         assert table(tmp_path / "from-folder", name) == local
@@ -144,3 +164,30 @@ def test_an_unrelated_output_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "out" / "notes.txt").write_text("mine")
     with pytest.raises(StateError, match="use an empty folder"):
         analyze_store(str(tmp_path / "store"), tmp_path / "out", store=LocalStore(tmp_path))
+
+
+def test_store_options_belong_to_the_store_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every store option is refused where it means nothing (one line, exit 2)."""
+    (tmp_path / "store" / "raw").mkdir(parents=True)
+    results = tmp_path / "results.jsonl"
+    results.write_bytes(line(measurements(1)[0]))
+    out = str(tmp_path / "out")
+    for argv, needle in (
+        ([str(results), "--output", out, "--since", "2026-01-01"], "--since is for a collector"),
+        (["--stdin", "--cc", "IT"], "--cc is for a collector store"),
+        ([str(results), "--output", out, "--s3-anonymous"], "--s3-anonymous is for"),
+        ([str(tmp_path / "store"), str(results), "--output", out], "analysed alone"),
+        ([str(tmp_path / "store")], "--output DIR is required with a store"),
+        ([str(tmp_path / "store"), "--output", out, "--until", "May"], "--until must be"),
+        (["s3://bucket/x", "--output", out, "--s3-endpoint", "ftp://x"], "--s3-endpoint must"),
+    ):
+        capsys.readouterr()
+        assert main(["analyze", *argv]) == 2, argv
+        errors = [x for x in capsys.readouterr().err.splitlines() if "warning" not in x]
+        assert len(errors) == 1 and needle in errors[0], (argv, errors)
+    # an empty store: nothing new, and the table form says what the dataset covers
+    assert main(["analyze", str(tmp_path / "store"), "--output", out, "--format", "table"]) == 0
+    printed = capsys.readouterr().out
+    assert "nothing new in" in printed and "the dataset covers 0 parts" in printed
