@@ -23,6 +23,7 @@ from probe.configfile import data_dir
 
 HELP = "run an OONI-compatible collector that probes upload measurements to"
 
+DEFAULT_LISTEN = "127.0.0.1:8090"
 _LISTEN = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
 
 
@@ -33,9 +34,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--listen",
-        default="127.0.0.1:8090",
+        action="append",
         metavar="HOST:PORT",
-        help="address to bind (default 127.0.0.1:8090; [::]:PORT for IPv6)",
+        help=f"address to bind, repeatable (default {DEFAULT_LISTEN}; [::]:PORT for IPv6)",
     )
     serve.add_argument(
         "--store",
@@ -122,9 +123,11 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
     from probe.commands.helper import parse_rate
     from probe.control.server import hypercorn_config
 
-    match = _LISTEN.match(args.listen)
-    if match is None or not 0 <= int(match.group(1)) < 65536:
-        raise ValueError(f"bad --listen {args.listen!r} (want HOST:PORT)")
+    listen: list[str] = args.listen or [DEFAULT_LISTEN]
+    for address in listen:
+        match = _LISTEN.match(address)
+        if match is None or not 0 <= int(match.group(1)) < 65536:
+            raise ValueError(f"bad --listen {address!r} (want HOST:PORT)")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     for path in (args.tls_cert, args.tls_key):
@@ -164,10 +167,11 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         ),
     )
     config = hypercorn_config(
-        args.listen,
+        listen[0],
         tls_cert=str(args.tls_cert) if args.tls_cert else None,
         tls_key=str(args.tls_key) if args.tls_key else None,
     )
+    config.bind = listen
     config.h11_max_incomplete_size = 64 * 1024
     return settings, config
 
