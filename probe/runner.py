@@ -93,11 +93,14 @@ async def run_targets(
     total: int | None = None,
     done_inputs: set[str] | None = None,
     on_error: Callable[[str, Exception], dict[str, Any]] | None = None,
+    written: Callable[[bytes], Awaitable[None]] | None = None,
 ) -> Stats:
     """Measure every target of ``items`` and append one JSON line per target to ``output``.
 
     ``measure(url, release)`` is an async function returning the final measurement dict; it
     may call ``release()`` once its active work is done to free its slot early.
+    ``written(line)`` receives each line's exact bytes once they are written and flushed (the
+    upload's outbox, :mod:`probe.upload.live`).
     """
     stats = Stats()
     done_inputs = done_inputs or set()
@@ -149,8 +152,11 @@ async def run_targets(
         with output.open("ab") as fh:
             async with receive:
                 async for msmt in receive:
-                    fh.write(orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE))
+                    line = orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE)
+                    fh.write(line)
                     fh.flush()
+                    if written is not None:
+                        await written(line)
                     row = summarize(msmt)
                     stats.done += 1
                     stats.verdicts[row.verdict.split(" ", 1)[0]] += 1

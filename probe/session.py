@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,8 +105,15 @@ class Session:
             include_ip=self.config.privacy.include_ip,
         )
 
-    async def run(self, plan: RunPlan, output: Path) -> Stats:
-        """Measure the plan's work into ``output`` (appending when the plan resumes)."""
+    async def run(
+        self,
+        plan: RunPlan,
+        output: Path,
+        *,
+        written: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> Stats:
+        """Measure the plan's work into ``output`` (appending when the plan resumes);
+        ``written(line)`` after each line is written (:func:`probe.runner.run_targets`)."""
         from probe.control.client import open_pool
 
         pool = open_pool(
@@ -114,9 +121,11 @@ class Session:
         )
         async with pool:
             session = replace(self, ctx=replace(self.ctx, control_pool=pool))
-            return await session._run(plan, output)
+            return await session._run(plan, output, written)
 
-    async def _run(self, plan: RunPlan, output: Path) -> Stats:
+    async def _run(
+        self, plan: RunPlan, output: Path, written: Callable[[bytes], Awaitable[None]] | None
+    ) -> Stats:
         from probe.progress import LiveSink, LogSink
         from probe.runner import read_done_inputs
 
@@ -159,4 +168,5 @@ class Session:
             total=plan.total,
             done_inputs=done,
             on_error=failed,
+            written=written,
         )

@@ -117,6 +117,12 @@ class Sender:
         self._stopping = True
         self._wakeup.set()
 
+    @property
+    def failing(self) -> bool:
+        """The last attempt failed (the collector is unreachable, blocked or refusing): a run
+        that ends does not wait for it."""
+        return self._failures > 0 or self.result.gave_up
+
     # --- the drain --------------------------------------------------------------------------
 
     async def drain(self, *, follow: bool = False) -> DrainResult:

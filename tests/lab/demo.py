@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests import volunteer
 from tests.lab import lab as labmod
 from tests.lab import model as m
 
@@ -98,6 +99,8 @@ def probe_argv(info: dict[str, Any], output: Path, urls: list[str]) -> list[str]
     argv = [
         str(probe),
         "run",
+        "--config",  # the lab volunteer: consent given, uploads off (tests/volunteer.py)
+        str(volunteer.lab_config(m.state_dir())),
         "--output",
         str(output),
         "--no-progress",

@@ -292,7 +292,7 @@ async def test_live_upload_sends_each_line_as_it_is_added(tmp_path: Path) -> Non
             with trio.fail_after(10):
                 while running.app.accepted < 10:
                     await trio.sleep(0.01)
-        assert upload.summary() == "uploaded 10, waiting 0"
+        assert upload.summary("r.jsonl") == "uploaded 10, waiting 0"
     off = consent.Publishing(upload=False, collector_url="http://127.0.0.1:9/")
     async with live_upload(off, outbox_path=path) as nothing:
         assert nothing is None
