@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from probe import configfile
 
@@ -66,7 +66,10 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "illegal or dangerous. You know your situation best; if in doubt, do not run it. "
             "OONI's guide to the risks (https://ooni.org/about/risks/) applies here too.",
             "- Measurements are published. Unless you turn uploading off, each one is sent to "
-            "a collector and becomes open data that anyone can read, for good.",
+            "the collector whose address you give in the next step, and what it receives "
+            "becomes open data that anyone can read, for good. censorprobe has no collector of "
+            "its own and sends nothing to one you did not name: without a collector, your "
+            "measurements stay on this computer and wait until you name one.",
         ),
     ),
     (
@@ -159,6 +162,29 @@ class Consent:
 
     def to_table(self) -> dict[str, Any]:
         return {"version": self.version, "given": self.given, "method": self.method}
+
+
+def destination(publishing: Publishing) -> str:
+    """Where the measurements go, in words (the last thing a volunteer reads before agreeing)."""
+    if not publishing.upload:
+        return "Your measurements stay on this computer (uploading is off)."
+    if publishing.collector_url is None:
+        return (
+            "Your measurements stay on this computer until you name a collector "
+            "(`probe onboard --collector URL`); they wait there to be uploaded."
+        )
+    route = f" through the proxy {redacted(publishing.proxy)}" if publishing.proxy else ""
+    return f"Your measurements will be sent to the collector {publishing.collector_url}{route}."
+
+
+def redacted(url: str) -> str:
+    """A proxy URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def check_collector_url(url: str) -> str:

@@ -27,8 +27,9 @@ HELP = "read the risks and agree to them (informed consent), choose what to publ
 YES_HELP = (
     "agree without questions (for scripts): you confirm you have read `probe onboard --text`: "
     "running the probe can be seen by anyone watching your network and may be illegal where "
-    "you are; measurements are published (unless --no-upload) with your country and network, "
-    "never your IP address (unless --include-ip)"
+    "you are; measurements are sent to the collector given with --collector (there is no "
+    "default: without one they stay on this computer) and published (unless --no-upload) with "
+    "your country and network, never your IP address (unless --include-ip)"
 )
 
 
@@ -144,7 +145,7 @@ def _describe(given: Consent | None, publishing: Publishing, path: Path) -> str:
     else:
         upload = f"to {publishing.collector_url}"
         if publishing.proxy:
-            upload += f" through {_redacted(publishing.proxy)}"
+            upload += f" through {consent.redacted(publishing.proxy)}"
 
     def onoff(flag: bool) -> str:
         return "published" if flag else "withheld"
@@ -158,18 +159,6 @@ def _describe(given: Consent | None, publishing: Publishing, path: Path) -> str:
             f"config: {path}",
         ]
     )
-
-
-def _redacted(url: str) -> str:
-    """A proxy URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class _Terminal:
@@ -224,6 +213,7 @@ def _interview(publishing: Publishing, term: _Terminal) -> Publishing | None:
         term.title("What to publish")
         publishing = _choose(term, publishing)
         term.title("Your agreement")
+        term.say(consent.destination(publishing))
         term.say(
             "You have read the risks. Type 'yes' to agree and record your consent in the "
             "config file (you can withdraw it any time with `probe onboard --withdraw`); "
@@ -257,6 +247,12 @@ def _choose(term: _Terminal, publishing: Publishing) -> Publishing:
     proxy = publishing.proxy
     if upload:
         while True:
+            if collector is None:
+                term.say(
+                    "The collector receives and publishes your measurements: give the address "
+                    "of one you trust (there is no default). Leave it empty to keep them on "
+                    "this computer for now."
+                )
             shown = f" [{collector}]" if collector else ""
             text = term.ask(f"Collector URL{shown}: ") or (collector or "")
             if not text:
@@ -273,7 +269,7 @@ def _choose(term: _Terminal, publishing: Publishing) -> Publishing:
             "Tor's SOCKS port socks5h://127.0.0.1:9050. Enter '-' for no proxy."
         )
         while True:
-            shown = f" [{_redacted(proxy)}]" if proxy else " [none]"
+            shown = f" [{consent.redacted(proxy)}]" if proxy else " [none]"
             text = term.ask(f"Proxy{shown}: ")
             if not text:
                 break

@@ -87,6 +87,7 @@ def test_interactive_consent_in_a_real_terminal(tmp_path: Path) -> None:
     child.expect_exact("What to publish")
     child.expect_exact("Upload your measurements to a collector? [Y/n]")
     child.sendline("")
+    child.expect(r"there\s+is\s+no\s+default")  # nothing is sent to a collector not named
     child.expect_exact("Collector URL: ")
     child.sendline("ftp://nope")
     child.expect_exact("collector URL must be http(s)")
@@ -100,6 +101,11 @@ def test_interactive_consent_in_a_real_terminal(tmp_path: Path) -> None:
     child.sendline("n")
     child.expect_exact("IP address (not recommended)? [y/N]")
     child.sendline("")
+    # the last thing read before agreeing: where the measurements go
+    child.expect(
+        r"sent to the collector\s+https://collector\.example\.org/\s+through\s+the\s+proxy"
+        r"\s+socks5h://127\.0\.0\.1:9050"
+    )
     child.expect_exact("Do you agree? ")
     child.sendline("yes")
     child.expect_exact("consent: version 1")
@@ -143,6 +149,7 @@ def test_declining_or_leaving_records_nothing(tmp_path: Path, leave: str) -> Non
         for _ in range(3):
             child.expect(r"\[[yY]/[nN]\]")
             child.sendline("")
+        child.expect(r"stay\s+on\s+this\s+computer\s+\(uploading\s+is\s+off\)")
         child.expect_exact("Do you agree? ")
         child.sendline("no")
     child.expect_exact("No consent recorded")
@@ -308,3 +315,19 @@ def test_help_lists_the_new_subcommands() -> None:
     proc = subprocess.run([*PROBE, "--help"], capture_output=True, text=True, check=True)
     for name in ("onboard", "upload", "collector"):
         assert f"\n    {name}" in proc.stdout
+
+
+def test_the_text_says_where_measurements_go() -> None:
+    """No collector is implied: the text names the one the volunteer gives, or none."""
+    text = " ".join(consent.consent_text().split())
+    assert "sent to the collector whose address you give" in text
+    assert "sends nothing to one you did not name" in text
+    assert consent.destination(consent.Publishing()) == (
+        "Your measurements stay on this computer until you name a collector "
+        "(`probe onboard --collector URL`); they wait there to be uploaded."
+    )
+    chosen = consent.Publishing(collector_url="https://c.example/", proxy="socks5h://u:pw@h:1")
+    assert consent.destination(chosen) == (
+        "Your measurements will be sent to the collector https://c.example/ through the proxy "
+        "socks5h://u:***@h:1."
+    )
