@@ -94,13 +94,17 @@ def event_failure(event: dict[str, Any], stage: str) -> str | None:
     return failure
 
 
-def probe_argv(info: dict[str, Any], output: Path, urls: list[str]) -> list[str]:
+def probe_argv(
+    info: dict[str, Any], output: Path, urls: list[str], *, config: Path | None = None
+) -> list[str]:
+    """``probe run`` in cp-client with the lab's facts, as the volunteer whose ``config`` it
+    reads (default: the lab volunteer: consent given, uploads off, tests/volunteer.py)."""
     probe = m.REPO / ".venv" / "bin" / "probe"
     argv = [
         str(probe),
         "run",
-        "--config",  # the lab volunteer: consent given, uploads off (tests/volunteer.py)
-        str(volunteer.lab_config(m.state_dir())),
+        "--config",
+        str(config or volunteer.lab_config(m.state_dir())),
         "--output",
         str(output),
         "--no-progress",

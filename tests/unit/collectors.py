@@ -185,6 +185,21 @@ def collector_process(
             proc.kill()
 
 
+#: columns that say where a row came from (file, line, uid), not what was measured
+PROVENANCE = {"msmt_id", "source_file", "source_line", "measurement_uid", "obs_id"}
+
+
+def table(root: Path, name: str, *, keep_provenance: bool = False) -> list[dict[str, Any]]:
+    """A dataset's table (``probe analyze --output root``) as sorted rows, by default without
+    the provenance columns (so a store's dataset and the local files' compare equal)."""
+    import pyarrow.dataset as ds
+
+    rows = ds.dataset(root / name, format="parquet", partitioning="hive").to_table().to_pylist()
+    if not keep_provenance:
+        rows = [{k: v for k, v in row.items() if k not in PROVENANCE} for row in rows]
+    return sorted(rows, key=repr)
+
+
 def read_store(store: ObjectStore) -> list[dict[str, Any]]:
     """Every measurement in a store's parts, in key order."""
     out = []
@@ -193,6 +208,14 @@ def read_store(store: ObjectStore) -> list[dict[str, Any]]:
             data = gzip.decompress(fh.read())
         out += [orjson.loads(raw) for raw in data.splitlines() if raw.strip()]
     return out
+
+
+def stored_as_written(stored: list[dict[str, Any]], lines: list[bytes]) -> None:
+    """The collector filed each written line once, as its exact bytes (plus its uid)."""
+    again = sorted(
+        orjson.dumps({k: v for k, v in m.items() if k != "measurement_uid"}) + b"\n" for m in stored
+    )
+    assert again == sorted(lines)
 
 
 def read_store_lines(root: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,12 @@ import trio
 
 from probe.upload.outbox import Outbox
 from tests import volunteer
-from tests.unit.collectors import collector_process, read_store_lines, running_collector
+from tests.unit.collectors import (
+    collector_process,
+    read_store_lines,
+    running_collector,
+    stored_as_written,
+)
 from tests.unit.servers import http_server, response
 
 PROBE = [sys.executable, "-m", "probe"]
@@ -54,14 +59,6 @@ def outbox_status(env: dict[str, str]) -> tuple[int, int]:
     with Outbox(Path(env["XDG_DATA_HOME"]) / "censorprobe" / "outbox.sqlite3") as outbox:
         status = outbox.status()
     return status.waiting, status.uploaded
-
-
-def stored_as_written(stored: list[dict[str, object]], lines: list[bytes]) -> None:
-    """The collector filed each written line once, as its exact bytes (plus its uid)."""
-    again = sorted(
-        orjson.dumps({k: v for k, v in m.items() if k != "measurement_uid"}) + b"\n" for m in stored
-    )
-    assert again == sorted(lines)
 
 
 async def test_no_consent_no_measurement(tmp_path: Path) -> None:

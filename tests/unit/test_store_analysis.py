@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow.dataset as ds
 import pytest
 
 from probe.cli import main
@@ -20,18 +19,8 @@ from probe.upload.client import CollectorClient
 from probe.upload.outbox import Outbox
 from probe.upload.policy import UploadPolicy
 from probe.upload.sender import Sender
-from tests.unit.collectors import line, measurements, ooni, running_collector
+from tests.unit.collectors import line, measurements, ooni, running_collector, table
 from tests.unit.s3server import S3Server, s3_server  # noqa: F401 (the s3 fixture)
-
-#: columns that say where a row came from (file, line, uid), not what was measured
-PROVENANCE = {"msmt_id", "source_file", "source_line", "measurement_uid", "obs_id"}
-
-
-def table(root: Path, name: str, *, keep_provenance: bool = False) -> list[dict[str, Any]]:
-    rows = ds.dataset(root / name, format="parquet", partitioning="hive").to_table().to_pylist()
-    if not keep_provenance:
-        rows = [{k: v for k, v in row.items() if k not in PROVENANCE} for row in rows]
-    return sorted(rows, key=repr)
 
 
 async def upload(lines: list[bytes], url: str, tmp: Path) -> None:
