@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     batch_args = ["--n", "20000", "--oonidata-sample", "5000"] if quick else []
     rc = rc or bench_batch.main(batch_args)
     print("\n== collector and outbox ==", flush=True)
-    collector_args = ["--n", "600", "--drain", "2000"] if quick else []
+    collector_args = ["--n", "600", "--drain", "2000", "--run", "100"] if quick else []
     return rc or bench_collector.main(collector_args)
 
 

@@ -15,6 +15,10 @@
    the final roll to S3 is timed on its own.
 3. The outbox: ``--drain`` measurements queued, then drained to the collector (4 in flight,
    acknowledgements committed 64 at a time): seconds and measurements per second.
+4. ``probe run`` itself over ``--run`` loopback targets, with ``--no-upload`` and with each
+   written line queued and uploaded to the collector as it is written: the wall time and the
+   probe's CPU per target, both ways (the price of the outbox's fsync'd commit per line and
+   the sender beside the run), and whether every measurement arrived.
 
 The load generator shares the machine's two cores with the collector: the 100-uploader figures
 are a floor. Nothing is asserted.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -207,11 +212,57 @@ def outbox_figures(args: argparse.Namespace, tmp: Path) -> None:
     )
 
 
+def run_figures(args: argparse.Namespace, tmp: Path) -> None:
+    """``probe run`` over loopback targets without and with uploads (a volunteer's home)."""
+    from tests import volunteer
+    from tests.unit.servers import http_server, response
+
+    page = response(b"<html><title>bench</title>hello</html>", headers=["Content-Type: text/html"])
+    with _collector(str(tmp / "run-store")) as collector:
+        env = {**os.environ, **volunteer.home(tmp / "volunteer", "--collector", collector.url)}
+        figures = {}
+
+        async def measure(label: str, *extra: str) -> None:
+            async with http_server([page]) as site:
+                listing = tmp / "run-list.txt"
+                listing.write_text("".join(f"http://{site.address}/{i}\n" for i in range(args.run)))
+                argv = [sys.executable, "-m", "probe", "run", "--list", str(listing)]
+                argv += ["--no-control", "--no-geolocate", "--resolver", "127.0.0.1:9"]
+                argv += ["--no-progress", "--output", str(tmp / f"run-{label}.jsonl"), *extra]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                started = time.perf_counter()
+                proc = await trio.run_process(
+                    argv, env=env, capture_stdout=True, capture_stderr=True, check=True
+                )
+                wall = time.perf_counter() - started
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            said = [x for x in proc.stdout.decode().splitlines() if x.startswith("upload:")]
+            figures[label] = (wall, cpu, said[0] if said else "")
+
+        trio.run(measure, "off", "--no-upload")
+        trio.run(measure, "on")
+    print(f"probe run over {args.run} loopback targets (no control, concurrency 20):")
+    for label, (wall, cpu, said) in figures.items():
+        print(
+            f"  uploads {label:<3}  {wall:5.1f} s wall, probe CPU {1000 * cpu / args.run:5.2f} ms "
+            f"per target  ({said})",
+            flush=True,
+        )
+    (w_off, c_off, _), (w_on, c_on, _) = figures["off"], figures["on"]
+    print(
+        f"  uploading adds {1000 * (c_on - c_off) / args.run:.2f} ms CPU per target, "
+        f"wall ratio {w_on / w_off:.2f}",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_collector")
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--drain", type=int, default=10_000)
+    parser.add_argument("--run", type=int, default=500, help="targets of the probe run figure")
     parser.add_argument("--no-s3", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cp-bench-collector-") as tmpdir:
@@ -222,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             with seaweedfs() as s3:
                 collector_figures(args, tmp, s3)
         outbox_figures(args, tmp)
+        run_figures(args, tmp)
     return 0
 
 
