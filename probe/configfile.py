@@ -18,7 +18,6 @@ config file, ``$XDG_DATA_HOME`` (default ``~/.local/share``) for data such as th
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,17 +45,19 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / APP
 
 
-def load(path: Path) -> dict[str, Any]:
-    """The parsed file; ``{}`` when it does not exist. Raises :class:`ConfigFileError`."""
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
+def load(path: Path, *, must_exist: bool = False) -> dict[str, Any]:
+    """The parsed file; ``{}`` when it does not exist (unless ``must_exist``: a file the user
+    named with ``--config``). It is read as every input file is (:func:`probe.inputs.toml_file`:
+    UTF-8 text, size cap, one line naming the file and the problem). Raises
+    :class:`ConfigFileError`."""
+    from probe import inputs
+
+    if not must_exist and not path.exists() and not path.is_symlink():
         return {}
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigFileError(f"config file {path} is not valid TOML: {exc}") from exc
+    try:
+        return inputs.toml_file(path, what="config file")
+    except inputs.InputError as exc:
+        raise ConfigFileError(str(exc)) from None
 
 
 def update(

@@ -262,8 +262,12 @@ def load(path: Path | None = None) -> tuple[Consent | None, Publishing]:
     return read(configfile.load(path or configfile.config_path()))
 
 
-def check(path: Path | None = None, *, command: str = "probe run") -> str | None:
+def check(
+    path: Path | None = None, *, command: str = "probe run", named: bool = False
+) -> str | None:
     """``None`` when current consent is recorded, else the one line that says what to do.
+    ``named``: ``path`` is a file the user named (``--config``), so it must exist; the default
+    one may not exist yet (consent missing).
 
     ``probe run`` prints the line to stderr and exits 2::
 
@@ -273,7 +277,7 @@ def check(path: Path | None = None, *, command: str = "probe run") -> str | None
     """
     where = path or configfile.config_path()
     try:
-        given, _ = load(where)
+        given, _ = read(configfile.load(where, must_exist=named))
     except (configfile.ConfigFileError, ConsentError) as exc:
         return f"{command}: error: {exc}"
     if given is None:
@@ -290,13 +294,15 @@ def check(path: Path | None = None, *, command: str = "probe run") -> str | None
     return None
 
 
-def require(path: Path | None = None, *, command: str = "probe run") -> int | None:
+def require(
+    path: Path | None = None, *, command: str = "probe run", named: bool = False
+) -> int | None:
     """The gate as one call: ``None`` when consent is there, else prints :func:`check`'s line
-    to stderr and returns 2. ``probe run``: ``if (code := consent.require(args.config)) is not
-    None: return code``."""
+    to stderr and returns 2. ``probe run``: ``if (code := consent.require(args.config,
+    named=args.config is not None)) is not None: return code``."""
     import sys
 
-    line = check(path, command=command)
+    line = check(path, command=command, named=named)
     if line is None:
         return None
     print(line, file=sys.stderr)

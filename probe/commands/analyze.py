@@ -11,7 +11,9 @@
   into the same ``DIR``, filtered by receive date, country and test; ``DIR`` says what it covers.
 
 Every option means something in both forms, or is refused in the form where it cannot
-(one line, exit 2), never silently ignored:
+(one line, exit 2), never silently ignored. Paths, numbers and the measurement on stdin are
+held to :mod:`probe.inputs` (files, ``--workers``, JSON depth and number limits) before anything
+is read or written:
 
 ====================  ==========================================  ==========================
 option                ``--stdin``                                 ``PATH...`` / ``STORE``
@@ -40,6 +42,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probe import inputs
+from probe.commands.argtypes import count_arg
+
 if TYPE_CHECKING:
     from probe.analysis.fingerprints import Fingerprints
     from probe.batch.pipeline import Summary
@@ -47,6 +52,7 @@ if TYPE_CHECKING:
     from probe.store.analyze import StoreRun
 
 HELP = "compute verdicts for measurements (one on stdin, or files in batch)"
+MAX_WORKERS = 256
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +78,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="batch: the dataset directory (required); --stdin: write the verdict to this file",
     )
     parser.add_argument("--scheduler", default=None, help="Dask scheduler ADDRESS (batch)")
-    parser.add_argument("--workers", type=int, default=None, help="local worker processes (batch)")
+    parser.add_argument(
+        "--workers",
+        type=count_arg(0, MAX_WORKERS),
+        default=None,
+        help="local worker processes (batch)",
+    )
     parser.add_argument(
         "--fingerprints-dir",
         type=Path,
@@ -167,8 +178,10 @@ def _fingerprints(directory: Path | None) -> Fingerprints:
     fps = builtin()
     if directory is None:
         return fps
-    if not directory.is_dir():
-        raise UsageError(f"--fingerprints-dir: not a directory: {directory}")
+    try:
+        inputs.directory(directory, what="--fingerprints-dir")
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
     try:
         return fps.merged(load_directory(directory))
     except (ImportError, AttributeError, OSError, ValueError) as exc:
@@ -187,9 +200,13 @@ def _single(
         if getattr(args, name) is not None:
             raise UsageError(f"--{name} is for input paths (batch); --stdin analyses one")
     try:
-        measurement = json.loads(sys.stdin.read())
-    except ValueError as exc:
-        raise UsageError(f"stdin is not one JSON measurement: {exc}") from exc
+        if args.output is not None:
+            inputs.output_file(args.output, what="--output")
+        measurement = inputs.json_document(
+            sys.stdin.buffer.read(inputs.MAX_JSON_BYTES + 1), what="stdin"
+        )
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
     if not isinstance(measurement, dict):
         raise UsageError("stdin is not a JSON object")
     test = registry.lookup(measurement.get("test_name"))
@@ -238,13 +255,15 @@ def _batch(
     out: Path | None = args.output
     if out is None:
         raise UsageError("--output DIR is required with input paths")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"output {out} exists and is not an empty directory")
     paths = [Path(p) for p in args.paths]
     for path in paths:
         if not path.exists():
             raise UsageError(f"no such file or folder: {path}")
-    _check_workers(args)
+    try:
+        inputs.output_directory(out, what="--output")
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
+    _warn_stale()
     tty = sys.stderr.isatty()
     summary = run_batch(
         paths,
@@ -254,6 +273,7 @@ def _batch(
         scheduler=args.scheduler,
         progress=_progress_printer(tty=tty),
         progress_every=1.0 if tty else 30.0,
+        warn=_warn,
     )
     if tty:
         print(file=sys.stderr)  # end the status line
@@ -261,12 +281,10 @@ def _batch(
     return 0
 
 
-def _check_workers(args: argparse.Namespace) -> None:
-    """--workers is a count; warn (once) when the compiled analysis is older than its source."""
+def _warn_stale() -> None:
+    """Warn (once) when the compiled analysis is older than its source."""
     from probe import native
 
-    if args.workers is not None and args.workers < 0:
-        raise UsageError("--workers must be >= 0")
     old = native.stale()
     if old:
         print(
@@ -299,7 +317,11 @@ def _store(
         countries=args.cc,
         tests=args.test,
     )
-    _check_workers(args)
+    try:  # its own dataset (new parts are added to it), or a new one
+        inputs.output_directory(out, what="--output", empty=False)
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
+    _warn_stale()
     tty = sys.stderr.isatty()
     try:
         result = analyze_store(
@@ -313,6 +335,7 @@ def _store(
             workers=args.workers,
             scheduler=args.scheduler,
             progress=_progress_printer(tty=tty),
+            warn=_warn,
         )
     except (StateError, StoreError, OSError) as exc:
         raise UsageError(str(exc)) from exc
@@ -373,6 +396,10 @@ def _render_store(url: str, result: StoreRun, out: Path, fmt: str) -> str:
         f"the dataset covers {facts['covers_files']} parts, {facts['covers_measurements']} "
         f"measurements received {facts['first_day']} .. {facts['last_day']}\n"
     )
+
+
+def _warn(line: str) -> None:
+    print(f"probe analyze: warning: {line}", file=sys.stderr, flush=True)
 
 
 def _progress_printer(*, tty: bool) -> Any:

@@ -3,7 +3,10 @@
 :func:`analyze_store` lists the store's parts that pass the filter, keeps those the dataset does
 not hold yet (``_store_state.json``, :mod:`probe.store.state`), and streams them into the batch
 pipeline as named byte streams (:class:`probe.batch.reader.InputFile` with an ``opener``): a
-local part is read from disk, an S3 part straight from the object store, nothing is copied.
+local part is read from disk, an S3 part straight from the object store, nothing is copied. The
+opener gives a part as stored (gzip'd): the batch reader inflates it as it inflates a local
+``.gz``, so a damaged part is reported (part, uncompressed offset, last whole line) and the run
+goes on with the next one.
 Each part's name in the dataset (``source_file``, and so the deterministic ``msmt_id``) is its
 key, ``raw/YYYYMMDD/HH/CC/test/...jsonl.gz``: the same data gives the same ids whether the store
 is a folder or a bucket. A run writes its own Parquet files (``r<run>-N.parquet``) beside the
@@ -12,14 +15,12 @@ earlier runs' in the same hive partitions, then records its parts in the state.
 
 from __future__ import annotations
 
-import gzip
-import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 from probe.batch.pipeline import Summary
 from probe.batch.reader import InputFile
@@ -31,11 +32,6 @@ from probe.store.state import StoreState
 
 #: the tables a run writes files into (probe.batch.schema)
 TABLES = ("measurements", "observations")
-
-try:
-    _GzipFile: Any = importlib.import_module("isal.igzip").IGzipFile
-except ImportError:  # pragma: no cover - optional speed-up
-    _GzipFile = gzip.GzipFile
 
 
 @dataclass
@@ -53,30 +49,6 @@ class StoreRun:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _OwnedGzip(_GzipFile):  # type: ignore[misc]
-    """A gzip reader that closes the stream it reads from when it is closed."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        super().__init__(fileobj=raw, mode="rb")
-        self._raw = raw
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._raw.close()
-
-
-def inflated(store: ObjectStore, key: str) -> BinaryIO:
-    """A part's content, inflated as it is read (ISA-L when installed, as the batch reader)."""
-    raw = store.open(key)
-    try:
-        return cast(BinaryIO, _OwnedGzip(raw))
-    except BaseException:
-        raw.close()
-        raise
 
 
 def discard_run(output: Path, run: int) -> int:
@@ -114,8 +86,12 @@ def analyze_store(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Callable[[Summary, float], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> StoreRun:
     """Add the store's new parts to the dataset at ``output`` (see the module doc).
+
+    ``warn(line)`` is told of a part that could not be read to its end (its whole lines are
+    analysed, the damage is listed in the summary, the part counts as read).
 
     Raises :class:`probe.store.state.StateError` when ``output`` holds another store's or
     another filter's dataset, :class:`probe.collector.storage.StoreError` for a bad store.
@@ -138,10 +114,7 @@ def analyze_store(
     started = _now()
     state.in_progress = {"run": run, "started": started, "files": [p.key for p in new]}
     state_file.save(output, state)
-    files = [
-        InputFile(Path(p.key.removesuffix(".gz")), p.key, opener=partial(inflated, store, p.key))
-        for p in new
-    ]
+    files = [InputFile(Path(p.key), p.key, opener=partial(store.open, p.key)) for p in new]
     summary = pipeline.run(
         [store.url],
         output,
@@ -149,6 +122,7 @@ def analyze_store(
         workers=workers,
         scheduler=scheduler,
         progress=progress,
+        warn=warn,
         files=files,
         part_prefix=f"r{run}",
     )

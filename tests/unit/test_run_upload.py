@@ -1,7 +1,8 @@
 """`probe run` as a volunteer runs it, with the path to the collector wired in: the consent
 gate, each written line uploaded (exactly those bytes) to a real collector on 127.0.0.1, the
 summary's counts, `--no-upload`, no collector configured, a collector that is down (the lines
-wait and the next run sends them) and the `[publish]` choices as the run's privacy defaults."""
+wait and the next run sends them), the `[publish]` choices as the run's privacy defaults, and a
+full disk that stops the run (the upload line still printed; only lines in the file sent)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import trio
 
 from probe.upload.outbox import Outbox
 from tests import volunteer
+from tests.hostile.disk import small_disk
 from tests.unit.collectors import (
     collector_process,
     read_store_lines,
@@ -156,3 +158,30 @@ async def test_an_unusable_outbox_stops_before_measuring(tmp_path: Path) -> None
     assert code == 2 and lines == [] and stdout == ""
     assert stderr.count("\n") == 1 and "cannot open the upload outbox" in stderr
     assert "--no-upload" in stderr
+
+
+async def test_a_full_disk_stops_the_run_and_the_upload_line_still_prints(tmp_path: Path) -> None:
+    """A write error (a real tmpfs that fills up) stops the run with its one error line; the
+    upload line is printed all the same, and what went out is exactly the whole lines in the
+    file, never the one that could not be written."""
+    big = response(b"<html><title>t</title>" + b"x" * 3000 + b"</html>")
+    async with (
+        http_server([big]) as site,
+        running_collector(tmp_path / "store") as collector,
+    ):
+        env = home(tmp_path, "--collector", collector.urls[0])
+        urls = [f"http://{site.address}/{i}" for i in range(16)]
+        with small_disk(tmp_path / "small", "48k") as disk:
+            code, stdout, stderr, lines = await probe(
+                *run_args(*urls), "--concurrency", "2", env=env, out=disk / "out.jsonl"
+            )
+        assert code == 1, stderr
+        errors = [x for x in stderr.splitlines() if "error" in x]
+        assert len(errors) == 1 and errors[0] == stderr.strip().splitlines()[-1]
+        assert "No space left on device" in errors[0]
+        assert f"{len(lines)} measurements are safe" in errors[0]
+        assert 0 < len(lines) < len(urls)
+        assert f"upload: uploaded {len(lines)}, waiting 0" in stdout
+        await collector.roller.roll_now()
+    stored_as_written(read_store_lines(tmp_path / "store"), lines)
+    assert outbox_status(env) == (0, len(lines))

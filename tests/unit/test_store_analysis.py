@@ -1,6 +1,6 @@
 """Analysis straight from a collector store: the dataset of the store (a folder, and an S3
 bucket) is the volunteer's own dataset; a second run reads only what arrived since the first;
-a run that died is undone."""
+a run that died is undone; a damaged part is reported as a damaged local file is."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from probe.cli import main
-from probe.collector.storage import LocalStore
+from probe.collector.layout import part_key
+from probe.collector.roller import gzip_lines
+from probe.collector.storage import LocalStore, ObjectStore, S3Store
 from probe.store.analyze import analyze_store
 from probe.store.listing import StoreFilter
 from probe.store.state import NAME, StateError
@@ -180,3 +182,61 @@ def test_store_options_belong_to_the_store_form(
     assert main(["analyze", str(tmp_path / "store"), "--output", out, "--format", "table"]) == 0
     printed = capsys.readouterr().out
     assert "nothing new in" in printed and "the dataset covers 0 parts" in printed
+
+
+@pytest.mark.parametrize("where", ["folder", "bucket"])
+def test_a_damaged_part_is_reported_and_the_run_goes_on(
+    where: str,
+    tmp_path: Path,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A part cut off in its second gzip member, and one that is not gzip at all: the whole
+    lines before the damage are analysed, each damaged part is reported once (a warning and
+    ``kind: unreadable`` with its uncompressed offset), the other parts are read and every part
+    counts as read. From a bucket too: its parts are read forward only (an S3 stream cannot
+    seek back to the gzip magic)."""
+    store: ObjectStore
+    if where == "folder":
+        store, url, options = LocalStore(tmp_path / "store"), str(tmp_path / "store"), ()
+    else:
+        for key, value in s3.env.items():
+            monkeypatch.setenv(key, value)
+        store = S3Store(s3.bucket, "damaged", s3.settings())
+        url, options = f"s3://{s3.bucket}/damaged", ("--s3-endpoint", s3.endpoint)
+    good = [line(m) for m in measurements(4, tag="g")]
+    kept = [line(m) for m in measurements(3, tag="k")]
+    lost = [line(m) for m in measurements(3, tag="l")]
+    keys = [part_key("2026010112/IT/webconnectivity", collector_id=1, counter=n) for n in (1, 2, 3)]
+    store.put(keys[0], gzip_lines(good))
+    store.put(keys[1], gzip_lines(kept) + gzip_lines(lost)[:12])  # a header, then nothing whole
+    store.put(keys[2], b"not gzip at all\n")
+    printed = analyze(url, tmp_path / "out", *options, capsys=capsys)
+    summary = printed["summary"]
+    assert (printed["run"], printed["new_files"]) == (1, 3)
+    assert summary["measurements"] == len(good) + len(kept)
+    damaged = {m["file"]: m for m in summary["malformed"] if m["kind"] == "unreadable"}
+    assert set(damaged) == {keys[1], keys[2]}
+    assert damaged[keys[1]]["line"] == len(kept)
+    assert damaged[keys[1]]["detail"] == (
+        f"gzip stream cut off (no end-of-stream marker) at uncompressed offset "
+        f"{len(b''.join(kept))} (after line {len(kept)})"
+    )
+    assert damaged[keys[2]]["detail"].startswith("not a gzip file at uncompressed offset 0")
+    again = analyze(url, tmp_path / "out", *options, capsys=capsys)
+    assert (again["run"], again["new_files"], again["known_files"]) == (None, 0, 3)
+
+
+def test_damaged_parts_are_warnings_of_the_store_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    key = part_key("2026010112/IT/webconnectivity", collector_id=1, counter=1)
+    store.put(key, gzip_lines([line(m) for m in measurements(2)])[:-9])
+    capsys.readouterr()
+    argv = ["analyze", str(tmp_path / "store"), "--output", str(tmp_path / "out"), "--workers"]
+    assert main([*argv, "0"]) == 0
+    warnings = [x for x in capsys.readouterr().err.splitlines() if key in x]
+    assert len(warnings) == 1 and "probe analyze: warning:" in warnings[0], warnings
+    assert "gzip stream cut off" in warnings[0] and "going on" in warnings[0]
