@@ -80,4 +80,5 @@ demo: $(STAMP)
 	$(BIN)/python -m tests.lab.demo; rc=$$?; \
 	$(BIN)/python -m tests.lab.demo_apps; rc2=$$?; \
 	$(BIN)/python -m tests.lab.demo_packet; rc3=$$?; \
-	$(BIN)/python -m tests.lab down; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ] && [ $$rc3 -eq 0 ]'
+	$(BIN)/python -m tests.lab.demo_path; rc4=$$?; \
+	$(BIN)/python -m tests.lab down; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ] && [ $$rc3 -eq 0 ] && [ $$rc4 -eq 0 ]'

@@ -125,9 +125,17 @@ class Session:
         ctx = replace(self.ctx, report_id=report_id, test_start_time=test_start_time)
         return replace(self, ctx=ctx)
 
-    async def run(self, plan: RunPlan, output: Path, *, follow_up: FollowUp | None = None) -> Stats:
+    async def run(
+        self,
+        plan: RunPlan,
+        output: Path,
+        *,
+        follow_up: FollowUp | None = None,
+        written: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> Stats:
         """Measure the plan's work into ``output`` (appending when the plan resumes), each
-        finished measurement through ``follow_up`` when there is one."""
+        finished measurement through ``follow_up`` when there is one; ``written(line)`` after
+        each line is written (:func:`probe.runner.run_targets`)."""
         from probe.control.client import open_pool
 
         pool = open_pool(
@@ -135,9 +143,15 @@ class Session:
         )
         async with pool:
             session = replace(self, ctx=replace(self.ctx, control_pool=pool))
-            return await session._run(plan, output, follow_up)
+            return await session._run(plan, output, follow_up, written)
 
-    async def _run(self, plan: RunPlan, output: Path, follow_up: FollowUp | None) -> Stats:
+    async def _run(
+        self,
+        plan: RunPlan,
+        output: Path,
+        follow_up: FollowUp | None,
+        written: Callable[[bytes], Awaitable[None]] | None,
+    ) -> Stats:
         from probe.progress import LiveSink, LogSink
         from probe.runner import read_done_inputs
 
@@ -185,6 +199,7 @@ class Session:
             total=plan.total,
             done_inputs=done,
             on_error=failed,
+            written=written,
         )
 
 

@@ -16,7 +16,7 @@ for it (``x_target.measurement``) and the web measurement names their report
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,9 @@ class RunFollowUps:
     :class:`probe.writer.LineWriter`), and the web measurement with ``x_packet`` is finished
     again by ``finish_web``: its verdict recomputed with the packet facts. When the report
     cannot be written (a full disk) the follow-ups stop there (``write_error``) and the web
-    measurements go on unchanged. :meth:`close` closes the report.
+    measurements go on unchanged. :meth:`close` closes the report. ``written`` (set by
+    ``probe run`` once its upload is open: the outbox's ``add``) gets each report line once it
+    is in the file, as the web report's lines are: the traces are uploaded with them.
     """
 
     def __init__(
@@ -92,6 +94,8 @@ class RunFollowUps:
         self.written = 0
         #: set when the report could not be written: no follow-up since
         self.write_error: WriteError | None = None
+        #: each written line's bytes go here too (the upload's outbox), when set
+        self.written_hook: Callable[[bytes], Awaitable[None]] | None = None
 
     async def __call__(self, web: dict[str, Any]) -> dict[str, Any]:
         if self.write_error is not None or not from_measurement(web):
@@ -99,21 +103,28 @@ class RunFollowUps:
         async with self._lock:
             merged, traced = await follow_up(web, ctx=self._ctx)
         self.followed += 1
+        lines: list[bytes] = []
         try:
             for msmt in traced:
-                self._write(self._finish_trace(msmt))
+                lines.append(self._write(self._finish_trace(msmt)))
         except WriteError as exc:
             self.write_error = exc
+        if self.written_hook is not None:  # only lines that are whole in the file
+            for line in lines:
+                await self.written_hook(line)
+        if self.write_error is not None:
             return web
         if "x_packet" not in merged.get("test_keys", {}):
             return web
         return self._finish_web(merged)
 
-    def _write(self, msmt: dict[str, Any]) -> None:
+    def _write(self, msmt: dict[str, Any]) -> bytes:
         if self._writer is None:
             self._writer = LineWriter(self.report).__enter__()
-        self._writer.write(orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE))
+        line = orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE)
+        self._writer.write(line)
         self.written += 1
+        return line
 
     def close(self) -> None:
         if self._writer is not None:

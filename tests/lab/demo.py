@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests import volunteer
 from tests.lab import lab as labmod
 from tests.lab import model as m
 
@@ -93,12 +94,22 @@ def event_failure(event: dict[str, Any], stage: str) -> str | None:
     return failure
 
 
-def probe_argv(info: dict[str, Any], output: Path, urls: list[str], *extra: str) -> list[str]:
-    """`probe run` from cp-client over ``urls`` with the lab's options (and ``extra``)."""
+def probe_argv(
+    info: dict[str, Any],
+    output: Path,
+    urls: list[str],
+    *extra: str,
+    config: Path | None = None,
+) -> list[str]:
+    """``probe run`` in cp-client over ``urls`` with the lab's facts (and ``extra`` options), as
+    the volunteer whose ``config`` it reads (default: the lab volunteer: consent given, uploads
+    off, tests/volunteer.py)."""
     probe = m.REPO / ".venv" / "bin" / "probe"
     argv = [
         str(probe),
         "run",
+        "--config",
+        str(config or volunteer.lab_config(m.state_dir())),
         "--output",
         str(output),
         "--no-progress",

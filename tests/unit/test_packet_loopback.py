@@ -296,9 +296,16 @@ async def test_the_run_hook_follows_up_a_blocked_verdict(tmp_path: Path) -> None
         hook = RunFollowUps(
             ctx=_context(public=True), finish_web=_finish, finish_trace=_finish, report=report
         )
+        uploaded: list[bytes] = []
+
+        async def outbox(line: bytes) -> None:  # what probe run's upload gets (its outbox)
+            uploaded.append(line)
+
+        hook.written_hook = outbox
         with closing(hook):
             merged = await hook(web)
     assert (hook.followed, hook.written) == (1, 1)
+    assert uploaded == [report.read_bytes()]  # the trace line, once it is whole in the file
     assert "x_packet" not in web["test_keys"]  # a copy was merged, the original kept
     tk = merged["test_keys"]
     assert [tk[k] for k in ("blocking", "x_outcome", "x_rule_id")] == [
