@@ -9,6 +9,9 @@ and bump :data:`RULES_VERSION`.
 Evidence levels (never an overloaded zero): ``local`` needs no control (injected DNS reply,
 fingerprinted blockpage, an innocuous-SNI retry that works); ``control`` compares with the control
 that succeeded on the same thing; ``none`` is an honest "cannot tell".
+
+:data:`RETIRED` lists the ids that left the table, with the version that dropped them and the
+ids that replaced them: verdicts stored with an older :data:`RULES_VERSION` keep their meaning.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from probe.analysis.context import Context
-from probe.analysis.dnscheck import NXDOMAIN_FAILURES
+from probe.analysis.dnscheck import NXDOMAIN_FAILURES, control_unresolved
+from probe.analysis.observations import HTTPObs
 from probe.analysis.transfer import is_throttled
 from probe.netaddr import parse_ip
 
-RULES_VERSION = "2026.11.1"
+RULES_VERSION = "2026.12.1"
 
 RESET = frozenset({"connection_reset", "connection_aborted", "network_reset"})
 TIMEOUT = frozenset({"generic_timeout_error", "timed_out"})
@@ -32,6 +36,8 @@ CERTIFICATE = frozenset(
     {"ssl_invalid_hostname", "ssl_unknown_authority", "ssl_invalid_certificate"}
 )
 BAD_REDIRECT = frozenset({"http_invalid_redirect_location_host", "http_unexpected_redirect_url"})
+#: the test helper's NXDOMAIN (legacy vocabulary, ooni-format.md 10.2) and the modern string
+CONTROL_NXDOMAIN = frozenset({"dns_name_error", "dns_nxdomain_error"})
 
 
 #: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
@@ -65,6 +71,16 @@ class Rule:
     evidence: str  # "local" | "control" | "none"
     predicate: Callable[[Context], Hit | None]
     comment: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retired:
+    """A rule id that left the table: never reused, never given another meaning."""
+
+    rule_id: str
+    retired_in: str  # the RULES_VERSION that no longer has it
+    replaced_by: tuple[str, ...]
+    reason: str
 
 
 # ------------------------------------------------------------------------------- predicates
@@ -143,6 +159,43 @@ def _host_diag(kinds: frozenset[str], *, diag_ok: bool) -> Callable[[Context], H
     return pred
 
 
+def _silent(h: HTTPObs) -> bool:
+    """No byte of a response ever arrived on this round trip (no head, no progress sample)."""
+    return h.status <= 0 and not any(n > 0 for _, n in h.samples)
+
+
+def _ip_blocked_host_diag(ctx: Context) -> Hit | None:
+    """The innocuous-Host request to the same address failed too, the server stayed silent on
+    both connections, and the control fetched the page: only then is the address itself
+    blocked. Without the control, a server that resets or stalls any request (whatever its
+    Host) looks the same from the probe (issue 16, item 4)."""
+    hit = _host_diag(RESET | EOF | TIMEOUT, diag_ok=False)(ctx)
+    s, c = ctx.step, ctx.obs.control
+    if hit is None or s.http is None or not c.http_ok:
+        return None
+    diags = [h for h in ctx.obs.http if h.diag == "host_retry" and h.address == s.http.address]
+    if not _silent(s.http) or not all(_silent(h) for h in diags):
+        return None
+    return Hit(hit.evidence + ("control.http_request",), failure=hit.failure)
+
+
+def _ip_blocked_sni_diag(ctx: Context) -> Hit | None:
+    """The innocuous-SNI handshake to the same address failed too, and the control completed a
+    handshake there (or fetched the page): the address is blocked, not the name."""
+    hit = _sni_diag(RESET | EOF | TIMEOUT, diag_ok=False)(ctx)
+    if hit is None:
+        return None
+    s, c = ctx.step, ctx.obs.control
+    tried = [e for e in s.endpoints if e.ctrl_tls_seen]
+    if tried:
+        if any(e.ctrl_tls_failure is not None for e in tried):
+            return None
+        return Hit(hit.evidence + ("control.tls_handshake",), failure=hit.failure)
+    if not c.http_ok:
+        return None
+    return Hit(hit.evidence + ("control.http_request",), failure=hit.failure)
+
+
 def _dns_failed(nx: bool) -> Callable[[Context], Hit | None]:
     def pred(ctx: Context) -> Hit | None:
         d = ctx.dns
@@ -151,6 +204,49 @@ def _dns_failed(nx: bool) -> Callable[[Context], Hit | None]:
         return Hit(tuple(q.ref for q in d.lookups), failure=d.failure)
 
     return pred
+
+
+def _dns_control_no_address(ctx: Context) -> Hit | None:
+    """The probe failed to resolve; the control's answer held a name (CNAME) but no address,
+    and its own fetch failed: nobody resolved it (issue 16, item 1)."""
+    d = ctx.dns
+    if d.addrs or not d.lookups or d.failure is None or not control_unresolved(ctx.obs):
+        return None
+    refs = tuple(q.ref for q in d.lookups) + ("control.dns", "control.http_request")
+    return Hit(refs, failure=d.failure)
+
+
+def _dns_nxdomain_rewritten(ctx: Context) -> Hit | None:
+    """The control got NXDOMAIN, and the probe's resolver answered an address it also gives,
+    in this run, for a random name that cannot exist (``x_nxdomain_canary``): ISP NXDOMAIN
+    rewriting (search pages), not censorship of this name. Without the canary the same facts
+    fit a censor still answering a blockpage address for a dead domain on its list (OONI's
+    ghostDNSBlocking*), so the DNS rules below decide (issue 16, item 2)."""
+    d, c, canary = ctx.dns, ctx.obs.control, ctx.obs.canary_addrs
+    if d.reason != "resolved_while_control_failed" or c.dns_failure not in CONTROL_NXDOMAIN:
+        return None
+    if not canary or not set(d.addrs) & set(canary):
+        return None
+    return Hit(tuple(q.ref for q in d.lookups) + ("control.dns", "x_nxdomain_canary"))
+
+
+def _ep_ip(endpoint: str) -> str:
+    return endpoint[1:].split("]", 1)[0] if endpoint.startswith("[") else endpoint.rsplit(":", 1)[0]
+
+
+def _tls_failed_alike(ctx: Context) -> Hit | None:
+    """Every handshake of the probe failed with the same failure as the control's own
+    handshakes at the addresses the control resolved: the site's TLS is broken for everyone,
+    and the probe's other addresses (a CDN's) are not a DNS lie (issue 16, item 2)."""
+    s, c = ctx.step, ctx.obs.control
+    if s.kind != "tls" or s.failure is None or not c.available:
+        return None
+    if any(e.tls_failure != s.failure for e in s.endpoints):
+        return None
+    own = [ep for ep in c.tls if _ep_ip(ep) in c.dns_addrs]
+    if not own or any(c.tls[ep] != s.failure for ep in own):
+        return None
+    return Hit(s.refs + ("control.tls_handshake",), failure=s.failure)
 
 
 def _dns_both_failed(ctx: Context) -> Hit | None:
@@ -199,6 +295,20 @@ def _ok_https(ctx: Context) -> Hit | None:
     return Hit((f.ref,))
 
 
+def _server_error_tls(ctx: Context) -> Hit | None:
+    """A 5xx over validated TLS: the network delivered the server's error intact. A CDN's
+    anti-bot challenge (a false-positive fingerprint) is a gate a browser passes, not an
+    error: it is left to the rules below (issue 16, item 3)."""
+    f, c = ctx.final, ctx.obs.control
+    if f is None or not _final_ok(ctx) or f.status < 500:
+        return None
+    if not f.url.lower().startswith("https://") or ctx.final_false_positive is not None:
+        return None
+    if c.http_seen and c.http_status >= 500:
+        return Hit((f.ref, "control.http_request"))
+    return Hit((f.ref,))
+
+
 def _server_error(ctx: Context) -> Hit | None:
     f, c = ctx.final, ctx.obs.control
     if f is None or not _final_ok(ctx) or f.status < 500 or not c.http_seen:
@@ -218,6 +328,21 @@ def _dns_unexpected(ctx: Context) -> Hit | None:
     if d.consistency != "inconsistent":
         return None
     return Hit(tuple(q.ref for q in d.lookups))
+
+
+def _tls_vouched_cleartext_diff(ctx: Context) -> Hit | None:
+    """A cleartext page that differs from the control's, fetched from an answer the control
+    never saw (nor its ASNs) and vouched for only by a valid certificate on port 443: a
+    resolver that sends some names to a TLS pass-through proxy that filters cleartext looks
+    exactly like this (OONI's httpDiffWithInconsistentDNS), so the DNS answer is the cause."""
+    f, d = ctx.final, ctx.dns
+    if f is None or not _final_ok(ctx) or f.depth != 0 or not d.tls_vouched:
+        return None
+    if not f.url.lower().startswith("http://") or not ctx.obs.control.http_ok:
+        return None
+    if not ctx.comparison.has_diff or _ep_ip(f.address) not in d.tls_vouched:
+        return None
+    return Hit(tuple(q.ref for q in d.lookups) + (f.ref, "control.http_request"))
 
 
 def _benign_page(ctx: Context) -> Hit | None:
@@ -260,6 +385,18 @@ def _step(
     return pred
 
 
+def _unclassified(ctx: Context) -> Hit | None:
+    """The failing step's error was not classified as a network failure (``unknown_failure:``,
+    e.g. an old probe that could not decode a response): it proves nothing about the network,
+    as OONI's backend scores such measurements with accuracy 0 (ooni-format.md 10.9)."""
+    s = ctx.step
+    if s.kind not in _TTH or s.failure is None or s.control_ok is not True:
+        return None
+    if not s.failure.startswith("unknown_failure"):
+        return None
+    return Hit(s.refs + ("control",), failure=s.failure)
+
+
 def _http_diff(ctx: Context) -> Hit | None:
     f = ctx.final
     if f is None or not _final_ok(ctx) or not ctx.obs.control.http_ok:
@@ -275,6 +412,7 @@ def _always(ctx: Context) -> Hit | None:
 
 _H, _T, _S = frozenset({"http"}), frozenset({"tcp", "http"}), frozenset({"tls", "http"})
 _TLS = frozenset({"tls"})
+_TTH = frozenset({"tcp", "tls", "http"})
 _DNS = frozenset({"dns"})
 _ANY = frozenset({"http", "tls", "tcp", "dns"})
 
@@ -300,9 +438,10 @@ RULES: tuple[Rule, ...] = (
     Rule("tls.sni_diag_timeout", "tls/timeout-after-clienthello", "http-failure", False, "local",
          _sni_diag(TIMEOUT, diag_ok=True),
          "real SNI timed out after the ClientHello, innocuous SNI to the same IP got through"),
-    Rule("tcp.ip_blocked_sni_diag", "tcp/ip-blocked", "tcp_ip", False, "local",
-         _sni_diag(RESET | EOF | TIMEOUT, diag_ok=False),
-         "the innocuous-SNI handshake to the same IP failed too: the address is blocked"),
+    Rule("tcp.ip_blocked_sni_diag_control", "tcp/ip-blocked", "tcp_ip", False, "control",
+         _ip_blocked_sni_diag,
+         "the innocuous-SNI handshake to the same IP failed too, and the control's handshake "
+         "there (or its fetch) worked: the address is blocked"),
     Rule("http.throttled", "http/throttled", "http-failure", False, "control", _throttled,
          "body goodput under 10% of the control's, under 256 kbit/s, flat, and slow/incomplete"),
     Rule("http.host_diag_reset", "http/reset-after-request", "http-failure", False, "local",
@@ -311,30 +450,50 @@ RULES: tuple[Rule, ...] = (
     Rule("http.host_diag_timeout", "http/timeout-after-request", "http-failure", False, "local",
          _host_diag(TIMEOUT, diag_ok=True),
          "request timed out, the same request with an innocuous Host got a response"),
-    Rule("tcp.ip_blocked_host_diag", "tcp/ip-blocked", "tcp_ip", False, "local",
-         _host_diag(RESET | EOF | TIMEOUT, diag_ok=False),
-         "the innocuous-Host request to the same address failed too"),
+    Rule("tcp.ip_blocked_host_diag_control", "tcp/ip-blocked", "tcp_ip", False, "control",
+         _ip_blocked_host_diag,
+         "the innocuous-Host request to the same address failed too, the server never sent a "
+         "byte on either connection, and the control fetched the page"),
+    Rule("down.dns_control_no_address", "down/everywhere", False, False, "control",
+         _dns_control_no_address,
+         "the probe failed to resolve; the control's answer held a CNAME but no address and "
+         "its own fetch failed: nobody resolved it"),
     Rule("dns.nxdomain", "dns/nxdomain", "dns", False, "control", _dns_failed(True),
          "probe NXDOMAIN (or Android no-data) while the control resolved addresses"),
     Rule("dns.failure", "dns/failure", "dns", False, "control", _dns_failed(False),
          "other probe DNS failure while the control resolved addresses"),
     Rule("down.dns", "down/everywhere", False, False, "control", _dns_both_failed,
          "the probe and the control both failed to resolve (or both got no address)"),
+    Rule("down.dns_nxdomain_rewritten", "down/everywhere", False, False, "control",
+         _dns_nxdomain_rewritten,
+         "the control got NXDOMAIN; the probe's resolver answered an address it also gives for "
+         "a random name that cannot exist (NXDOMAIN rewriting): no site of that name to censor"),
     Rule("dns.bogon", "dns/bogon", "dns", False, "control", _dns_bogon,
          "the resolver answered a bogon the control did not see"),
     Rule("down.dns_bogon_everywhere", "down/everywhere", False, False, "control", _dns_both_bogon,
          "the name resolves to bogons for the control too: misconfiguration, not censorship"),
+    Rule("down.server_error_tls", "down/server-error", False, False, "local", _server_error_tls,
+         "a 5xx over validated TLS (not a CDN challenge page): the network delivered the "
+         "server's error intact"),
     Rule("ok.https", "ok", False, True, "local", _ok_https,
          "final response over validated TLS: the network delivered the server's answer"),
     Rule("down.server_error", "down/server-error", False, False, "control", _server_error,
          "the probe got a 5xx and so did the control"),
     Rule("ok.http_matches_control", "ok", False, True, "control", _ok_http,
          "final cleartext response matches the control (OONI's HTTP-diff rule)"),
+    Rule("down.tls_failed_alike", "down/everywhere", False, False, "control",
+         _tls_failed_alike,
+         "every handshake failed as the control's own handshakes at its own addresses did: "
+         "the site's TLS is broken everywhere, an address difference alone is no DNS lie"),
     Rule("dns.unexpected_address", "dns/unexpected-address", "dns", False, "control",
          _dns_unexpected, "answers the control never saw, not in its ASNs, no validated TLS, "
          "and the fetch did not give the control's page"),
     Rule("http.benign_page", "http/benign-page", False, True, "local", _benign_page,
          "the differing page is a known false positive (CDN challenge, default page...)"),
+    Rule("dns.tls_vouched_cleartext_diff", "dns/unexpected-address", "dns", False, "control",
+         _tls_vouched_cleartext_diff,
+         "the cleartext page differs, fetched from an answer the control never saw that only a "
+         "certificate on 443 vouches for: a resolver steering the name to a filtering proxy"),
     Rule("unknown.control_unavailable", "unknown/control-unavailable", None, None, "none",
          _no_control, "no control, and no local evidence decides"),
     Rule("unknown.probe_no_ipv6", "unknown/probe-no-ipv6", None, None, "none", _no_ipv6,
@@ -344,6 +503,9 @@ RULES: tuple[Rule, ...] = (
          "a redirect target did not resolve; the control followed the redirects"),
     Rule("dns.later_hop_failure", "dns/failure", "dns", False, "control",
          _step(None, _DNS, control_ok=True), "a redirect target failed to resolve"),
+    Rule("unknown.probe_failure", "unknown/probe-failure", None, None, "none", _unclassified,
+         "the failing step's error is unknown_failure (not a network failure the probe "
+         "recognised): no claim either way"),
     Rule("tcp.timeout", "tcp/timeout", "tcp_ip", False, "control",
          _step(TIMEOUT, frozenset({"tcp"}), control_ok=True),
          "TCP connect timed out while the control connected"),
@@ -387,4 +549,17 @@ RULES: tuple[Rule, ...] = (
          "page differs from the control's (OONI's HTTP-diff rule) and no fingerprint matched"),
     Rule("unknown.undetermined", "unknown/undetermined", None, None, "none", _always,
          "catch-all: the facts fit no rule above"),
+)  # fmt: skip
+
+RETIRED: tuple[Retired, ...] = (
+    Retired(
+        "tcp.ip_blocked_host_diag", "2026.12.1", ("tcp.ip_blocked_host_diag_control",),
+        "it called tcp/ip-blocked without a control: a server that resets or stalls any "
+        "request (HTTP/0.9, slow, huge request) fails the innocuous-Host retry too",
+    ),
+    Retired(
+        "tcp.ip_blocked_sni_diag", "2026.12.1", ("tcp.ip_blocked_sni_diag_control",),
+        "the same for TLS: a server that fails every handshake fails the innocuous SNI too; "
+        "the control must have completed a handshake there",
+    ),
 )  # fmt: skip
