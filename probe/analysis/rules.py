@@ -22,6 +22,12 @@ from dataclasses import dataclass
 from probe.analysis.context import Context
 from probe.analysis.dnscheck import NXDOMAIN_FAILURES, control_unresolved
 from probe.analysis.observations import HTTPObs
+from probe.analysis.throttling import (
+    baseline_vetoes,
+    follow_up_goodput,
+    latency_excess,
+    slow_link,
+)
 from probe.analysis.transfer import is_throttled
 from probe.netaddr import parse_ip
 
@@ -268,12 +274,46 @@ def _dns_both_bogon(ctx: Context) -> Hit | None:
     return Hit(tuple(q.ref for q in d.lookups)) if d.reason == "both_bogon" else None
 
 
-def _throttled(ctx: Context) -> Hit | None:
+def _throttled_goodput(ctx: Context) -> Hit | None:
+    """Goodput far under the control's (transfer.py), unless the run's own baseline shows the
+    volunteer's link is that slow for every site."""
     if not ctx.obs.control.available:
         return None
     for h in ctx.obs.http:
         if h.main and h.samples and is_throttled(h, ctx.obs.control) is not None:
-            return Hit((h.ref, "control.http_request.x_transfer"), failure=h.failure)
+            if baseline_vetoes(ctx.obs, h):
+                return None
+            refs: tuple[str, ...] = (h.ref, "control.http_request.x_transfer")
+            if ctx.obs.baseline is not None:
+                refs += ("x_run_baseline",)
+            return Hit(refs, failure=h.failure)
+    return None
+
+
+def _throttled_follow_up(ctx: Context) -> Hit | None:
+    f = follow_up_goodput(ctx.obs)
+    if f is None:
+        return None
+    refs = (f.http.ref, f.reference) + (
+        (f.sni_probe.tls_ref,) if f.sni_probe and f.sni_probe.tls_ref else ()
+    )
+    final = ctx.final
+    return Hit(refs, failure=final.failure if final is not None else None)
+
+
+def _throttled_stage_times(ctx: Context) -> Hit | None:
+    x = latency_excess(ctx.obs)
+    if x is None:
+        return None
+    tls = [e.tls_ref for e in ctx.obs.endpoints if e.transaction_id == x.http.transaction_id]
+    refs = (x.http.ref,) + tuple(r for r in tls if r)
+    return Hit(refs + ("x_run_baseline", "control.http_request.x_transfer"), failure=x.http.failure)
+
+
+def _slow_link(ctx: Context) -> Hit | None:
+    for h in ctx.obs.http:
+        if h.main and slow_link(ctx.obs, h):
+            return Hit((h.ref, "x_run_baseline"), failure=h.failure)
     return None
 
 
@@ -442,8 +482,21 @@ RULES: tuple[Rule, ...] = (
          _ip_blocked_sni_diag,
          "the innocuous-SNI handshake to the same IP failed too, and the control's handshake "
          "there (or its fetch) worked: the address is blocked"),
-    Rule("http.throttled", "http/throttled", "http-failure", False, "control", _throttled,
-         "body goodput under 10% of the control's, under 256 kbit/s, flat, and slow/incomplete"),
+    Rule("http.throttled_follow_up", "http/throttled", "http-failure", False, "control",
+         _throttled_follow_up,
+         "the follow-up transfer under the same SNI/Host to the same address kept flowing under "
+         "256 kbit/s and a quarter of the link the other targets of the run showed"),
+    Rule("http.throttled_goodput", "http/throttled", "http-failure", False, "control",
+         _throttled_goodput,
+         "body goodput under 10% of the control's, under 256 kbit/s, flat, slow/incomplete, and "
+         "not the speed the run's baseline shows for every site"),
+    Rule("http.throttled_stage_times", "http/throttled", "http-failure", False, "control",
+         _throttled_stage_times,
+         "handshake and first byte (and body) took 5x what the other targets of the run and "
+         "the control took, a second more, over a path whose round trip is normal"),
+    Rule("http.slow_link", "http/slow-link", False, True, "control", _slow_link,
+         "the body kept flowing until the timeout at the link's own speed (the run's "
+         "baseline): the page is too large for the volunteer's link, not interfered with"),
     Rule("http.host_diag_reset", "http/reset-after-request", "http-failure", False, "local",
          _host_diag(RESET | EOF, diag_ok=True),
          "request reset/closed, the same request with an innocuous Host got a response"),
@@ -552,6 +605,11 @@ RULES: tuple[Rule, ...] = (
 )  # fmt: skip
 
 RETIRED: tuple[Retired, ...] = (
+    Retired(
+        "http.throttled", "2026.12.1", ("http.throttled_goodput",),
+        "it called a slow link throttling: a volunteer whose link is slower than 256 kbit/s "
+        "for every site has a large page's goodput under the control's too",
+    ),
     Retired(
         "tcp.ip_blocked_host_diag", "2026.12.1", ("tcp.ip_blocked_host_diag_control",),
         "it called tcp/ip-blocked without a control: a server that resets or stalls any "

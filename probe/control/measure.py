@@ -12,7 +12,9 @@ Everything is measured with the probe's own stages on a throwaway :class:`probe.
 then folded into the TH answer: DNS/TCP/HTTP failures in the TH's legacy vocabulary, TLS
 failures modern, as OONI's TH does. ``http_request.x_transfer`` (our extension) gives the final
 response's ``body_length`` and the seconds from the start of its request to the first response
-bytes (``t_first_byte``) and to the end of the body (``t_done``).
+bytes (``t_first_byte``) and to the end of the body (``t_done``), and the durations of the TCP
+connect (``t_connect``) and TLS handshake (``t_tls``, null over cleartext) of the connection
+that carried it: the throttling analysis compares the probe's stage times with these.
 """
 
 from __future__ import annotations
@@ -301,6 +303,13 @@ def _transfer(trace: Trace, tid: int, body_length: int) -> dict[str, Any]:
         if req.transaction_id == tid:
             start, done = req.t0, req.t
             break
+    connect = tls_time = None
+    for tcp_event in trace.tcp_connect:
+        if tcp_event.transaction_id == tid:
+            connect = round(max(0.0, tcp_event.t - tcp_event.t0), 6)
+    for tls_event in trace.tls_handshakes:
+        if tls_event.transaction_id == tid:
+            tls_time = round(max(0.0, tls_event.t - tls_event.t0), 6)
     first = done
     for event in trace.network_events:
         if (
@@ -314,6 +323,8 @@ def _transfer(trace: Trace, tid: int, body_length: int) -> dict[str, Any]:
         "body_length": body_length,
         "t_first_byte": round(max(0.0, first - start), 6),
         "t_done": round(max(0.0, done - start), 6),
+        "t_connect": connect,
+        "t_tls": tls_time,
     }
 
 
