@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import bench_batch, bench_core
+from tests.bench import bench_batch, bench_core, bench_verdicts
 
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    print("== probe core (lab) ==", flush=True)
+    print("== verdicts: agreement with OONI and the adjudicated corpus ==", flush=True)
+    bench_verdicts.main(["--quick"] if quick else [])
+    print("\n== probe core (lab) ==", flush=True)
     core_args = ["--n", "200", "--rss-lines", "5000"] if quick else []
     rc = bench_core.main(core_args)
     print("\n== batch analysis ==", flush=True)
