@@ -291,5 +291,6 @@ def test_parsing_a_baseline_never_raises(raw: Any) -> None:
     assert out is None or all(s.ttfb is not None for s in out)
     m = page(**SMALL_THROTTLED)
     m["test_keys"]["x_run_baseline"] = raw
-    analyze(m)  # total: never raises
+    m["test_keys"]["x_nxdomain_canary"] = raw
+    assert analyze(m)["x_rule_id"] != "internal.error"  # total: never raises
     latency_excess(observe(m))
