@@ -22,8 +22,11 @@ from statistics import median
 from probe.analysis.observations import HTTPObs, Observations
 from probe.analysis.samples import StageSample
 
-#: a baseline needs this many samples before the analysis trusts its medians
+#: a baseline needs this many samples before the analysis trusts its medians ...
 MIN_BASELINE = 3
+#: ... and each stage's median this many samples that recorded that stage (a run mixes http
+#: and https targets: a handshake median from two of three is still the link's)
+MIN_STAGE = 2
 #: a sample measures the link's goodput only over at least this many body bytes ...
 CAPACITY_MIN_BYTES = 16384
 #: ... received over at least this long (a transfer that fits one read measures nothing)
@@ -107,7 +110,7 @@ class Baseline:
 
 def _median(values: Sequence[float | None]) -> float | None:
     known = [v for v in values if v is not None]
-    return median(known) if len(known) >= MIN_BASELINE else None
+    return median(known) if len(known) >= MIN_STAGE else None
 
 
 def summarise(samples: Sequence[StageSample]) -> Baseline | None:

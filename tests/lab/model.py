@@ -74,6 +74,7 @@ class Site:
     status: int = 200
     inet_drop: bool = False
     role: str = "site"
+    page_kib: int = 0  # pad index.html to about this many KiB (0: the short page)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ OUTCOMES = {
     "http/redirect-to-blockpage",
     "http/throttled",
     "down/everywhere",
+    "down/server-error",
     "ok",
 }
 
