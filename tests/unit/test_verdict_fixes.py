@@ -248,3 +248,25 @@ def test_the_docs_rule_table_is_the_code_s() -> None:
     for row, rule in zip(rows, RULES, strict=True):
         assert row[1] == f"`{rule.outcome}`", rule.rule_id
         assert row[3] == rule.evidence, rule.rule_id
+
+
+#: captured in the lab (tests/integration/test_run_facts.py): what 2026.11.1 said -> the rule now
+LAB_GOLDENS = {
+    # item 2: the ISP rewrites NXDOMAIN (the run's canary shows it); was dns/unexpected-address
+    "golden-lab-nxdomain-rewritten": ("down/everywhere", "down.dns_nxdomain_rewritten"),
+    # item 3: a 503 to everyone over validated TLS; was ok
+    "golden-lab-status503-https": ("down/server-error", "down.server_error_tls"),
+    "golden-lab-status503-http": ("down/server-error", "down.server_error"),
+    # item 5: a 4 KiB page behind an SNI-triggered 8 kbit/s cap; was ok
+    "golden-lab-throttled-small-page": ("http/throttled", "http.throttled_stage_times"),
+    # the same cap on 320 KiB; was http/body-timeout
+    "golden-lab-throttled-large-page": ("http/throttled", "http.throttled_stage_times"),
+    # a large object over a link slow for every site; was http/throttled
+    "golden-lab-slow-link-large-object": ("http/slow-link", "http.slow_link"),
+}
+
+
+@pytest.mark.parametrize("entry_id", list(LAB_GOLDENS))
+def test_lab_captures(entry_id: str) -> None:
+    v = analyze(corpus.strip_verdict(corpus.load(BY_ID[entry_id])))
+    assert (v["x_outcome"], v["x_rule_id"]) == LAB_GOLDENS[entry_id]
