@@ -98,3 +98,11 @@ def test_docs_list_only_real_disagreements() -> None:
         if e.kind == "real" and corpus.ooni_verdict(corpus.load(e)) != e.expected_pair
     }
     assert _documented() == differing
+
+
+def test_our_goldens_load_strictly_with_oonidata() -> None:
+    """The run facts and the follow-up's events keep our measurements OONI's format."""
+    from tests.conformance.check import check_with_oonidata
+
+    lines = [corpus.read_text(e) for e in ENTRIES if e.kind == "golden"]
+    assert check_with_oonidata([json.dumps(json.loads(t)) for t in lines]) == []
