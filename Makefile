@@ -42,6 +42,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check probe tests
 	$(BIN)/ruff check probe tests
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -61,7 +62,7 @@ bench: venv native
 
 clean:
 	-$(PYTHON) -m probe.native clean
-	rm -rf $(VENV) $(REFVENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build
+	rm -rf $(VENV) $(REFVENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build .import_linter_cache
 
 -include tests/lab/lab.mk
 

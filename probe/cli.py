@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = func(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("probe: stopped by Ctrl-C", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -2,22 +2,33 @@
 
 Web Connectivity (:mod:`probe.experiment`) and the app tests (:mod:`probe.apps.runner`) record
 their events in a :class:`~probe.trace.Trace` and differ only in their test keys; the top-level
-keys, the privacy defaults and the event dump are the same and live here.
+keys, the privacy defaults and the event dump are the same and live here. The test's name and
+version come from its :class:`~probe.registry.ExperimentSpec`, which the caller passes in.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from probe import SOFTWARE_NAME, __version__
 from probe.archival import WEB_CONNECTIVITY_EXTENSIONS
+from probe.context import RunContext
 from probe.meta import format_time
+from probe.netaddr import endpoint_host
 from probe.trace import Trace
 
-if TYPE_CHECKING:
-    from probe.experiment import RunContext
+
+class TestIdentity(Protocol):
+    """What the envelope needs to know of a test (a :class:`probe.registry.ExperimentSpec`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
 
 EVENT_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests", "network_events")
 
@@ -38,15 +49,14 @@ def _round(seconds: float) -> float:
 
 def envelope(
     ctx: RunContext,
+    test: TestIdentity,
     *,
     input: str | None,
-    test_name: str,
-    test_version: str,
     started: datetime,
     runtime: float,
     test_keys: dict[str, Any],
 ) -> dict[str, Any]:
-    """A complete measurement: OONI's top-level keys around ``test_keys``."""
+    """A complete measurement of ``test``: OONI's top-level keys around ``test_keys``."""
     config = ctx.config
     backend = (
         {"backend": {"address": config.control_url, "type": "https"}} if config.control_url else {}
@@ -64,16 +74,23 @@ def envelope(
         "probe_network_name": config.probe_network_name if config.privacy.include_asn else "",
         "report_id": ctx.report_id,
         "resolver_asn": "AS0",
-        "resolver_ip": (ctx.udp_resolver or "").rsplit(":", 1)[0],
+        "resolver_ip": resolver_ip(ctx),
         "resolver_network_name": "",
         "software_name": SOFTWARE_NAME,
         "software_version": __version__,
         "test_helpers": backend,
         "test_keys": test_keys,
-        "test_name": test_name,
+        "test_name": test.name,
         "test_runtime": _round(runtime),
-        "test_version": test_version,
+        "test_version": test.version,
     }
+
+
+def resolver_ip(ctx: RunContext) -> str:
+    """The address of the run's UDP resolver, without port nor brackets ("" when none)."""
+    if not ctx.udp_resolver:
+        return ""
+    return endpoint_host(ctx.udp_resolver)
 
 
 def public_ranges(ctx: RunContext) -> list[str]:

@@ -5,15 +5,20 @@ Flow (one :class:`~probe.trace.Trace` per target; docs/ARCHITECTURE.md):
 1. depth 0 DNS: the system resolver (getaddrinfo) and, concurrently, a wire-level UDP query
    to the configured resolver that keeps listening for injected duplicates;
 2. the control request (test helper) runs concurrently with everything below;
-3. TCP connect to every distinct address (one attempt each; bogon answers for a public name are
-   listed in ``x_skipped_endpoints`` and never contacted), TLS on each connection for https;
+3. TCP connect to every distinct address (one attempt each), TLS on each connection for https;
+   every connect (main flow, redirects, diagnostics) first asks the target's
+   :class:`~probe.policy.ConnectPolicy`: for a public target a special-purpose address, from
+   DNS or from a redirect's IP literal, is listed in ``x_skipped_endpoints``, never contacted;
 4. HTTP GET over the first good connection, in resolution order; redirects by hand, each hop
    measured again through DNS/TCP/TLS/HTTP with a ``depth=N`` tag;
 5. diagnostics after a failure, on a NEW connection to the SAME address: a TLS handshake with an
    innocuous SNI (``x_diag=sni_retry``), an HTTP request with an innocuous Host
    (``x_diag=host_retry``). They let the analysis tell SNI/Host filtering from IP blocking.
 
-The result is a JSON-ready dict; the runner adds verdicts (``probe.analysis``) and scrubs it.
+Every decision is taken from the :class:`~probe.stages.result.StageResult` a stage returned
+(never from the trace lists, where a concurrent attempt's event may be the last one). Every
+network operation goes through ``ctx.network``. The result is a JSON-ready dict; the session
+adds verdicts (through the registry) and scrubs it.
 """
 
 from __future__ import annotations
@@ -22,55 +27,32 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
 import trio
 
+from probe import registry
 from probe.archival import ControlRequest
-from probe.config import Config
+from probe.context import RunContext, browser_headers
 from probe.control.client import query_control
-from probe.envelope import EVENT_LISTS, dump_events, envelope, public_ranges
-from probe.failures import Operation, classify
-from probe.netaddr import is_bogon, join_endpoint, parse_ip
+from probe.envelope import (
+    EVENT_LISTS,
+    TestIdentity,
+    dump_events,
+    envelope,
+    public_ranges,
+    resolver_ip,
+)
+from probe.failures import OpFailure, classify, failed
+from probe.net import close_now
+from probe.netaddr import join_endpoint, parse_ip
+from probe.policy import ConnectPolicy
 from probe.stages import dns, http, tcp, tls
 from probe.trace import Trace
+from probe.vocabulary import DIAGNOSABLE, Failure, Operation, unknown_failure
 
-TEST_NAME = "web_connectivity"
-TEST_VERSION = "0.5.0"
-#: failures after which the SNI / Host diagnostics are worth one more connection
-_DIAG_FAILURES = frozenset(
-    {"connection_reset", "generic_timeout_error", "eof_error", "connection_refused"}
-)
-
-
-@dataclass(frozen=True, slots=True)
-class RunContext:
-    """Everything a measurement needs besides its URL; built once per run."""
-
-    config: Config
-    ssl_context: ssl.SSLContext
-    #: verification off: only for the innocuous-SNI diagnostic handshake
-    diag_ssl_context: ssl.SSLContext
-    #: trusts the same roots as ``ssl_context``; used to reach the control vantage
-    control_ssl_context: ssl.SSLContext
-    #: "ip:port" of the resolver for the wire-level UDP query, or None to skip it
-    udp_resolver: str | None
-    report_id: str
-    test_start_time: str
-    annotations: dict[str, Any] = field(default_factory=dict)
-    #: pooled HTTP client for the control (set by the session inside its trio run)
-    control_pool: Any = None
-    innocuous_sni: str = "example.org"
-    innocuous_host: str = "example.org"
-
-
-def browser_headers(config: Config) -> list[tuple[str, str]]:
-    return [
-        ("User-Agent", config.user_agent),
-        ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-        ("Accept-Language", "en-US,en;q=0.9"),
-    ]
+TEST: Final = registry.spec(registry.WEB_CONNECTIVITY)
 
 
 def default_port(scheme: str) -> int:
@@ -79,10 +61,22 @@ def default_port(scheme: str) -> int:
 
 @dataclass(slots=True)
 class _Conn:
+    """An established connection (TCP, and TLS for https) to one address."""
+
     ip: str
     transaction_id: int
     stream: trio.abc.Stream
     alpn: str
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What connecting to one address gave: the connection, or the step that failed."""
+
+    ip: str
+    conn: _Conn | None
+    tcp: tcp.TCPResult
+    tls: tls.TLSResult | None = None
 
 
 @dataclass(slots=True)
@@ -91,17 +85,24 @@ class _Flow:
 
     trace: Trace
     ctx: RunContext
+    test: TestIdentity
+    #: where this target's measurement may connect (one rule for every hop)
+    policy: ConnectPolicy
     skipped: list[str] = field(default_factory=list)
     control: dict[str, Any] | None = None
     control_failure: str | None = None
     control_request: dict[str, Any] | None = None
-    failure: str | None = None
-    failed_operation: str | None = None
+    dns_failure: str | None = None
+    error: OpFailure | None = None
     release: Callable[[], None] | None = None
 
 
 async def measure_web(
-    url: str, *, ctx: RunContext, release: Callable[[], None] | None = None
+    url: str,
+    *,
+    ctx: RunContext,
+    test: TestIdentity = TEST,
+    release: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Measure ``url`` and return the OONI measurement (facts only, no verdict keys).
 
@@ -109,26 +110,33 @@ async def measure_web(
     """
     started = datetime.now(UTC)
     trace = Trace()
-    flow = _Flow(trace=trace, ctx=ctx, release=release)
+    flow = _Flow(trace=trace, ctx=ctx, test=test, policy=_policy(url, ctx), release=release)
     timeouts = ctx.config.timeouts
     with trio.move_on_after(timeouts.target) as deadline:
         try:
             await _measure(url, flow)
         except Exception as exc:  # a bug or an unexpected error must not lose the target
-            flow.failure = classify(exc, Operation.TOP_LEVEL)
-            flow.failed_operation = Operation.TOP_LEVEL.value
+            flow.error = classify(exc, Operation.TOP_LEVEL)
     if deadline.cancelled_caught:
-        flow.failure = "generic_timeout_error"
-        flow.failed_operation = Operation.TOP_LEVEL.value
+        flow.error = failed(Failure.GENERIC_TIMEOUT_ERROR, Operation.TOP_LEVEL)
     return _assemble(url, flow, started=started, runtime=trace.elapsed())
 
 
-def failed_measurement(url: str, exc: BaseException, *, ctx: RunContext) -> dict[str, Any]:
+def failed_measurement(
+    url: str, exc: BaseException, *, ctx: RunContext, test: TestIdentity = TEST
+) -> dict[str, Any]:
     """The measurement of a target whose processing raised outside the stages."""
-    flow = _Flow(trace=Trace(), ctx=ctx)
-    flow.failure = classify(exc, Operation.TOP_LEVEL)
-    flow.failed_operation = Operation.TOP_LEVEL.value
+    flow = _Flow(trace=Trace(), ctx=ctx, test=test, policy=_policy(url, ctx))
+    flow.error = classify(exc, Operation.TOP_LEVEL)
     return _assemble(url, flow, started=datetime.now(UTC), runtime=0.0)
+
+
+def _policy(url: str, ctx: RunContext) -> ConnectPolicy:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        host = ""
+    return ConnectPolicy.for_target(host, ctx.config.public_ranges)
 
 
 async def _measure(url: str, flow: _Flow) -> None:
@@ -158,8 +166,10 @@ async def _resolve(flow: _Flow, host: str, *, tags: Sequence[str]) -> list[str]:
     if parse_ip(host) is not None:
         return [host.strip("[]")]
     res = await dns.lookup_getaddrinfo(
-        flow.trace, host, timeouts=flow.ctx.config.timeouts, tags=tags
+        flow.trace, host, timeouts=flow.ctx.config.timeouts, tags=tags, net=flow.ctx.network
     )
+    if "classic" in tags:
+        flow.dns_failure = res.failure
     return list(dict.fromkeys(res.addresses))
 
 
@@ -171,6 +181,7 @@ async def _udp_lookup(flow: _Flow, host: str, tags: list[str]) -> None:
         resolver=flow.ctx.udp_resolver,
         timeouts=flow.ctx.config.timeouts,
         tags=tags,
+        net=flow.ctx.network,
     )
 
 
@@ -189,6 +200,7 @@ async def _run_control(flow: _Flow, url: str, endpoints: list[str]) -> None:
         ssl_context=ctx.control_ssl_context,
         timeouts=ctx.config.timeouts,
         pool=ctx.control_pool,
+        network=ctx.network,
     )
 
 
@@ -207,12 +219,15 @@ async def _fetch_chain(flow: _Flow, url: str, *, first_addresses: list[str]) -> 
             return
         nxt = urljoin(current, location)
         if urlsplit(nxt).scheme not in ("http", "https") or not urlsplit(nxt).hostname:
-            flow.failure = "http_invalid_redirect_location_host"
-            flow.failed_operation = Operation.HTTP_ROUND_TRIP.value
+            flow.error = failed(
+                Failure.HTTP_INVALID_REDIRECT_LOCATION_HOST, Operation.HTTP_ROUND_TRIP
+            )
             return
         current, addresses = nxt, None
-    flow.failure = f"unknown_failure: stopped after {config.max_redirects} redirects"
-    flow.failed_operation = Operation.HTTP_ROUND_TRIP.value
+    flow.error = failed(
+        unknown_failure(f"stopped after {config.max_redirects} redirects"),
+        Operation.HTTP_ROUND_TRIP,
+    )
 
 
 async def _fetch_hop(flow: _Flow, url: str, addresses: list[str], *, tags: list[str]) -> str | None:
@@ -222,48 +237,39 @@ async def _fetch_hop(flow: _Flow, url: str, addresses: list[str], *, tags: list[
     host = parts.hostname or ""
     port = parts.port or default_port(parts.scheme)
     https = parts.scheme == "https"
-    host_is_bogon = is_bogon(host, ctx.config.public_ranges)
-    usable = []
-    for ip in addresses:
-        if not host_is_bogon and is_bogon(ip, ctx.config.public_ranges):
-            flow.skipped.append(join_endpoint(ip, port))
-        else:
-            usable.append(ip)
+    usable, skipped = flow.policy.split(addresses, port)
+    flow.skipped.extend(skipped)
 
-    conns: list[_Conn | None] = [None] * len(usable)
-    tls_failures: dict[str, str] = {}
+    attempts: list[_Attempt | None] = [None] * len(usable)
 
     async def attempt(i: int, ip: str) -> None:
-        conns[i] = await _connect(
-            flow,
-            ip,
-            port,
-            server_name=host,
-            ssl_context=ctx.ssl_context if https else None,
+        attempts[i] = await _connect(
+            flow, ip, port, server_name=host, ssl_context=ctx.ssl_context if https else None,
             tags=tags,
-            tls_failures=tls_failures,
-        )
+        )  # fmt: skip
 
     async with trio.open_nursery() as nursery:
         for i, ip in enumerate(usable):
             nursery.start_soon(attempt, i, ip)
 
-    chosen = next((c for c in conns if c is not None), None)
-    for c in conns:
-        if c is not None and c is not chosen:
-            await _aclose(c.stream)
+    done = [a for a in attempts if a is not None]
+    chosen = next((a.conn for a in done if a.conn is not None), None)
+    for a in done:
+        if a.conn is not None and a.conn is not chosen:
+            await close_now(a.conn.stream)
 
     async with trio.open_nursery() as nursery:
-        for ip, failure in tls_failures.items():
-            if failure in _DIAG_FAILURES:
-                nursery.start_soon(_sni_retry, flow, ip, port, tags)
+        for a in done:
+            if a.tls is not None and a.tls.failure in DIAGNOSABLE:
+                nursery.start_soon(_sni_retry, flow, a.ip, port, tags)
         if chosen is None:
             return None
         result = await _get(flow, url, chosen, port, tags=tags)
-        if result.failure in _DIAG_FAILURES and result.status == 0:
+        if result.failure in DIAGNOSABLE and result.value.status == 0:
             nursery.start_soon(_host_retry, flow, url, chosen.ip, port, tags)
-    if result.failure is None and 300 <= result.status < 400 and result.location:
-        return result.location
+    response = result.value
+    if result.ok and 300 <= response.status < 400 and response.location:
+        return response.location
     return None
 
 
@@ -275,20 +281,24 @@ async def _connect(
     server_name: str,
     ssl_context: ssl.SSLContext | None,
     tags: list[str],
-    tls_failures: dict[str, str] | None = None,
-) -> _Conn | None:
-    """One TCP connect to ``ip:port`` and, with ``ssl_context``, a TLS handshake on it."""
-    timeouts = flow.ctx.config.timeouts
-    txid = flow.trace.new_transaction_id()
-    stream = await tcp.connect(
-        flow.trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags
-    )
-    if stream is None:
+) -> _Attempt | None:
+    """One TCP connect to ``ip:port`` and, with ``ssl_context``, a TLS handshake on it; None
+    (the endpoint listed as skipped) when the connect policy forbids the address."""
+    if not flow.policy.allows(ip):
+        flow.skipped.append(join_endpoint(ip, port))
         return None
+    timeouts = flow.ctx.config.timeouts
+    net = flow.ctx.network
+    txid = flow.trace.new_transaction_id()
+    connected = await tcp.connect(
+        flow.trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags, net=net
+    )
+    stream = connected.value
+    if stream is None:
+        return _Attempt(ip=ip, conn=None, tcp=connected)
     if ssl_context is None:
-        return _Conn(ip=ip, transaction_id=txid, stream=stream, alpn="")
-    before = len(flow.trace.tls_handshakes)
-    tls_stream = await tls.handshake(
+        return _Attempt(ip=ip, conn=_Conn(ip, txid, stream, ""), tcp=connected)
+    handshake = await tls.handshake(
         flow.trace,
         stream,
         address=join_endpoint(ip, port),
@@ -297,14 +307,13 @@ async def _connect(
         timeouts=timeouts,
         transaction_id=txid,
         tags=tags,
+        net=net,
     )
-    if tls_stream is None:
-        events = flow.trace.tls_handshakes[before:]
-        if tls_failures is not None and events and events[0].failure:
-            tls_failures[ip] = events[0].failure
-        return None
-    alpn = tls_stream.selected_alpn_protocol() or ""
-    return _Conn(ip=ip, transaction_id=txid, stream=tls_stream, alpn=alpn)
+    session = handshake.value
+    if session is None:
+        return _Attempt(ip=ip, conn=None, tcp=connected, tls=handshake)
+    conn = _Conn(ip, txid, session, session.selected_alpn_protocol() or "")
+    return _Attempt(ip=ip, conn=conn, tcp=connected, tls=handshake)
 
 
 async def _get(
@@ -331,7 +340,7 @@ async def _get(
             tags=tags,
         )
     finally:
-        await _aclose(conn.stream)
+        await close_now(conn.stream)
 
 
 def _diag_tags(tags: list[str], name: str) -> list[str]:
@@ -341,7 +350,7 @@ def _diag_tags(tags: list[str], name: str) -> list[str]:
 async def _sni_retry(flow: _Flow, ip: str, port: int, tags: list[str]) -> None:
     """Same address, innocuous SNI, no verification: does a ServerHello come back?"""
     ctx = flow.ctx
-    conn = await _connect(
+    attempt = await _connect(
         flow,
         ip,
         port,
@@ -349,8 +358,8 @@ async def _sni_retry(flow: _Flow, ip: str, port: int, tags: list[str]) -> None:
         ssl_context=ctx.diag_ssl_context,
         tags=_diag_tags(tags, "sni_retry"),
     )
-    if conn is not None:
-        await _aclose(conn.stream)
+    if attempt is not None and attempt.conn is not None:
+        await close_now(attempt.conn.stream)
 
 
 async def _host_retry(flow: _Flow, url: str, ip: str, port: int, tags: list[str]) -> None:
@@ -358,7 +367,7 @@ async def _host_retry(flow: _Flow, url: str, ip: str, port: int, tags: list[str]
     ctx = flow.ctx
     parts = urlsplit(url)
     diag_tags = _diag_tags(tags, "host_retry")
-    conn = await _connect(
+    attempt = await _connect(
         flow,
         ip,
         port,
@@ -366,29 +375,18 @@ async def _host_retry(flow: _Flow, url: str, ip: str, port: int, tags: list[str]
         ssl_context=ctx.diag_ssl_context if parts.scheme == "https" else None,
         tags=diag_tags,
     )
-    if conn is None:
+    if attempt is None or attempt.conn is None:
         return
     netloc = ctx.innocuous_host if parts.port is None else f"{ctx.innocuous_host}:{parts.port}"
-    await _get(flow, parts._replace(netloc=netloc).geturl(), conn, port, tags=diag_tags)
-
-
-async def _aclose(stream: trio.abc.AsyncResource) -> None:
-    """Close without waiting for the peer (a measured connection owes it no goodbye)."""
-    with trio.CancelScope(shield=True):
-        await trio.aclose_forcefully(stream)
+    await _get(flow, parts._replace(netloc=netloc).geturl(), attempt.conn, port, tags=diag_tags)
 
 
 def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> dict[str, Any]:
     ctx = flow.ctx
     dumped = dump_events(flow.trace, names=(*EVENT_LISTS, "dns_duplicates"))
-    dns_failure = None
-    for q in dumped["queries"]:
-        if "classic" in q.get("tags", []) and q.get("engine") == "getaddrinfo":
-            dns_failure = q.get("failure")
-            break
     test_keys: dict[str, Any] = {
         "agent": "redirect",
-        "client_resolver": (ctx.udp_resolver or "").rsplit(":", 1)[0],
+        "client_resolver": resolver_ip(ctx),
         "retries": None,
         "socksproxy": None,
         "queries": dumped["queries"],
@@ -397,20 +395,19 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
         "requests": dumped["requests"],
         "network_events": dumped["network_events"],
         "x_dns_duplicate_responses": dumped["dns_duplicates"],
-        "x_skipped_endpoints": flow.skipped,
+        "x_skipped_endpoints": list(dict.fromkeys(flow.skipped)),
         "x_public_ranges": public_ranges(ctx),
         "x_control_request": flow.control_request,
         "control": flow.control if flow.control is not None else {},
         "control_failure": flow.control_failure,
-        "dns_experiment_failure": dns_failure,
-        "x_failure": flow.failure,
-        "x_failed_operation": flow.failed_operation,
+        "dns_experiment_failure": flow.dns_failure,
+        "x_failure": None if flow.error is None else flow.error.failure,
+        "x_failed_operation": None if flow.error is None else flow.error.operation.value,
     }
     return envelope(
         ctx,
+        flow.test,
         input=url,
-        test_name=TEST_NAME,
-        test_version=TEST_VERSION,
         started=started,
         runtime=runtime,
         test_keys=test_keys,

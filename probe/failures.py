@@ -1,15 +1,18 @@
-"""OONI failure strings (df-007 plus probe-cli netxlite) and the one place that classifies errors.
+"""The one place that classifies errors into OONI failure strings, bound to their operation.
 
-Vocabulary (the closed set, :class:`Failure`): one table, the class body below, where each row is
-``NAME = ("failure_string", "ERRNO_NAME" | None)``. The errno column is the *only* source of the
-errno -> failure mapping, in the way probe-cli generates ``errno.go`` from a single spec table.
-Anything that cannot be classified becomes ``unknown_failure: <text>`` with every IP address (and
-``ip:port``) scrubbed by :func:`scrub_ips`, so the evidence survives without leaking addresses.
+The words themselves (:class:`~probe.vocabulary.Failure`, :class:`~probe.vocabulary.Operation`)
+live in :mod:`probe.vocabulary`, which is pure; this module may import trio, httpcore and
+dnspython because it looks at their exception types. :func:`classify` returns an
+:class:`OpFailure`, as netxlite's ``ErrWrapper`` carries its failure string and the operation
+that failed: ``str(f)`` / ``f.value`` / ``f.failure`` is the OONI string, ``f.operation`` the
+operation. :func:`failed` binds a failure the caller decided itself (a deadline of ours that
+fired, an empty answer) the same way.
 
 :func:`classify` is total (it never raises) and never matches message text. It walks the
 exception chain (``__cause__`` first, then ``__context__``), because trio re-raises ``OSError`` and
 ``ssl.SSLError`` as ``trio.BrokenResourceError`` with the original as the cause. For each link,
-specific classifiers run before generic ones:
+specific classifiers run before generic ones, and the operation chooses the specific ones (as
+netxlite runs its TLS classifier only on handshake errors):
 
 ====================================  =======================================================
 ``trio.TooSlowError``, ``TimeoutError`` without errno, ``dns.exception.Timeout``,
@@ -18,32 +21,34 @@ httpcore timeouts                     ``generic_timeout_error``
 ``socket.gaierror`` (by EAI code)     ``dns_nxdomain_error`` / ``dns_no_answer`` /
                                       ``dns_temporary_failure`` / ``dns_non_recoverable_failure``
                                       / ``dns_server_misbehaving``
-``ssl.SSLCertVerificationError``      by X509 verify code: hostname mismatch ->
+``ssl.SSLCertVerificationError``      (only a handshake raises it, whatever the caller calls
+                                      the operation) by X509 verify code: hostname mismatch ->
                                       ``ssl_invalid_hostname``; unknown issuer / self-signed ->
                                       ``ssl_unknown_authority``; anything else ->
                                       ``ssl_invalid_certificate``
-``ssl.SSLEOFError``, ``SSLZeroReturnError``  ``eof_error``
-other ``ssl.SSLError``                ``ssl_failed_handshake`` (TLS alert 112,
-                                      ``unrecognized_name``, -> ``ssl_invalid_hostname``)
-``OSError`` with a known errno        the errno column of :class:`Failure`
+``ssl.SSLEOFError``, ``SSLZeroReturnError``  ``eof_error`` (any operation)
+other ``ssl.SSLError``                only during ``tls_handshake`` / ``quic_handshake``:
+                                      ``ssl_failed_handshake`` (TLS alert 112,
+                                      ``unrecognized_name``, -> ``ssl_invalid_hostname``);
+                                      during a read or an HTTP round trip on an established
+                                      session it is not a handshake failure: ``unknown_failure``
+``OSError`` with a known errno        the errno column of :class:`~probe.vocabulary.Failure`
 dnspython exceptions                  NXDOMAIN / NoAnswer / everything else
                                       ``dns_server_misbehaving``
 ``trio.ClosedResourceError``          ``connection_already_closed``
 ====================================  =======================================================
 
-:class:`Operation` holds OONI's ``failed_operation`` strings. The operation never changes the
-failure string except for an *unclassified* error during a DNS operation, which stays an
-``unknown_failure`` as well: it is accepted so that callers record both facts together.
+Anything that cannot be classified becomes ``unknown_failure: <text>`` with every IP address (and
+``ip:port``) scrubbed by :func:`scrub_ips`, so the evidence survives without leaking addresses.
 """
 
 from __future__ import annotations
 
 import errno
-import ipaddress
 import re
 import socket
 import ssl
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Final
 
 import dns.exception
@@ -51,94 +56,30 @@ import dns.resolver
 import httpcore
 import trio
 
-UNKNOWN_FAILURE_PREFIX: Final = "unknown_failure: "
+from probe.netaddr import parse_ip
+from probe.vocabulary import (
+    FAILURE_STRINGS,
+    UNKNOWN_FAILURE_PREFIX,
+    Failure,
+    Operation,
+    is_failure_string,
+    unknown_failure,
+)
+
+__all__ = [
+    "FAILURE_STRINGS",
+    "UNKNOWN_FAILURE_PREFIX",
+    "Failure",
+    "OpFailure",
+    "Operation",
+    "classify",
+    "classify_dns_rcode",
+    "failed",
+    "is_failure_string",
+    "scrub_ips",
+]
+
 SCRUBBED: Final = "[scrubbed]"
-
-
-class Failure(StrEnum):
-    """OONI's closed set of failure strings (df-007 + netxlite). Value: the string itself."""
-
-    errno_name: str | None
-
-    def __new__(cls, value: str, errno_name: str | None = None) -> Failure:
-        obj = str.__new__(cls, value)
-        obj._value_ = value
-        obj.errno_name = errno_name
-        return obj
-
-    # --- deadlines, cancellation ---------------------------------------------------------
-    GENERIC_TIMEOUT_ERROR = ("generic_timeout_error", None)
-    TIMED_OUT = ("timed_out", "ETIMEDOUT")
-    INTERRUPTED = ("interrupted", "EINTR")
-    # --- connection level (errno.go) -----------------------------------------------------
-    CONNECTION_REFUSED = ("connection_refused", "ECONNREFUSED")
-    CONNECTION_RESET = ("connection_reset", "ECONNRESET")
-    CONNECTION_ABORTED = ("connection_aborted", "ECONNABORTED")
-    HOST_UNREACHABLE = ("host_unreachable", "EHOSTUNREACH")
-    NETWORK_UNREACHABLE = ("network_unreachable", "ENETUNREACH")
-    NETWORK_DOWN = ("network_down", "ENETDOWN")
-    NETWORK_RESET = ("network_reset", "ENETRESET")
-    ADDRESS_FAMILY_NOT_SUPPORTED = ("address_family_not_supported", "EAFNOSUPPORT")
-    ADDRESS_IN_USE = ("address_in_use", "EADDRINUSE")
-    ADDRESS_NOT_AVAILABLE = ("address_not_available", "EADDRNOTAVAIL")
-    ALREADY_CONNECTED = ("already_connected", "EISCONN")
-    BAD_ADDRESS = ("bad_address", "EFAULT")
-    BAD_FILE_DESCRIPTOR = ("bad_file_descriptor", "EBADF")
-    CONNECTION_ALREADY_IN_PROGRESS = ("connection_already_in_progress", "EALREADY")
-    DESTINATION_ADDRESS_REQUIRED = ("destination_address_required", "EDESTADDRREQ")
-    INVALID_ARGUMENT = ("invalid_argument", "EINVAL")
-    MESSAGE_SIZE = ("message_size", "EMSGSIZE")
-    NO_BUFFER_SPACE = ("no_buffer_space", "ENOBUFS")
-    NO_PROTOCOL_OPTION = ("no_protocol_option", "ENOPROTOOPT")
-    NOT_A_SOCKET = ("not_a_socket", "ENOTSOCK")
-    NOT_CONNECTED = ("not_connected", "ENOTCONN")
-    OPERATION_WOULD_BLOCK = ("operation_would_block", "EWOULDBLOCK")
-    PERMISSION_DENIED = ("permission_denied", "EACCES")
-    PROTOCOL_NOT_SUPPORTED = ("protocol_not_supported", "EPROTONOSUPPORT")
-    WRONG_PROTOCOL_TYPE = ("wrong_protocol_type", "EPROTOTYPE")
-    EOF_ERROR = ("eof_error", None)
-    CONNECTION_ALREADY_CLOSED = ("connection_already_closed", None)
-    # --- DNS -----------------------------------------------------------------------------
-    DNS_NXDOMAIN_ERROR = ("dns_nxdomain_error", None)
-    DNS_NO_ANSWER = ("dns_no_answer", None)
-    DNS_REFUSED_ERROR = ("dns_refused_error", None)
-    DNS_SERVFAIL_ERROR = ("dns_servfail_error", None)
-    DNS_SERVER_MISBEHAVING = ("dns_server_misbehaving", None)
-    DNS_REPLY_WITH_WRONG_QUERY_ID = ("dns_reply_with_wrong_query_id", None)
-    DNS_BOGON_ERROR = ("dns_bogon_error", None)
-    DNS_TEMPORARY_FAILURE = ("dns_temporary_failure", None)
-    DNS_NON_RECOVERABLE_FAILURE = ("dns_non_recoverable_failure", None)
-    ANDROID_DNS_CACHE_NO_DATA = ("android_dns_cache_no_data", None)
-    # --- TLS / QUIC ----------------------------------------------------------------------
-    SSL_INVALID_HOSTNAME = ("ssl_invalid_hostname", None)
-    SSL_UNKNOWN_AUTHORITY = ("ssl_unknown_authority", None)
-    SSL_INVALID_CERTIFICATE = ("ssl_invalid_certificate", None)
-    SSL_FAILED_HANDSHAKE = ("ssl_failed_handshake", None)
-    QUIC_INCOMPATIBLE_VERSION = ("quic_incompatible_version", None)
-    # --- HTTP and application level ------------------------------------------------------
-    HTTP_REQUEST_FAILED = ("http_request_failed", None)
-    HTTP_UNEXPECTED_STATUS_CODE = ("http_unexpected_status_code", None)
-    HTTP_UNEXPECTED_REDIRECT_URL = ("http_unexpected_redirect_url", None)
-    HTTP_INVALID_REDIRECT_LOCATION_HOST = ("http_invalid_redirect_location_host", None)
-    JSON_PARSE_ERROR = ("json_parse_error", None)
-
-
-class Operation(StrEnum):
-    """OONI ``failed_operation`` values."""
-
-    RESOLVE = "resolve"
-    CONNECT = "connect"
-    DNS_ROUND_TRIP = "dns_round_trip"
-    TLS_HANDSHAKE = "tls_handshake"
-    QUIC_HANDSHAKE = "quic_handshake"
-    HTTP_ROUND_TRIP = "http_round_trip"
-    READ = "read"
-    WRITE = "write"
-    READ_FROM = "read_from"
-    WRITE_TO = "write_to"
-    CLOSE = "close"
-    UNKNOWN = "unknown"
-    TOP_LEVEL = "top_level"
 
 
 def _errno_table() -> dict[int, Failure]:
@@ -196,7 +137,32 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
-def _classify_one(exc: BaseException) -> Failure | None:
+_HANDSHAKES: Final = frozenset({Operation.TLS_HANDSHAKE, Operation.QUIC_HANDSHAKE})
+
+
+@dataclass(frozen=True, slots=True)
+class OpFailure:
+    """A failure string bound to the operation that failed (netxlite's wrapped error).
+
+    ``failure`` is a member of the closed set or an ``unknown_failure: ...`` string."""
+
+    failure: str
+    operation: Operation
+
+    @property
+    def value(self) -> str:
+        return self.failure
+
+    def __str__(self) -> str:
+        return self.failure
+
+
+def failed(failure: Failure | str, op: Operation) -> OpFailure:
+    """Bind a failure the caller decided (a deadline of ours, an empty answer) to ``op``."""
+    return OpFailure(failure=str(failure), operation=op)
+
+
+def _classify_one(exc: BaseException, op: Operation) -> Failure | None:
     if isinstance(exc, trio.TooSlowError):
         return Failure.GENERIC_TIMEOUT_ERROR
     if isinstance(exc, trio.Cancelled | KeyboardInterrupt):
@@ -216,6 +182,22 @@ def _classify_one(exc: BaseException) -> Failure | None:
         if isinstance(code, int):
             return _GAI.get(code, Failure.DNS_SERVER_MISBEHAVING)
         return Failure.DNS_SERVER_MISBEHAVING
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return Failure.EOF_ERROR
+    if isinstance(exc, ssl.SSLCertVerificationError):  # only ever raised by a handshake
+        return _classify_tls(exc)
+    if isinstance(exc, ssl.SSLError):
+        return _classify_tls(exc) if op in _HANDSHAKES else None
+    if isinstance(exc, OSError):
+        if isinstance(exc.errno, int) and exc.errno in _ERRNO:
+            return _ERRNO[exc.errno]
+        if isinstance(exc, TimeoutError):
+            return Failure.GENERIC_TIMEOUT_ERROR
+    return None
+
+
+def _classify_tls(exc: ssl.SSLError) -> Failure:
+    """A TLS error raised by a handshake."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         vcode = exc.verify_code
         if vcode in _X509_HOSTNAME:
@@ -223,18 +205,9 @@ def _classify_one(exc: BaseException) -> Failure | None:
         if vcode in _X509_UNKNOWN_AUTHORITY:
             return Failure.SSL_UNKNOWN_AUTHORITY
         return Failure.SSL_INVALID_CERTIFICATE
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        return Failure.EOF_ERROR
-    if isinstance(exc, ssl.SSLError):
-        if getattr(exc, "reason", None) == _TLS_REASON_UNRECOGNIZED_NAME:
-            return Failure.SSL_INVALID_HOSTNAME
-        return Failure.SSL_FAILED_HANDSHAKE
-    if isinstance(exc, OSError):
-        if isinstance(exc.errno, int) and exc.errno in _ERRNO:
-            return _ERRNO[exc.errno]
-        if isinstance(exc, TimeoutError):
-            return Failure.GENERIC_TIMEOUT_ERROR
-    return None
+    if getattr(exc, "reason", None) == _TLS_REASON_UNRECOGNIZED_NAME:
+        return Failure.SSL_INVALID_HOSTNAME
+    return Failure.SSL_FAILED_HANDSHAKE
 
 
 def _evidence_text(chain: list[BaseException]) -> str:
@@ -249,17 +222,17 @@ def _evidence_text(chain: list[BaseException]) -> str:
     return type(chain[0]).__name__
 
 
-def classify(exc: BaseException, op: Operation) -> str:
-    """The OONI failure string for ``exc`` raised while doing ``op``. Total: never raises."""
+def classify(exc: BaseException, op: Operation) -> OpFailure:
+    """The OONI failure for ``exc`` raised while doing ``op``, bound to ``op``. Total."""
     try:
         chain = _chain(exc)
         for link in chain:
-            failure = _classify_one(link)
+            failure = _classify_one(link, op)
             if failure is not None:
-                return failure.value
-        return UNKNOWN_FAILURE_PREFIX + scrub_ips(_evidence_text(chain))
+                return OpFailure(failure.value, op)
+        return OpFailure(unknown_failure(scrub_ips(_evidence_text(chain))), op)
     except Exception:  # pragma: no cover - defensive: classification must be total
-        return UNKNOWN_FAILURE_PREFIX + type(exc).__name__
+        return OpFailure(unknown_failure(type(exc).__name__), op)
 
 
 def classify_dns_rcode(rcode: int) -> str | None:
@@ -275,13 +248,6 @@ def classify_dns_rcode(rcode: int) -> str | None:
     return Failure.DNS_SERVER_MISBEHAVING.value
 
 
-def is_failure_string(text: str) -> bool:
-    """True for a member of the closed set or an ``unknown_failure: ...`` string."""
-    return text in _VALUES or text.startswith(UNKNOWN_FAILURE_PREFIX)
-
-
-_VALUES: Final = frozenset(f.value for f in Failure)
-
 # --- IP scrubbing ---------------------------------------------------------------------------
 
 _BRACKETED = re.compile(r"\[([0-9A-Za-z:.%_-]+)\](?::\d{1,5})?")
@@ -290,12 +256,8 @@ _V4 = re.compile(r"(?<![0-9.])(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?(?![0-9]|\.\
 
 
 def _is_ip(text: str, *, version: int | None = None) -> bool:
-    text = text.split("%", 1)[0]
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return version is None or addr.version == version
+    addr = parse_ip(text)
+    return addr is not None and (version is None or addr.version == version)
 
 
 def _sub_bracketed(m: re.Match[str]) -> str:

@@ -33,8 +33,9 @@ import trio
 from probe.analysis.observations import observe
 from probe.analysis.throttling import suspect
 from probe.analysis.timing import final_http
+from probe.context import RunContext, browser_headers
 from probe.envelope import dump_events
-from probe.experiment import RunContext, browser_headers, measure_web
+from probe.experiment import measure_web
 from probe.netaddr import join_endpoint, parse_ip
 from probe.runfacts import RunFacts
 from probe.stages import http, tcp, tls
@@ -103,16 +104,17 @@ async def run(follow: FollowUpPlan, *, ctx: RunContext, trace: Trace) -> None:
     https = urlsplit(follow.url).scheme == "https"
     tags = [f"depth={follow.depth}", "x_diag=throughput"]
     tid = trace.new_transaction_id()
-    stream: trio.abc.Stream | None = await tcp.connect(
+    connected = await tcp.connect(
         trace, follow.ip, follow.port, timeouts=timeouts, transaction_id=tid, tags=tags
     )
+    stream: trio.abc.Stream | None = connected.value
     alpn = ""
-    if stream is not None and https:
-        assert isinstance(stream, trio.SocketStream)
-        secure = await tls.handshake(
-            trace, stream, address=follow.address, server_name=follow.server_name,
+    if connected.value is not None and https:
+        handshake = await tls.handshake(
+            trace, connected.value, address=follow.address, server_name=follow.server_name,
             ssl_context=ctx.ssl_context, timeouts=timeouts, transaction_id=tid, tags=tags,
         )  # fmt: skip
+        secure = handshake.value
         alpn = (secure.selected_alpn_protocol() or "") if secure is not None else ""
         stream = secure
     if stream is not None:
@@ -129,15 +131,15 @@ async def _innocuous_handshake(follow: FollowUpPlan, *, ctx: RunContext, trace: 
     timeouts = ctx.config.timeouts
     tags = [f"depth={follow.depth}", "x_diag=throughput_sni"]
     tid = trace.new_transaction_id()
-    stream = await tcp.connect(
+    connected = await tcp.connect(
         trace, follow.ip, follow.port, timeouts=timeouts, transaction_id=tid, tags=tags
     )
-    if stream is None:
+    if connected.value is None:
         return
-    secure = await tls.handshake(
-        trace, stream, address=follow.address, server_name=ctx.innocuous_sni,
+    secure = (await tls.handshake(
+        trace, connected.value, address=follow.address, server_name=ctx.innocuous_sni,
         ssl_context=ctx.diag_ssl_context, timeouts=timeouts, transaction_id=tid, tags=tags,
-    )  # fmt: skip
+    )).value  # fmt: skip
     if secure is not None:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(secure)

@@ -20,7 +20,6 @@ there (:func:`prefer_source`, called from ``probe/__init__.py``).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import importlib.abc
@@ -47,8 +46,11 @@ MODULES = (
     "probe/analysis/context.py",
     "probe/analysis/rules.py",
     "probe/analysis/verdict.py",
+    "probe/summary.py",
+    "probe/apps/facts.py",
+    "probe/apps/ooni.py",
+    "probe/apps/verdict.py",
     "probe/batch/flatten.py",
-    "probe/batch/apps.py",
     "probe/batch/verdict.py",
     "probe/batch/step.py",
 )
@@ -170,16 +172,23 @@ def status_lines(root: Path = ROOT) -> list[str]:
     return lines
 
 
+ACTIONS = ("build", "ensure", "status", "clean")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m probe.native", description=__doc__)
-    parser.add_argument("action", choices=("build", "ensure", "status", "clean"))
-    args = parser.parse_args(argv)
-    if args.action == "ensure" and extensions() and not stale():
+    """``python -m probe.native build|ensure|status|clean`` (a build tool, not a ``probe``
+    subcommand: one word, no options, so no argparse outside the CLI layer)."""
+    words = sys.argv[1:] if argv is None else argv
+    if len(words) != 1 or words[0] not in ACTIONS:
+        print(f"usage: python -m probe.native {{{','.join(ACTIONS)}}}", file=sys.stderr)
+        return 2
+    action = words[0]
+    if action == "ensure" and extensions() and not stale():
         print("compiled modules are up to date")
-    elif args.action in ("build", "ensure"):
+    elif action in ("build", "ensure"):
         written = build()
         print(f"compiled {len(MODULES)} modules ({len(written)} extension files)")
-    elif args.action == "clean":
+    elif action == "clean":
         print(f"removed {len(clean())} extension files")
     else:
         print("\n".join(status_lines()))

@@ -109,15 +109,45 @@ def is_loopback(ip: str) -> bool:
     return addr is not None and addr.is_loopback
 
 
-def split_endpoint(endpoint: str) -> tuple[str, int]:
-    """``"1.2.3.4:443"`` / ``"[::1]:443"`` -> (ip, port). Raises ValueError."""
+def split_endpoint(endpoint: str, *, default_port: int | None = None) -> tuple[str, int]:
+    """The ONE endpoint parser: ``"1.2.3.4:443"``, ``"[::1]:443"``, ``"host:443"`` -> (host
+    without brackets, port). With ``default_port``, a bare ``"1.2.3.4"``, ``"[::1]"``,
+    ``"::1"`` or ``"host"`` gives that port. ValueError for anything else: no port (and no
+    default), an empty host, a port that is not 0-65535 in ASCII digits, junk after ``]``."""
     if endpoint.startswith("["):
-        host, _, port = endpoint[1:].partition("]:")
+        host, sep, rest = endpoint[1:].partition("]")
+        if not sep:
+            raise ValueError(f"not an endpoint: {endpoint!r}")
+        if rest:
+            if rest[0] != ":":
+                raise ValueError(f"not an endpoint: {endpoint!r}")
+            port = rest[1:]
+        elif default_port is not None:
+            port = str(default_port)
+        else:
+            raise ValueError(f"no port in {endpoint!r}")
     else:
-        host, _, port = endpoint.rpartition(":")
-    if not host or not port.isdigit():
+        host, sep, port = endpoint.rpartition(":")
+        bare_v6 = sep and ":" in host and default_port is not None and is_ip(endpoint)
+        if not sep or bare_v6:
+            if default_port is None:
+                raise ValueError(f"no port in {endpoint!r}")
+            host, port = endpoint, str(default_port)
+    if not host or not port.isascii() or not port.isdigit() or len(port) > 5:
         raise ValueError(f"not an endpoint: {endpoint!r}")
-    return host, int(port)
+    number = int(port)
+    if number > 65535:
+        raise ValueError(f"port out of range in {endpoint!r}")
+    return host, number
+
+
+def endpoint_host(endpoint: str) -> str:
+    """The host (address) part of ``endpoint``, without brackets; ``endpoint`` itself when it
+    is not ``host:port`` (lenient: for facts read from other probes' measurements)."""
+    try:
+        return split_endpoint(endpoint)[0]
+    except ValueError:
+        return endpoint.strip("[]")
 
 
 def join_endpoint(ip: str, port: int) -> str:

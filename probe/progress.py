@@ -22,7 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from probe.runner import Stats, SummaryRow
+from probe.runner import Stats
+from probe.summary import SummaryRow
 from probe.targets import BadLine
 
 

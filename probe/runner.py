@@ -24,6 +24,9 @@ from typing import Any, Protocol
 import orjson
 import trio
 
+from probe import registry
+from probe.summary import SummaryRow as SummaryRow  # re-exported: the Sink protocol uses it
+from probe.summary import summary_row, target_label
 from probe.targets import BadLine, Target
 
 #: how many non-accessible targets the final summary lists by name
@@ -38,14 +41,6 @@ class Sink(Protocol):
     def finished(self, row: SummaryRow, stats: Stats) -> None: ...
     def interrupted(self) -> None: ...
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SummaryRow:
-    url: str
-    stage: str
-    verdict: str
-    outcome: str
 
 
 @dataclass(slots=True)
@@ -80,49 +75,12 @@ def read_done_inputs(path: Path) -> set[str]:
 
 
 def summarize(msmt: dict[str, Any]) -> SummaryRow:
-    tk = msmt.get("test_keys") or {}
-    if "x_app_verdict" in tk:
-        outcome = str(tk.get("x_outcome") or "")
-        stage = outcome.split("/", 1)[0] if outcome and outcome != "ok" else ""
-        label = f"app:{tk.get('x_app') or msmt.get('test_name')}"
-        return SummaryRow(url=label, stage=stage, verdict=str(tk["x_app_verdict"]), outcome=outcome)
-    blocking = tk.get("blocking")
-    accessible = tk.get("accessible")
-    if blocking not in (None, False):
-        verdict = f"blocked ({blocking})"
-    elif accessible is True:
-        verdict = "accessible"
-    elif accessible is False:
-        verdict = "down"
-    else:
-        verdict = "undetermined"
-    outcome = str(tk.get("x_outcome") or "")
-    stage = outcome.split("/", 1)[0] if outcome and outcome != "ok" else ""
-    if stage not in _STAGES:
-        stage = failed_stage(tk) if verdict != "accessible" else ""
-    return SummaryRow(url=str(msmt.get("input")), stage=stage, verdict=verdict, outcome=outcome)
-
-
-_STAGES = ("dns", "tcp", "tls", "http")
-
-
-def failed_stage(tk: dict[str, Any]) -> str:
-    """The first main-flow step at which every attempt failed (facts only), or ""."""
-    if tk.get("dns_experiment_failure"):
-        return "dns"
-    for key, stage in (("tcp_connect", "tcp"), ("tls_handshakes", "tls"), ("requests", "http")):
-        events = [
-            e
-            for e in tk.get(key) or []
-            if not any(str(t).startswith("x_diag=") for t in e.get("tags") or [])
-        ]
-        failures = [
-            (e.get("status") or {}).get("failure") if key == "tcp_connect" else e.get("failure")
-            for e in events
-        ]
-        if failures and all(failures):
-            return stage
-    return ""
+    """The summary line of a finished measurement, from its test's verdict (the registry)."""
+    test = registry.lookup(msmt.get("test_name"))
+    tk = msmt.get("test_keys")
+    if test is None or not isinstance(tk, dict):
+        return SummaryRow(url=target_label(msmt), stage="", verdict="undetermined", outcome="")
+    return summary_row(msmt, test.verdict(tk))
 
 
 async def run_targets(
@@ -233,7 +191,7 @@ async def run_targets(
 def _error_line(url: str, exc: Exception) -> dict[str, Any]:
     from probe.failures import Operation, classify
 
-    return {"input": url, "test_keys": {"x_failure": classify(exc, Operation.TOP_LEVEL)}}
+    return {"input": url, "test_keys": {"x_failure": classify(exc, Operation.TOP_LEVEL).failure}}
 
 
 def _dedup(items: Iterable[Target | BadLine]) -> Iterator[Target | BadLine]:

@@ -8,7 +8,6 @@ joins the interface addresses in ``probe_ips`` and its annotations join every me
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from collections.abc import Callable, Iterator
@@ -17,16 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from probe import meta
-from probe.analysis import analyze
+from probe import meta, registry
 from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.fingerprints import builtin as load_bundled_fingerprints
 from probe.config import Config
-from probe.experiment import TEST_NAME, RunContext, measure_web
+from probe.context import RunContext
+from probe.failures import Operation, classify
+from probe.plan import AppWork, RunPlan
 from probe.privacy import local_addresses, scrub_measurement
 from probe.runner import Stats, run_targets
 from probe.stages import dns, tls
-from probe.targets import BadLine, Target, select
+from probe.targets import BadLine, Target
 
 if TYPE_CHECKING:
     from probe.geo.locate import Geolocation
@@ -48,7 +48,11 @@ class Session:
 
     @classmethod
     def create(
-        cls, config: Config, *, test_name: str = TEST_NAME, geo: Geolocation | None = None
+        cls,
+        config: Config,
+        *,
+        test_name: str = registry.WEB_CONNECTIVITY,
+        geo: Geolocation | None = None,
     ) -> Session:
         now = datetime.now(UTC)
         annotations = meta.annotations()
@@ -80,76 +84,79 @@ class Session:
         )
 
     def finish(self, msmt: dict[str, Any]) -> dict[str, Any]:
-        """Verdict keys from the pure analysis, then the volunteer's IP scrubbed everywhere."""
+        """Verdict keys from the test's pure analysis (looked up in the registry), then the
+        volunteer's IP scrubbed everywhere."""
         tk = msmt.setdefault("test_keys", {})
-        try:
-            if msmt.get("test_name") == TEST_NAME:
-                verdict = analyze(
-                    msmt, fingerprints=self.fingerprints, public_ranges=self.config.public_ranges
+        test = registry.lookup(msmt.get("test_name"))
+        if test is not None:
+            try:
+                tk.update(
+                    test.analyze(
+                        msmt,
+                        fingerprints=self.fingerprints,
+                        public_ranges=self.config.public_ranges,
+                    )
                 )
-            else:
-                from probe.apps.verdict import analyze_app
-
-                verdict = analyze_app(msmt)
-            tk.update(verdict)
-        except Exception as exc:  # the analysis is total; if it is not, keep the facts
-            from probe.failures import Operation, classify
-
-            tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN)
+            except Exception as exc:  # the analysis is total; if it is not, keep the facts
+                tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN).failure
         return scrub_measurement(
             msmt,
             probe_ips=self.probe_ips,
             include_ip=self.config.privacy.include_ip,
         )
 
-    def error_measurement(self, url: str, exc: Exception) -> dict[str, Any]:
-        """A whole measurement for a target whose pipeline raised: the failure is the fact."""
-        from probe.experiment import failed_measurement
-
-        return failed_measurement(url, exc, ctx=self.ctx)
-
-    async def measure_url(
-        self, url: str, release: Callable[[], None] | None = None
-    ) -> dict[str, Any]:
-        return self.finish(await measure_web(url, ctx=self.ctx, release=release))
-
-    async def run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
+    async def run(self, plan: RunPlan, output: Path) -> Stats:
+        """Measure the plan's work into ``output`` (appending when the plan resumes)."""
         from probe.control.client import open_pool
 
-        pool = open_pool(self.ctx.control_ssl_context, size=self.config.concurrency)
+        pool = open_pool(
+            self.ctx.control_ssl_context, size=self.config.concurrency, network=self.ctx.network
+        )
         async with pool:
             session = replace(self, ctx=replace(self.ctx, control_pool=pool))
-            return await session._run(plan, output, args)
+            return await session._run(plan, output)
 
-    async def _run(self, plan: Any, output: Path, args: argparse.Namespace) -> Stats:
+    async def _run(self, plan: RunPlan, output: Path) -> Stats:
         from probe.progress import LiveSink, LogSink
         from probe.runner import read_done_inputs
 
         done = read_done_inputs(output) if plan.resume else set()
-        sink = LiveSink() if sys.stderr.isatty() and not args.no_progress else LogSink()
-        if plan.apps:
-            from probe.apps.runner import app_items, measure_app_item
+        live = plan.live_progress and sys.stderr.isatty()
+        sink = LiveSink() if live else LogSink()
+        work = plan.work
+        items: Iterator[Target | BadLine]
+        if isinstance(work, AppWork):
+            apps = work.by_key()
 
-            async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
-                return self.finish(await measure_app_item(key, session=self, apps=plan.apps))
+            def job(key: str) -> tuple[registry.ExperimentSpec, Any]:
+                app = apps[key]
+                return registry.app_test(app.ooni_test), app
 
-            items: Iterator[Target | BadLine] = app_items(plan.apps)
-            total: int | None = len(plan.apps)
+            items = work.items()
         else:
-            from probe.commands.run import _iter_sources
+            url_test = registry.spec(work.test)
 
-            async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
-                return await self.measure_url(key, release)
+            def job(key: str) -> tuple[registry.ExperimentSpec, Any]:
+                return url_test, key
 
-            items = select(_iter_sources(plan.sources), category=args.category, limit=args.limit)
-            total = plan.total
+            items = work.items()
+
+        async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
+            test, target = job(key)
+            function = test.measure_function()
+            return self.finish(await function(target, ctx=self.ctx, test=test, release=release))
+
+        def failed(key: str, exc: Exception) -> dict[str, Any]:
+            test, target = job(key)
+            return self.finish(test.failed_function()(target, exc, ctx=self.ctx, test=test))
+
         return await run_targets(
             items,
             measure=measure,
             output=output,
             concurrency=self.config.concurrency,
             sink=sink,
-            total=total,
+            total=plan.total,
             done_inputs=done,
-            on_error=self.error_measurement,
+            on_error=failed,
         )

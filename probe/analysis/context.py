@@ -17,6 +17,7 @@ from probe.analysis.fingerprints import Fingerprint, Fingerprints, PageMatch
 from probe.analysis.httpdiff import NOT_COMPARED, HTTPComparison, compare
 from probe.analysis.observations import DNSObs, EndpointObs, HTTPObs, Observations
 from probe.config import IPNetwork
+from probe.vocabulary import PROBE_CANCELLED
 
 # The classes below are read-only by convention, not frozen, with a written-out ``__init__``:
 # compiled, it is native code (see probe.analysis.observations).
@@ -106,12 +107,6 @@ class Context:
         self.page_hit = page_hit
         self.final_false_positive = final_false_positive
         self.dns_hit = dns_hit
-
-
-#: failures that are the probe's own doing, not the network's: LTE cancels the round trips it
-#: no longer needs once one endpoint has answered (a real 2023 measurement has 28 of them
-#: around its one 200, all newer: tests/corpus), our probe records ``interrupted``
-PROBE_CANCELLED = frozenset({"unknown_failure: http_request_canceled", "interrupted"})
 
 
 def _final_and_depth(obs: Observations) -> tuple[HTTPObs | None, int]:

@@ -26,8 +26,6 @@ from probe.analysis.observations import DNSObs, Observations
 from probe.config import IPNetwork
 from probe.netaddr import is_bogon, is_ip
 
-NXDOMAIN_FAILURES = frozenset({"dns_nxdomain_error", "android_dns_cache_no_data"})
-
 
 #: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
 #: native code (see probe.analysis.observations)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from probe.analysis.samples import StageSample, parse_baseline
 from probe.analysis.urls import BAD_PORT, url_parts
@@ -40,12 +40,17 @@ from probe.analysis.values import (
     tag_value,
     tags_of,
 )
-from probe.netaddr import is_ip, join_endpoint
+from probe.netaddr import is_ip, join_endpoint, split_endpoint
+from probe.vocabulary import unknown_failure
 
 WEB = "web_connectivity"
 
 #: per-process memo sizes: addresses and URLs repeat across the measurements of a batch
 _CACHE = 1 << 16
+#: a connect whose status says "no success" without a failure string
+_NO_FAILURE_STRING: Final = unknown_failure("no failure string")
+#: the control's status says the step failed, without a failure string
+_CONTROL_SAYS_NO: Final = unknown_failure("control says no")
 SYSTEM_ENGINES = frozenset({"getaddrinfo", "system", "golang_net_resolver", "go", "unknown", ""})
 
 
@@ -281,9 +286,9 @@ class ControlObs:
         transfer: tuple[int, float, float] | None,
         ip_asn: dict[str, int],
         ip_flags: dict[str, int],
-        tls: dict[str, str | None] | None = None,
-        transfer_connect: float | None = None,
-        transfer_tls: float | None = None,
+        tls: dict[str, str | None],
+        transfer_connect: float | None,
+        transfer_tls: float | None,
     ) -> None:
         self.available = available
         self.failure = failure
@@ -299,7 +304,7 @@ class ControlObs:
         self.transfer = transfer
         self.ip_asn = ip_asn
         self.ip_flags = ip_flags
-        self.tls = tls if tls is not None else {}
+        self.tls = tls
         self.transfer_connect = transfer_connect
         self.transfer_tls = transfer_tls
 
@@ -444,7 +449,7 @@ def _control(tk: dict[str, Any]) -> tuple[ControlObs, dict[str, Any], dict[str, 
         info = as_dict(info)
         fail = failure_of(info.get("failure"))
         if fail is None and info.get("status") is False:
-            fail = "unknown_failure: control says no"
+            fail = _CONTROL_SAYS_NO
         tls_results[str(ep)] = fail
     asn: dict[str, int] = {}
     flags: dict[str, int] = {}
@@ -574,7 +579,7 @@ def observe(measurement: Mapping[str, Any]) -> Observations:
         status = as_dict(c.get("status"))
         fail = failure_of(status.get("failure"))
         if fail is None and status.get("success") is False:
-            fail = "unknown_failure: no failure string"
+            fail = _NO_FAILURE_STRING
         tls_i, tls = tls_by_key.get((tid, addr), (None, {}))
         if tls_i is not None:
             used_tls.add((tid, addr))
@@ -720,10 +725,10 @@ def _endpoint(
         tls_no_verify=tls.get("no_tls_verify") is True,
         ctrl_tcp_seen=bool(ct),
         ctrl_tcp_failure=failure_of(ct.get("failure"))
-        or ("unknown_failure: control says no" if ct and ct.get("status") is False else None),
+        or (_CONTROL_SAYS_NO if ct and ct.get("status") is False else None),
         ctrl_tls_seen=bool(cs),
         ctrl_tls_failure=failure_of(cs.get("failure"))
-        or ("unknown_failure: control says no" if cs and cs.get("status") is False else None),
+        or (_CONTROL_SAYS_NO if cs and cs.get("status") is False else None),
         ctrl_tls_server_name=as_str(cs.get("server_name")),
         tcp_time=_duration(tcp_event),
         tls_time=_duration(tls) if tls else None,
@@ -744,13 +749,11 @@ def _duration_field(value: object) -> float | None:
 
 
 def _split_endpoint(addr: str) -> tuple[str, int]:
-    if addr.startswith("["):
-        host, _, port = addr[1:].partition("]:")
-    else:
-        host, _, port = addr.rpartition(":")
-    if not host or not port.isdigit() or not _is_ip(host) or len(port) > 5:
+    """An ``ip:port`` endpoint (the host must be an address). ValueError otherwise."""
+    host, port = split_endpoint(addr)
+    if not _is_ip(host):
         raise ValueError(addr)
-    return host, int(port)
+    return host, port
 
 
 @lru_cache(maxsize=_CACHE)

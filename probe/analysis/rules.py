@@ -10,8 +10,9 @@ Evidence levels (never an overloaded zero): ``local`` needs no control (injected
 fingerprinted blockpage, an innocuous-SNI retry that works); ``control`` compares with the control
 that succeeded on the same thing; ``none`` is an honest "cannot tell".
 
-:data:`RETIRED` lists the ids that left the table, with the version that dropped them and the
-ids that replaced them: verdicts stored with an older :data:`RULES_VERSION` keep their meaning.
+:data:`RETIRED` lists the ids that left the table, with the last version that had them, the
+ids that replaced them and why: verdicts stored with an older :data:`RULES_VERSION` keep their
+meaning.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from probe.analysis.context import Context
-from probe.analysis.dnscheck import NXDOMAIN_FAILURES, control_unresolved
+from probe.analysis.dnscheck import control_unresolved
 from probe.analysis.observations import HTTPObs
 from probe.analysis.throttling import (
     baseline_vetoes,
@@ -29,21 +30,24 @@ from probe.analysis.throttling import (
     slow_link,
 )
 from probe.analysis.transfer import is_throttled
-from probe.netaddr import parse_ip
-
-RULES_VERSION = "2026.12.1"
-
-RESET = frozenset({"connection_reset", "connection_aborted", "network_reset"})
-TIMEOUT = frozenset({"generic_timeout_error", "timed_out"})
-EOF = frozenset({"eof_error"})
-REFUSED = frozenset({"connection_refused"})
-UNREACHABLE = frozenset({"host_unreachable", "network_unreachable"})
-CERTIFICATE = frozenset(
-    {"ssl_invalid_hostname", "ssl_unknown_authority", "ssl_invalid_certificate"}
+from probe.netaddr import endpoint_host, parse_ip
+from probe.vocabulary import (
+    BAD_REDIRECT,
+    CERTIFICATE,
+    CONTROL_NXDOMAIN,
+    EOF,
+    REFUSED,
+    RESET,
+    TIMEOUT,
+    UNREACHABLE,
+    Stage,
+    is_unknown_failure,
 )
-BAD_REDIRECT = frozenset({"http_invalid_redirect_location_host", "http_unexpected_redirect_url"})
-#: the test helper's NXDOMAIN (legacy vocabulary, ooni-format.md 10.2) and the modern string
-CONTROL_NXDOMAIN = frozenset({"dns_name_error", "dns_nxdomain_error"})
+from probe.vocabulary import NXDOMAIN as NXDOMAIN_FAILURES
+from probe.vocabulary import Evidence as E
+from probe.vocabulary import Outcome as O
+
+RULES_VERSION = "2026.12.2"
 
 
 #: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
@@ -74,7 +78,7 @@ class Rule:
     outcome: str
     blocking: Blocking
     accessible: bool | None
-    evidence: str  # "local" | "control" | "none"
+    evidence: str  # an Evidence level
     predicate: Callable[[Context], Hit | None]
     comment: str
 
@@ -84,7 +88,7 @@ class Retired:
     """A rule id that left the table: never reused, never given another meaning."""
 
     rule_id: str
-    retired_in: str  # the RULES_VERSION that no longer has it
+    last_version: str  # the last RULES_VERSION whose table had it
     replaced_by: tuple[str, ...]
     reason: str
 
@@ -126,7 +130,7 @@ def _dns_to_blockpage(ctx: Context) -> Hit | None:
     h, d = ctx.page_hit, ctx.dns
     if h is None or d.consistency != "inconsistent":
         return None
-    ip = h.http.address.rsplit(":", 1)[0].strip("[]")
+    ip = endpoint_host(h.http.address)
     if ip not in d.unexplained:
         return None
     return Hit(tuple(q.ref for q in d.lookups) + (h.http.ref,), fingerprint=h.fingerprint.fid)
@@ -239,10 +243,6 @@ def _dns_nxdomain_rewritten(ctx: Context) -> Hit | None:
     return Hit(tuple(q.ref for q in d.lookups) + ("control.dns", "x_nxdomain_canary"))
 
 
-def _ep_ip(endpoint: str) -> str:
-    return endpoint[1:].split("]", 1)[0] if endpoint.startswith("[") else endpoint.rsplit(":", 1)[0]
-
-
 def _tls_failed_alike(ctx: Context) -> Hit | None:
     """Every handshake of the probe failed with the same failure as the control's own
     handshakes at the addresses the control resolved: the site's TLS is broken for everyone,
@@ -252,7 +252,7 @@ def _tls_failed_alike(ctx: Context) -> Hit | None:
         return None
     if any(e.tls_failure != s.failure for e in s.endpoints):
         return None
-    own = [ep for ep in c.tls if _ep_ip(ep) in c.dns_addrs]
+    own = [ep for ep in c.tls if endpoint_host(ep) in c.dns_addrs]
     if not own or any(c.tls[ep] != s.failure for ep in own):
         return None
     return Hit(s.refs + ("control.tls_handshake",), failure=s.failure)
@@ -383,7 +383,7 @@ def _tls_vouched_cleartext_diff(ctx: Context) -> Hit | None:
         return None
     if not f.url.lower().startswith("http://") or not ctx.obs.control.http_ok:
         return None
-    if not ctx.comparison.has_diff or _ep_ip(f.address) not in d.tls_vouched:
+    if not ctx.comparison.has_diff or endpoint_host(f.address) not in d.tls_vouched:
         return None
     return Hit(tuple(q.ref for q in d.lookups) + (f.ref, "control.http_request"))
 
@@ -435,7 +435,7 @@ def _unclassified(ctx: Context) -> Hit | None:
     s = ctx.step
     if s.kind not in _TTH or s.failure is None or s.control_ok is not True:
         return None
-    if not s.failure.startswith("unknown_failure"):
+    if not is_unknown_failure(s.failure):
         return None
     return Hit(s.refs + ("control",), failure=s.failure)
 
@@ -453,161 +453,167 @@ def _always(ctx: Context) -> Hit | None:
 
 # ----------------------------------------------------------------------------------- table
 
-_H, _T, _S = frozenset({"http"}), frozenset({"tcp", "http"}), frozenset({"tls", "http"})
-_TLS = frozenset({"tls"})
-_TTH = frozenset({"tcp", "tls", "http"})
-_DNS = frozenset({"dns"})
-_ANY = frozenset({"http", "tls", "tcp", "dns"})
+_DNS, _TCP = frozenset({Stage.DNS.value}), frozenset({Stage.TCP.value})
+_TLS, _H = frozenset({Stage.TLS.value}), frozenset({Stage.HTTP.value})
+_T, _S = _TCP | _H, _TLS | _H
+_TTH = _TCP | _TLS | _H
+_ANY = _DNS | _TTH
 
 RULES: tuple[Rule, ...] = (
-    Rule("input.unusable", "unknown/unusable-input", None, None, "none", _unusable,
+    Rule("input.unusable", O.UNKNOWN_UNUSABLE_INPUT, None, None, E.NONE, _unusable,
          "no test_keys or no URL host: nothing to judge"),
-    Rule("dns.injected_duplicate", "dns/injected", "dns", False, "local", _injected,
+    Rule("dns.injected_duplicate", O.DNS_INJECTED, "dns", False, E.LOCAL, _injected,
          "a second UDP reply for the same query carried different answers: on-path injection"),
-    Rule("dns.blockpage_ip", "dns/blockpage-ip", "dns", False, "local", _dns_blockpage_ip,
+    Rule("dns.blockpage_ip", O.DNS_BLOCKPAGE_IP, "dns", False, E.LOCAL, _dns_blockpage_ip,
          "a main-flow DNS answer is a fingerprinted blockpage address"),
-    Rule("dns.unexpected_address_blockpage", "dns/blockpage-ip", "dns", False, "local",
+    Rule("dns.unexpected_address_blockpage", O.DNS_BLOCKPAGE_IP, "dns", False, E.LOCAL,
          _dns_to_blockpage, "the DNS answer the control never saw served a fingerprinted "
          "blockpage: the DNS lie is the cause"),
-    Rule("http.redirect_to_blockpage", "http/redirect-to-blockpage", "http-diff", False, "local",
+    Rule("http.redirect_to_blockpage", O.HTTP_REDIRECT_TO_BLOCKPAGE, "http-diff", False, E.LOCAL,
          _blockpage(redirect=True),
          "a Location header, or the page reached through a cross-host redirect, is fingerprinted"),
-    Rule("http.blockpage", "http/blockpage", "http-diff", False, "local",
+    Rule("http.blockpage", O.HTTP_BLOCKPAGE, "http-diff", False, E.LOCAL,
          _blockpage(redirect=False), "a response body/header matches a blockpage fingerprint "
          "and no false-positive fingerprint"),
-    Rule("tls.sni_diag_reset", "tls/reset-after-clienthello", "http-failure", False, "local",
+    Rule("tls.sni_diag_reset", O.TLS_RESET, "http-failure", False, E.LOCAL,
          _sni_diag(RESET | EOF, diag_ok=True),
          "real SNI reset/closed after the ClientHello, innocuous SNI to the same IP got through"),
-    Rule("tls.sni_diag_timeout", "tls/timeout-after-clienthello", "http-failure", False, "local",
+    Rule("tls.sni_diag_timeout", O.TLS_TIMEOUT, "http-failure", False, E.LOCAL,
          _sni_diag(TIMEOUT, diag_ok=True),
          "real SNI timed out after the ClientHello, innocuous SNI to the same IP got through"),
-    Rule("tcp.ip_blocked_sni_diag_control", "tcp/ip-blocked", "tcp_ip", False, "control",
+    Rule("tcp.ip_blocked_sni_diag_control", O.TCP_IP_BLOCKED, "tcp_ip", False, E.CONTROL,
          _ip_blocked_sni_diag,
          "the innocuous-SNI handshake to the same IP was reset/closed too, and the control's "
          "handshake there (or its fetch) worked: the address is blocked"),
-    Rule("http.throttled_follow_up", "http/throttled", "http-failure", False, "control",
+    Rule("http.throttled_follow_up", O.HTTP_THROTTLED, "http-failure", False, E.CONTROL,
          _throttled_follow_up,
          "the follow-up transfer under the same SNI/Host to the same address kept flowing under "
          "256 kbit/s and a quarter of the link the other targets of the run showed"),
-    Rule("http.throttled_goodput", "http/throttled", "http-failure", False, "control",
+    Rule("http.throttled_goodput", O.HTTP_THROTTLED, "http-failure", False, E.CONTROL,
          _throttled_goodput,
          "body goodput under 10% of the control's, under 256 kbit/s, flat, slow/incomplete, and "
          "not the speed the run's baseline shows for every site"),
-    Rule("http.throttled_stage_times", "http/throttled", "http-failure", False, "control",
+    Rule("http.throttled_stage_times", O.HTTP_THROTTLED, "http-failure", False, E.CONTROL,
          _throttled_stage_times,
          "handshake and first byte (and body) took 5x what the other targets of the run and "
          "the control took, a second more, over a path whose round trip is normal"),
-    Rule("http.slow_link", "http/slow-link", False, True, "control", _slow_link,
+    Rule("http.slow_link", O.HTTP_SLOW_LINK, False, True, E.CONTROL, _slow_link,
          "the body kept flowing until the timeout at the link's own speed (the run's "
          "baseline): the page is too large for the volunteer's link, not interfered with"),
-    Rule("http.host_diag_reset", "http/reset-after-request", "http-failure", False, "local",
+    Rule("http.host_diag_reset", O.HTTP_RESET, "http-failure", False, E.LOCAL,
          _host_diag(RESET | EOF, diag_ok=True),
          "request reset/closed, the same request with an innocuous Host got a response"),
-    Rule("http.host_diag_timeout", "http/timeout-after-request", "http-failure", False, "local",
+    Rule("http.host_diag_timeout", O.HTTP_TIMEOUT, "http-failure", False, E.LOCAL,
          _host_diag(TIMEOUT, diag_ok=True),
          "request timed out, the same request with an innocuous Host got a response"),
-    Rule("tcp.ip_blocked_host_diag_control", "tcp/ip-blocked", "tcp_ip", False, "control",
+    Rule("tcp.ip_blocked_host_diag_control", O.TCP_IP_BLOCKED, "tcp_ip", False, E.CONTROL,
          _ip_blocked_host_diag,
          "the innocuous-Host request to the same address was reset/closed too, the server never "
          "sent a byte on either connection, and the control fetched the page"),
-    Rule("down.dns_control_no_address", "down/everywhere", False, False, "control",
+    Rule("down.dns_control_no_address", O.DOWN_EVERYWHERE, False, False, E.CONTROL,
          _dns_control_no_address,
          "the probe failed to resolve; the control's answer held a CNAME but no address and "
          "its own fetch failed: nobody resolved it"),
-    Rule("dns.nxdomain", "dns/nxdomain", "dns", False, "control", _dns_failed(True),
+    Rule("dns.nxdomain", O.DNS_NXDOMAIN, "dns", False, E.CONTROL, _dns_failed(True),
          "probe NXDOMAIN (or Android no-data) while the control resolved addresses"),
-    Rule("dns.failure", "dns/failure", "dns", False, "control", _dns_failed(False),
+    Rule("dns.failure", O.DNS_FAILURE, "dns", False, E.CONTROL, _dns_failed(False),
          "other probe DNS failure while the control resolved addresses"),
-    Rule("down.dns", "down/everywhere", False, False, "control", _dns_both_failed,
+    Rule("down.dns", O.DOWN_EVERYWHERE, False, False, E.CONTROL, _dns_both_failed,
          "the probe and the control both failed to resolve (or both got no address)"),
-    Rule("down.dns_nxdomain_rewritten", "down/everywhere", False, False, "control",
+    Rule("down.dns_nxdomain_rewritten", O.DOWN_EVERYWHERE, False, False, E.CONTROL,
          _dns_nxdomain_rewritten,
          "the control got NXDOMAIN; the probe's resolver answered an address it also gives for "
          "a random name that cannot exist (NXDOMAIN rewriting): no site of that name to censor"),
-    Rule("dns.bogon", "dns/bogon", "dns", False, "control", _dns_bogon,
+    Rule("dns.bogon", O.DNS_BOGON, "dns", False, E.CONTROL, _dns_bogon,
          "the resolver answered a bogon the control did not see"),
-    Rule("down.dns_bogon_everywhere", "down/everywhere", False, False, "control", _dns_both_bogon,
+    Rule("down.dns_bogon_everywhere", O.DOWN_EVERYWHERE, False, False, E.CONTROL, _dns_both_bogon,
          "the name resolves to bogons for the control too: misconfiguration, not censorship"),
-    Rule("down.server_error_tls", "down/server-error", False, False, "local", _server_error_tls,
+    Rule("down.server_error_tls", O.DOWN_SERVER_ERROR, False, False, E.LOCAL, _server_error_tls,
          "a 5xx over validated TLS (not a CDN challenge page): the network delivered the "
          "server's error intact"),
-    Rule("ok.https", "ok", False, True, "local", _ok_https,
+    Rule("ok.https", O.OK, False, True, E.LOCAL, _ok_https,
          "final response over validated TLS: the network delivered the server's answer"),
-    Rule("down.server_error", "down/server-error", False, False, "control", _server_error,
+    Rule("down.server_error", O.DOWN_SERVER_ERROR, False, False, E.CONTROL, _server_error,
          "the probe got a 5xx and so did the control"),
-    Rule("ok.http_matches_control", "ok", False, True, "control", _ok_http,
+    Rule("ok.http_matches_control", O.OK, False, True, E.CONTROL, _ok_http,
          "final cleartext response matches the control (OONI's HTTP-diff rule)"),
-    Rule("down.tls_failed_alike", "down/everywhere", False, False, "control",
+    Rule("down.tls_failed_alike", O.DOWN_EVERYWHERE, False, False, E.CONTROL,
          _tls_failed_alike,
          "every handshake failed as the control's own handshakes at its own addresses did: "
          "the site's TLS is broken everywhere, an address difference alone is no DNS lie"),
-    Rule("dns.unexpected_address", "dns/unexpected-address", "dns", False, "control",
+    Rule("dns.unexpected_address", O.DNS_UNEXPECTED_ADDRESS, "dns", False, E.CONTROL,
          _dns_unexpected, "answers the control never saw, not in its ASNs, no validated TLS, "
          "and the fetch did not give the control's page"),
-    Rule("http.benign_page", "http/benign-page", False, True, "local", _benign_page,
+    Rule("http.benign_page", O.HTTP_BENIGN_PAGE, False, True, E.LOCAL, _benign_page,
          "the differing page is a known false positive (CDN challenge, default page...)"),
-    Rule("dns.tls_vouched_cleartext_diff", "dns/unexpected-address", "dns", False, "control",
+    Rule("dns.tls_vouched_cleartext_diff", O.DNS_UNEXPECTED_ADDRESS, "dns", False, E.CONTROL,
          _tls_vouched_cleartext_diff,
          "the cleartext page differs, fetched from an answer the control never saw that only a "
          "certificate on 443 vouches for: a resolver steering the name to a filtering proxy"),
-    Rule("unknown.control_unavailable", "unknown/control-unavailable", None, None, "none",
+    Rule("unknown.control_unavailable", O.UNKNOWN_CONTROL_UNAVAILABLE, None, None, E.NONE,
          _no_control, "no control, and no local evidence decides"),
-    Rule("unknown.probe_no_ipv6", "unknown/probe-no-ipv6", None, None, "none", _no_ipv6,
+    Rule("unknown.probe_no_ipv6", O.UNKNOWN_PROBE_NO_IPV6, None, None, E.NONE, _no_ipv6,
          "only IPv6 endpoints failed as unreachable: the probe's network lacks IPv6"),
-    Rule("dns.later_hop_nxdomain", "dns/nxdomain", "dns", False, "control",
+    Rule("dns.later_hop_nxdomain", O.DNS_NXDOMAIN, "dns", False, E.CONTROL,
          _step(NXDOMAIN_FAILURES, _DNS, control_ok=True),
          "a redirect target did not resolve; the control followed the redirects"),
-    Rule("dns.later_hop_failure", "dns/failure", "dns", False, "control",
+    Rule("dns.later_hop_failure", O.DNS_FAILURE, "dns", False, E.CONTROL,
          _step(None, _DNS, control_ok=True), "a redirect target failed to resolve"),
-    Rule("unknown.probe_failure", "unknown/probe-failure", None, None, "none", _unclassified,
+    Rule("unknown.probe_failure", O.UNKNOWN_PROBE_FAILURE, None, None, E.NONE, _unclassified,
          "the failing step's error is unknown_failure (not a network failure the probe "
          "recognised): no claim either way"),
-    Rule("tcp.timeout", "tcp/timeout", "tcp_ip", False, "control",
-         _step(TIMEOUT, frozenset({"tcp"}), control_ok=True),
+    Rule("tcp.timeout", O.TCP_TIMEOUT, "tcp_ip", False, E.CONTROL,
+         _step(TIMEOUT, _TCP, control_ok=True),
          "TCP connect timed out while the control connected"),
-    Rule("tcp.refused", "tcp/reset", "tcp_ip", False, "control",
+    Rule("tcp.syn_refused", O.TCP_REFUSED, "tcp_ip", False, E.CONTROL,
          _step(REFUSED, _T, control_ok=True),
          "RST in reply to the SYN (connection_refused) while the control connected"),
-    Rule("tcp.unreachable", "tcp/icmp-unreachable", "tcp_ip", False, "control",
+    Rule("tcp.unreachable", O.TCP_ICMP_UNREACHABLE, "tcp_ip", False, E.CONTROL,
          _step(UNREACHABLE, _T, control_ok=True), "ICMP unreachable while the control connected"),
-    Rule("tcp.other", "tcp/failure", "tcp_ip", False, "control",
-         _step(None, frozenset({"tcp"}), control_ok=True), "other connect failure"),
-    Rule("tls.reset", "tls/reset-after-clienthello", "http-failure", False, "control",
+    Rule("tcp.other", O.TCP_FAILURE, "tcp_ip", False, E.CONTROL,
+         _step(None, _TCP, control_ok=True), "other connect failure"),
+    Rule("tls.reset", O.TLS_RESET, "http-failure", False, E.CONTROL,
          _step(RESET, _TLS, control_ok=True), "RST after the ClientHello; the control's "
          "handshake worked"),
-    Rule("tls.timeout", "tls/timeout-after-clienthello", "http-failure", False, "control",
+    Rule("tls.timeout", O.TLS_TIMEOUT, "http-failure", False, E.CONTROL,
          _step(TIMEOUT, _TLS, control_ok=True), "handshake stalled after the ClientHello"),
-    Rule("tls.eof", "tls/eof-after-clienthello", "http-failure", False, "control",
+    Rule("tls.eof", O.TLS_EOF, "http-failure", False, E.CONTROL,
          _step(EOF, _TLS, control_ok=True), "connection closed after the ClientHello"),
-    Rule("tls.certificate", "tls/mitm-certificate", "http-failure", False, "control",
+    Rule("tls.certificate", O.TLS_MITM_CERTIFICATE, "http-failure", False, E.CONTROL,
          _step(CERTIFICATE, _S, control_ok=True),
          "certificate rejected while the control's validated: interception or a fake server"),
-    Rule("tls.other", "tls/failure", "http-failure", False, "control",
+    Rule("tls.other", O.TLS_FAILURE, "http-failure", False, E.CONTROL,
          _step(None, _TLS, control_ok=True), "other handshake failure"),
-    Rule("http.reset", "http/reset-after-request", "http-failure", False, "control",
+    Rule("http.reset", O.HTTP_RESET, "http-failure", False, E.CONTROL,
          _step(RESET, _H, control_ok=True), "RST after the request (Host/URL DPI)"),
-    Rule("http.eof", "http/eof-after-request", "http-failure", False, "control",
+    Rule("http.eof", O.HTTP_EOF, "http-failure", False, E.CONTROL,
          _step(EOF, _H, control_ok=True), "connection closed after the request"),
-    Rule("http.body_timeout", "http/body-timeout", "http-failure", False, "control",
+    Rule("http.body_timeout", O.HTTP_BODY_TIMEOUT, "http-failure", False, E.CONTROL,
          _step(TIMEOUT, _H, control_ok=True, status=True),
          "headers arrived, the body stalled; the control fetched it (no rate data to call it "
          "throttling)"),
-    Rule("http.timeout", "http/timeout-after-request", "http-failure", False, "control",
+    Rule("http.timeout", O.HTTP_TIMEOUT, "http-failure", False, E.CONTROL,
          _step(TIMEOUT, _H, control_ok=True), "no response to the request"),
-    Rule("http.invalid_redirect", "http/invalid-redirect", "http-failure", False, "control",
+    Rule("http.invalid_redirect", O.HTTP_INVALID_REDIRECT, "http-failure", False, E.CONTROL,
          _step(BAD_REDIRECT, _H, control_ok=True),
          "the probe got a redirect the control did not (its fetch of the same URL succeeded)"),
-    Rule("http.other", "http/failure", "http-failure", False, "control",
+    Rule("http.other", O.HTTP_FAILURE, "http-failure", False, E.CONTROL,
          _step(None, _H, control_ok=True), "other round-trip failure"),
-    Rule("down.step_failed_everywhere", "down/everywhere", False, False, "control",
+    Rule("down.step_failed_everywhere", O.DOWN_EVERYWHERE, False, False, E.CONTROL,
          _step(None, _ANY, control_ok=False), "the control failed on the same step"),
-    Rule("http.diff", "http/diff", "http-diff", False, "control", _http_diff,
+    Rule("http.diff", O.HTTP_DIFF, "http-diff", False, E.CONTROL, _http_diff,
          "page differs from the control's (OONI's HTTP-diff rule) and no fingerprint matched"),
-    Rule("unknown.undetermined", "unknown/undetermined", None, None, "none", _always,
+    Rule("unknown.undetermined", O.UNKNOWN_UNDETERMINED, None, None, E.NONE, _always,
          "catch-all: the facts fit no rule above"),
 )  # fmt: skip
 
+#: ids that fired in earlier versions and never will again, oldest first
 RETIRED: tuple[Retired, ...] = (
+    Retired(
+        "tcp.refused", "2026.11.1", ("tcp.syn_refused",),
+        "the same facts, now called tcp/refused (tcp/reset was also the app tests' word for a "
+        "reset connection attempt: one word, one meaning)",
+    ),
     Retired(
         "http.throttled", "2026.12.1", ("http.throttled_goodput",),
         "it called a slow link throttling: a volunteer whose link is slower than 256 kbit/s "

@@ -30,6 +30,7 @@ from probe.analysis.observations import ControlObs, EndpointObs, HTTPObs, Observ
 from probe.analysis.samples import StageSample
 from probe.analysis.timing import Baseline, final_http, stage_sample, summarise
 from probe.analysis.transfer import FLOOR_BPS, MIN_WINDOW, RATIO, goodput
+from probe.vocabulary import TIMEOUT
 
 #: a stage is "slow" when it takes this many times what the baseline and the control took ...
 SLOW_FACTOR = 5.0
@@ -198,7 +199,7 @@ def baseline_vetoes(obs: Observations, http: HTTPObs) -> bool:
 def slow_link(obs: Observations, http: HTTPObs) -> bool:
     """Headers arrived, the body kept flowing until the HTTP timeout, at the link's own speed:
     the page is too large for the volunteer's link in our time budget, not interfered with."""
-    if http.status <= 0 or http.failure not in ("generic_timeout_error", "timed_out"):
+    if http.status <= 0 or http.failure not in TIMEOUT:
         return False
     g = goodput(http, obs.control)
     return g.steady and g.window >= MIN_WINDOW and baseline_vetoes(obs, http)

@@ -17,6 +17,8 @@ from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.observations import observe
 from probe.analysis.rules import RULES, RULES_VERSION, Hit, Rule
 from probe.config import IPNetwork
+from probe.summary import Verdict, blocking_text
+from probe.vocabulary import Failure, Outcome
 
 _EMPTY = Fingerprints((), version="none")
 
@@ -75,7 +77,7 @@ def _dns_failure(ctx: Context) -> str | None:
     OONI's resolver reports it when bogons are filtered (we never connect to them)."""
     d = ctx.dns
     if d.failure is None and d.addrs and len(d.bogons) == len(d.addrs):
-        return "dns_bogon_error"
+        return Failure.DNS_BOGON_ERROR.value
     return d.failure
 
 
@@ -100,7 +102,7 @@ def _render(ctx: Context, rule: Rule, hit: Hit, fps: Fingerprints) -> dict[str, 
         "title_match": cmp.title_match,
         "blocking": blocking,
         "accessible": rule.accessible,
-        "x_outcome": rule.outcome,
+        "x_outcome": str(rule.outcome),
         "x_rule_id": rule.rule_id,
         "x_rules_version": RULES_VERSION,
         "x_fingerprint_id": hit.fingerprint,
@@ -122,10 +124,40 @@ def _internal_error(exc: BaseException, fps: Fingerprints) -> dict[str, Any]:
         "title_match": None,
         "blocking": None,
         "accessible": None,
-        "x_outcome": "unknown/analysis-error",
+        "x_outcome": Outcome.UNKNOWN_ANALYSIS_ERROR.value,
         "x_rule_id": "internal.error",
         "x_rules_version": RULES_VERSION,
         "x_fingerprint_id": None,
         "x_fingerprints_version": fps.version,
         "x_evidence": [type(exc).__name__],
     }
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def web_verdict(keys: Mapping[str, Any]) -> Verdict:
+    """The short form of :func:`analyze`'s keys (the run summary, the batch columns)."""
+    blocking = blocking_text(keys.get("blocking"))
+    accessible = keys.get("accessible")
+    if not isinstance(accessible, bool):
+        accessible = None
+    if blocking is not None and blocking != "false":
+        label = f"blocked ({blocking})"
+    elif accessible is True:
+        label = "accessible"
+    elif accessible is False:
+        label = "down"
+    else:
+        label = "undetermined"
+    return Verdict(
+        blocking=blocking,
+        accessible=accessible,
+        anomaly=None if blocking is None else blocking != "false",
+        outcome=_text(keys.get("x_outcome")),
+        rule_id=_text(keys.get("x_rule_id")),
+        rules_version=_text(keys.get("x_rules_version")),
+        fingerprint_id=_text(keys.get("x_fingerprint_id")),
+        label=label,
+    )

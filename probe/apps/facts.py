@@ -18,9 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from probe.netaddr import is_ip, join_endpoint, split_endpoint
+from probe.vocabulary import UNEXPECTED_STATUS, Failure, THFailure
+
+#: every event of a host is tagged ``x_app_host=<id>`` (the runner writes it, the facts read it)
 HOST_TAG = "x_app_host="
-UNEXPECTED_STATUS = "unexpected_status"
 OK = "ok"
+_TLS_FAILED = Failure.SSL_FAILED_HANDSHAKE.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +104,12 @@ def _tagged(events: Any, host_id: str) -> list[Mapping[str, Any]]:
 
 
 def _port_of(address: Any) -> int | None:
-    if not isinstance(address, str) or ":" not in address:
+    if not isinstance(address, str):
         return None
-    tail = address.rsplit(":", 1)[1]
-    return int(tail) if tail.isdigit() else None
+    try:
+        return split_endpoint(address)[1]
+    except ValueError:
+        return None
 
 
 def _merge(results: Sequence[str | None]) -> str | None:
@@ -157,17 +163,19 @@ def _summarize_control(item: Mapping[str, Any], plan: Mapping[str, Any], port: i
     response = item.get("response")
     if not isinstance(response, Mapping):
         return Control(failure=str(item.get("failure") or "control_failure"), asked=True)
-    is_ip = _is_ip(str(plan.get("host", "")))
+    fixed = is_ip(str(plan.get("host", "")))
     dns_raw = response.get("dns")
     dns_part: Mapping[str, Any] = dns_raw if isinstance(dns_raw, Mapping) else {}
     addrs = tuple(a for a in dns_part.get("addrs") or [] if isinstance(a, str))
     dns: str | None = None
-    if not is_ip:
+    if not fixed:
         failure = dns_part.get("failure")
-        dns = failure if isinstance(failure, str) else (OK if addrs else "dns_no_answer")
+        dns = (
+            failure if isinstance(failure, str) else (OK if addrs else Failure.DNS_NO_ANSWER.value)
+        )
     tcp = _merge(
         [
-            _ok_or(None if v.get("status") else (v.get("failure") or "connect_error"))
+            _ok_or(None if v.get("status") else (v.get("failure") or THFailure.CONNECT_ERROR.value))
             for ep, v in (response.get("tcp_connect") or {}).items()
             if isinstance(v, Mapping) and _port_of(ep) == port
         ]
@@ -176,7 +184,7 @@ def _summarize_control(item: Mapping[str, Any], plan: Mapping[str, Any], port: i
     for ep, v in (response.get("tls_handshake") or {}).items():
         if not isinstance(v, Mapping) or _port_of(ep) != port:
             continue
-        failure = None if v.get("status") else (v.get("failure") or "ssl_failed_handshake")
+        failure = None if v.get("status") else (v.get("failure") or _TLS_FAILED)
         # the control trusts Mozilla's roots only: for an app with its own CA, a certificate
         # the control cannot validate still proves that the server answered the handshake
         if plan.get("trust") == "app" and isinstance(failure, str) and failure.startswith("ssl_"):
@@ -199,14 +207,6 @@ def _summarize_control(item: Mapping[str, Any], plan: Mapping[str, Any], port: i
     )  # fmt: skip
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def entries(test_keys: Mapping[str, Any]) -> list[Entry]:
     """Every planned (host, port) of an app measurement, in plan order."""
     out: list[Entry] = []
@@ -215,10 +215,10 @@ def entries(test_keys: Mapping[str, Any]) -> list[Entry]:
         if not isinstance(plan, Mapping):
             continue
         host_id = str(plan.get("id", ""))
-        is_ip = _is_ip(str(plan.get("host", "")))
+        fixed = is_ip(str(plan.get("host", "")))
         dns, addrs = (
             (OK, (str(plan.get("host")),))
-            if is_ip
+            if fixed
             else dns_answers(_tagged(test_keys.get("queries"), host_id))
         )
         networks = [n for n in plan.get("expected_networks") or [] if isinstance(n, str)]
@@ -246,13 +246,12 @@ def entries(test_keys: Mapping[str, Any]) -> list[Entry]:
                 [_ok_or(e.get("failure")) for e in tlss if _port_of(e.get("address")) == port]
             )
             http, status = _http([r for r in reqs if _port_of(r.get("address")) == port], healthy)
-            skipped = any(f"{a}:{port}" in skipped_eps or f"[{a}]:{port}" in skipped_eps
-                          for a in addrs)  # fmt: skip
+            skipped = any(join_endpoint(a, port) in skipped_eps for a in addrs)
             out.append(
                 Entry(
                     plan=plan,
                     port=port,
-                    dns=None if is_ip else dns,
+                    dns=None if fixed else dns,
                     addresses=addrs,
                     dns_consistent=consistent,
                     tcp=tcp,

@@ -5,7 +5,8 @@ lookup to that resolver gives the addresses (the user chose that resolver); othe
 resolver (getaddrinfo) does, as OONI's app tests do. Then, per port and in resolution order, one
 address after the other until one works: TCP connect, TLS with SNI = host (Mozilla's roots, or
 those plus the app's CA for ``trust = "app"``), the HTTP request; the host's ``stage`` says where
-to stop. Addresses that are bogons for a public name are never contacted (listed in
+to stop. Every connect asks the host's :class:`~probe.policy.ConnectPolicy` first: a
+special-purpose address for a public host is never contacted (listed in
 ``x_skipped_endpoints``). Every event carries the tag ``x_app_host=<id>``.
 
 The control vantage (Web Connectivity test helper) is asked about every (host, port) with the
@@ -20,36 +21,28 @@ the session applies it (``Session.finish``).
 
 from __future__ import annotations
 
-import inspect
 import ssl
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
+from probe.apps.facts import HOST_TAG
 from probe.apps.spec import AppSpec, HostSpec
 from probe.archival import ControlRequest
+from probe.context import RunContext, browser_headers
 from probe.control.client import query_control
-from probe.envelope import dump_events, envelope, public_ranges
-from probe.experiment import RunContext, browser_headers
+from probe.envelope import TestIdentity, dump_events, envelope, public_ranges
 from probe.failures import Operation, classify
-from probe.netaddr import is_bogon, join_endpoint
+from probe.net import close_now
+from probe.netaddr import join_endpoint
+from probe.policy import ConnectPolicy
 from probe.stages import dns, http, tcp, tls
-from probe.targets import Target
 from probe.trace import Trace
+from probe.vocabulary import Failure
 
-#: OONI's test versions (ooni-format.md section 2) for the apps OONI measures
-OONI_TEST_VERSIONS = {
-    "whatsapp": "0.11.0",
-    "telegram": "0.3.1",
-    "signal": "0.2.5",
-    "facebook_messenger": "0.2.1",
-}
-GENERIC_TEST_NAME = "app_endpoints"
-GENERIC_TEST_VERSION = "0.1.0"
-HOST_TAG = "x_app_host="
 #: addresses tried per (host, port) before giving up (one attempt each, no retries)
 MAX_ADDRESSES = 4
 #: (host, port) entries measured at once, and control queries in flight, per app
@@ -57,33 +50,11 @@ ENTRY_PARALLELISM = 8
 CONTROL_PARALLELISM = 4
 
 
-class AppSession(Protocol):
-    """What the runner needs from :class:`probe.session.Session`."""
-
-    @property
-    def ctx(self) -> RunContext: ...
-
-
-def app_items(apps: Iterable[AppSpec]) -> Iterator[Target]:
-    """One runner item per app; its ``url`` is the app key (``app:<name>``)."""
-    for app in apps:
-        yield Target(url=app.key, category_code="APP", source=app.origin)
-
-
-async def measure_app_item(
-    key: str, *, session: AppSession, apps: Sequence[AppSpec]
-) -> dict[str, Any]:
-    """The measurement of the app whose key is ``key`` (facts; verdicts come from finish)."""
-    for app in apps:
-        if app.key == key:
-            return await measure_app(app, ctx=session.ctx)
-    raise KeyError(f"no app with key {key!r}")
-
-
 @dataclass(slots=True)
 class _Flow:
     app: AppSpec
     ctx: RunContext
+    test: TestIdentity
     trace: Trace
     app_ssl: ssl.SSLContext | None
     entries: trio.CapacityLimiter
@@ -101,13 +72,22 @@ def app_ssl_context(app: AppSpec, ctx: RunContext) -> ssl.SSLContext | None:
     return context
 
 
-async def measure_app(app: AppSpec, *, ctx: RunContext) -> dict[str, Any]:
-    """Measure every host of ``app``; the OONI measurement dict (facts only)."""
+async def measure_app(
+    app: AppSpec,
+    *,
+    ctx: RunContext,
+    test: TestIdentity,
+    release: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Measure every host of ``app`` as ``test`` (``registry.app_test(app.ooni_test)``); the
+    OONI measurement dict (facts only). ``release`` is the registry's measure signature: an app
+    keeps its slot to the end."""
     started = datetime.now(UTC)
     trace = Trace()
     flow = _Flow(
         app=app,
         ctx=ctx,
+        test=test,
         trace=trace,
         app_ssl=app_ssl_context(app, ctx),
         entries=trio.CapacityLimiter(ENTRY_PARALLELISM),
@@ -120,10 +100,27 @@ async def measure_app(app: AppSpec, *, ctx: RunContext) -> dict[str, Any]:
                 for host in app.hosts:
                     nursery.start_soon(_measure_host, flow, host)
         except Exception as exc:  # a bug must not lose the app's other results
-            failure = classify(exc, Operation.TOP_LEVEL)
+            failure = classify(exc, Operation.TOP_LEVEL).failure
     if deadline.cancelled_caught:
-        failure = "generic_timeout_error"
+        failure = Failure.GENERIC_TIMEOUT_ERROR.value
     return _assemble(flow, started=started, failure=failure)
+
+
+def failed_measurement(
+    app: AppSpec, exc: BaseException, *, ctx: RunContext, test: TestIdentity
+) -> dict[str, Any]:
+    """The measurement of an app whose processing raised outside the stages."""
+    flow = _Flow(
+        app=app,
+        ctx=ctx,
+        test=test,
+        trace=Trace(),
+        app_ssl=None,
+        entries=trio.CapacityLimiter(1),
+        controls=trio.CapacityLimiter(1),
+    )
+    failure = classify(exc, Operation.TOP_LEVEL).failure
+    return _assemble(flow, started=datetime.now(UTC), failure=failure)
 
 
 async def _measure_host(flow: _Flow, host: HostSpec) -> None:
@@ -148,10 +145,17 @@ async def _resolve(flow: _Flow, name: str, tags: list[str]) -> list[str]:
     timeouts = ctx.config.timeouts
     if ctx.config.resolver:
         result = await dns.lookup_udp(
-            flow.trace, name, resolver=ctx.config.resolver, timeouts=timeouts, tags=tags
+            flow.trace,
+            name,
+            resolver=ctx.config.resolver,
+            timeouts=timeouts,
+            tags=tags,
+            net=ctx.network,
         )
     else:
-        result = await dns.lookup_getaddrinfo(flow.trace, name, timeouts=timeouts, tags=tags)
+        result = await dns.lookup_getaddrinfo(
+            flow.trace, name, timeouts=timeouts, tags=tags, net=ctx.network
+        )
     return list(dict.fromkeys(result.addresses))
 
 
@@ -170,6 +174,7 @@ async def _control(flow: _Flow, host: HostSpec, port: int, addresses: list[str])
             request,
             ssl_context=ctx.control_ssl_context,
             timeouts=ctx.config.timeouts,
+            network=ctx.network,
         )
     flow.control.append(
         {"host_id": host.id, "port": port, "url": url, "response": response, "failure": failure}
@@ -179,51 +184,57 @@ async def _control(flow: _Flow, host: HostSpec, port: int, addresses: list[str])
 async def _measure_entry(
     flow: _Flow, host: HostSpec, port: int, addresses: list[str], tags: list[str]
 ) -> None:
-    public = flow.ctx.config.public_ranges
-    usable: list[str] = []
-    for ip in addresses:
-        if not is_bogon(host.host, public) and is_bogon(ip, public):
-            flow.skipped.append(join_endpoint(ip, port))
-        else:
-            usable.append(ip)
+    usable, skipped = _policy(flow, host).split(addresses, port)
+    flow.skipped.extend(skipped)
     async with flow.entries:
         for ip in usable[:MAX_ADDRESSES]:
             if await _attempt(flow, host, port, ip, tags):
                 return
 
 
+def _policy(flow: _Flow, host: HostSpec) -> ConnectPolicy:
+    """The connect policy of one host: the host named in the app file is the target."""
+    return ConnectPolicy.for_target(host.host, flow.ctx.config.public_ranges)
+
+
 async def _attempt(flow: _Flow, host: HostSpec, port: int, ip: str, tags: list[str]) -> bool:
     """One address: connect, handshake, request as far as the host's stage. True if it worked."""
+    if not _policy(flow, host).allows(ip):
+        flow.skipped.append(join_endpoint(ip, port))
+        return False
     ctx = flow.ctx
     trace = flow.trace
     timeouts = ctx.config.timeouts
     txid = trace.new_transaction_id()
     address = join_endpoint(ip, port)
-    sock = await tcp.connect(trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags)
-    if sock is None:
+    connected = await tcp.connect(
+        trace, ip, port, timeouts=timeouts, transaction_id=txid, tags=tags, net=ctx.network
+    )
+    if connected.value is None:
         return False
-    stream: trio.abc.Stream = sock
+    stream: trio.abc.Stream = connected.value
     alpn = ""
     if host.uses_tls:
         context = flow.app_ssl if host.trust == "app" and flow.app_ssl else ctx.ssl_context
-        tls_stream = await tls.handshake(
+        handshake = await tls.handshake(
             trace,
-            sock,
+            stream,
             address=address,
             server_name=host.host if not host.is_ip else None,
             ssl_context=context,
             timeouts=timeouts,
             transaction_id=txid,
             tags=tags,
+            net=ctx.network,
         )
-        if tls_stream is None:
+        if handshake.value is None:
             return False
-        stream, alpn = tls_stream, tls_stream.selected_alpn_protocol() or ""
+        stream, alpn = handshake.value, handshake.value.selected_alpn_protocol() or ""
     if host.stage != "http":
-        await _aclose(stream)
+        await close_now(stream)
         return True
     result = await _request(flow, host, port, stream, address, alpn, txid, tags)
-    return result.failure is None
+    return result.ok
 
 
 async def _request(
@@ -237,9 +248,6 @@ async def _request(
     tags: list[str],
 ) -> http.HTTPResult:
     config = flow.ctx.config
-    kwargs: dict[str, Any] = {}
-    if host.method != "GET" and _stage_supports_method():
-        kwargs["method"] = host.method
     try:
         return await http.get(
             flow.trace,
@@ -252,20 +260,10 @@ async def _request(
             body_cap=config.body_cap,
             transaction_id=txid,
             tags=tags,
-            **kwargs,
+            method=host.method,
         )
     finally:
-        await _aclose(stream)
-
-
-def _stage_supports_method() -> bool:
-    """Whether :func:`probe.stages.http.get` takes ``method`` (Telegram's DCs want POST)."""
-    return "method" in inspect.signature(http.get).parameters
-
-
-async def _aclose(stream: trio.abc.AsyncResource) -> None:
-    with trio.CancelScope(shield=True):
-        await trio.aclose_forcefully(stream)
+        await close_now(stream)
 
 
 def _assemble(flow: _Flow, *, started: datetime, failure: str | None) -> dict[str, Any]:
@@ -283,12 +281,10 @@ def _assemble(flow: _Flow, *, started: datetime, failure: str | None) -> dict[st
         "x_skipped_endpoints": sorted(set(flow.skipped)),
         "x_public_ranges": public_ranges(ctx),
     }
-    ooni = app.ooni_test
     return envelope(
         ctx,
-        input=None if ooni else app.key,
-        test_name=ooni or GENERIC_TEST_NAME,
-        test_version=OONI_TEST_VERSIONS[ooni] if ooni else GENERIC_TEST_VERSION,
+        flow.test,
+        input=None if app.ooni_test else app.key,
         started=started,
         runtime=trace.elapsed(),
         test_keys=test_keys,

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from probe.analysis.urls import url_parts
+from probe.netaddr import split_endpoint
 
 #: 2**62 - 1: compiled (mypyc), ints up to this in size are unboxed ("short"), cheap to compare
 _SMALL: Final = 4611686018427387903
@@ -77,10 +78,10 @@ def parse_time(value: Any) -> datetime | None:
 def _split_address(address: str | None) -> tuple[str | None, int | None]:
     if not address:
         return None, None
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        return address, None
-    return host.strip("[]"), int(port)
+    try:
+        return split_endpoint(address)
+    except ValueError:
+        return address.strip("[]"), None
 
 
 def _hostname(url: str | None) -> str | None:

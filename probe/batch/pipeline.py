@@ -5,16 +5,15 @@ results strictly in input order, so memory does not grow with the input and the 
 same byte for byte whether the step ran in this process (``workers=0``), on a local process
 pool (default) or on an existing Dask distributed cluster (``scheduler="tcp://host:port"``).
 At the end ``DIR/_summary.json`` records the inputs, counts, rules versions, the malformed
-lines (file and line) and the edge cases met.
+lines (file and line) and the edge cases met. The command line (options, printing) is
+``probe.commands.analyze``'s: this module is the library.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Sequence
@@ -251,17 +250,6 @@ def progress_line(summary: Summary, elapsed: float) -> str:
     )
 
 
-def _progress_printer(*, tty: bool) -> Callable[[Summary, float], None]:
-    def show(summary: Summary, elapsed: float) -> None:
-        line = progress_line(summary, elapsed)
-        if tty:
-            print(f"\r{line}", end="", file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-    return show
-
-
 def _by_kind(items: list[dict[str, Any]]) -> str:
     kinds = Counter(str(item["kind"]) for item in items)
     return f" ({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items()))})" if kinds else ""
@@ -287,60 +275,3 @@ def format_summary(summary: Summary, output: Path) -> str:
         for key, count in summary.edge_case_counts.items():
             lines.append(f"  {count:>8}  {key}")
     return "\n".join(lines)
-
-
-def _load_fingerprints(directory: str | None) -> Any:
-    """Our bundled fingerprints, merged with a directory of OONI / Censored Planet files: the
-    same set ``probe run`` and ``probe analyze --stdin`` use, so verdicts agree."""
-    from probe.analysis.fingerprints import builtin, load_directory
-
-    fps = builtin()
-    return fps.merged(load_directory(Path(directory))) if directory else fps
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """``probe analyze PATH... --output DIR``: the CLI entry the analyze command calls."""
-    paths: list[str] = list(args.paths)
-    output = getattr(args, "output", None)
-    if not output:
-        print("probe analyze: error: --output DIR is required with input paths", file=sys.stderr)
-        return 2
-    out = Path(output)
-    if out.exists() and any(out.iterdir()):
-        print(f"probe analyze: error: output {out} exists and is not empty", file=sys.stderr)
-        return 2
-    for raw in paths:
-        if not Path(raw).exists():
-            print(f"probe analyze: error: no such file or folder: {raw}", file=sys.stderr)
-            return 2
-    old = native.stale()
-    if old:
-        print(
-            f"probe analyze: warning: compiled modules older than their source ({', '.join(old)})"
-            ": results follow the old code; rebuild them with `python -m probe.native build`",
-            file=sys.stderr,
-        )
-    fp_dir = getattr(args, "fingerprints_dir", None)
-    try:
-        fingerprints = _load_fingerprints(fp_dir)
-    except (ImportError, AttributeError, OSError, ValueError) as exc:
-        print(f"probe analyze: error: cannot load fingerprints: {exc}", file=sys.stderr)
-        return 2
-    workers = getattr(args, "workers", None)
-    tty = sys.stderr.isatty()
-    summary = run(
-        paths,
-        out,
-        options=StepOptions(fingerprints=fingerprints),
-        workers=workers,
-        scheduler=getattr(args, "scheduler", None),
-        progress=_progress_printer(tty=tty),
-        progress_every=1.0 if tty else 30.0,
-    )
-    if tty:
-        print(file=sys.stderr)  # end the status line
-    if getattr(args, "format", None) == "json":
-        print(json.dumps(asdict(summary) | {"rate": summary.rate}, indent=1))
-    else:
-        print(format_summary(summary, out))
-    return 0

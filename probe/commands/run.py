@@ -1,4 +1,9 @@
-"""`probe run`: measure web targets (or an app's API hosts) and write OONI JSONL."""
+"""`probe run`: measure web targets (or an app's API hosts) and write OONI JSONL.
+
+The options (and the config file) become a typed :class:`probe.plan.RunPlan` (``_plan``), one
+line and exit 2 for anything unusable; geolocation completes its identity; a
+:class:`probe.session.Session` executes it. Only this module reads the argparse namespace.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ import argparse
 import os
 import sys
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from probe.plan import RunPlan
 
 HELP = "measure targets stage by stage and write one OONI measurement per target (JSONL)"
 
@@ -166,19 +173,6 @@ class UsageError(Exception):
     """A bad option or unusable input: one line, exit 2, before anything is measured."""
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    config: Any
-    sources: list[Any]
-    output: Path
-    resume: bool
-    total: int | None
-    apps: list[Any]
-    #: --probe-asn / --probe-cc (or the config file) given: they win over geolocation
-    asn_explicit: bool = False
-    cc_explicit: bool = False
-
-
 def _fail(message: str) -> int:
     print(f"probe run: error: {message}", file=sys.stderr)
     return 2
@@ -189,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         plan = _plan(args)
     except UsageError as exc:
         return _fail(str(exc))
-    return _execute(plan, args)
+    return _execute(plan)
 
 
 def _load_config_file(args: argparse.Namespace) -> dict[str, Any]:
@@ -205,11 +199,10 @@ def _load_config_file(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def _plan(args: argparse.Namespace) -> Plan:
-    from datetime import UTC, datetime
-
+def _plan(args: argparse.Namespace) -> RunPlan:
     from probe.config import Config, Privacy, Timeouts, parse_ranges
     from probe.netaddr import parse_ip
+    from probe.plan import AppWork, ListSource, RunPlan, Source, UrlSource, WebWork
 
     file_cfg = _load_config_file(args)
     if args.concurrency < 1 or args.concurrency > 1000:
@@ -268,9 +261,9 @@ def _plan(args: argparse.Namespace) -> Plan:
         geolocate=geolocate,
     )
     apps = _plan_apps(args)
-    sources: list[Any] = []
+    sources: list[Source] = []
     if args.input:
-        sources.append(("urls", list(args.input)))
+        sources.append(UrlSource(tuple(args.input)))
     lists = list(args.list)
     if not lists and not args.input and not apps:
         lists = [DEFAULT_LIST]
@@ -282,23 +275,24 @@ def _plan(args: argparse.Namespace) -> Plan:
             raise UsageError(f"cannot read target list {path}: {exc.strerror or exc}") from exc
         if path.is_dir():
             raise UsageError(f"target list {path} is a directory")
-        sources.append(("list", path))
+        sources.append(ListSource(path))
 
-    if args.resume is not None:
-        output: Path = args.resume
-        resume = True
-    else:
-        resume = False
-        output = args.output or Path("results") / datetime.now(UTC).strftime("%Y-%m-%d") / "x"
+    output: Path | None = args.resume or args.output
     _check_writable(output)
-    total = None if apps else _count(sources, args.category, args.limit)
-    return Plan(
+    work: WebWork | AppWork
+    if apps:
+        work = AppWork(tuple(apps))
+        total: int | None = len(apps)
+    else:
+        work = WebWork(tuple(sources), category=args.category, limit=args.limit)
+        total = work.count()
+    return RunPlan(
         config=config,
-        sources=sources,
+        work=work,
         output=output,
-        resume=resume,
+        resume=args.resume is not None,
         total=total,
-        apps=apps,
+        live_progress=not args.no_progress,
         asn_explicit=bool(args.probe_asn or file_cfg.get("probe_asn")),
         cc_explicit=bool(args.probe_cc or file_cfg.get("probe_cc")),
     )
@@ -360,15 +354,17 @@ def _plan_apps(args: argparse.Namespace) -> list[Any]:
 
 
 def _parse_resolver(text: str, parse_ip: Any) -> str:
-    host, port = text, "53"
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":") or "53"
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if parse_ip(host) is None or not port.isdigit() or not 0 < int(port) < 65536:
+    """``IP[:PORT]`` (``[v6]:PORT``; port 53 by default) as the ``ip:port`` endpoint."""
+    from probe.netaddr import join_endpoint, split_endpoint
+
+    try:
+        host, port = split_endpoint(text, default_port=53)
+    except ValueError:
+        host, port = "", 0
+    addr = parse_ip(host)
+    if addr is None or "%" in host or port == 0:
         raise UsageError(f"--resolver must be IP[:PORT], got {text!r}")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return join_endpoint(str(addr), port)
 
 
 def _check_ca(path: Path) -> None:
@@ -382,23 +378,31 @@ def _check_ca(path: Path) -> None:
         raise UsageError(f"CA file {path} is not a readable PEM bundle: {exc}") from exc
 
 
-def _check_writable(output: Path) -> None:
-    target = output if output.name != "x" else output.parent
-    probe_dir = target.parent if target is output else target
+def _default_output_dir() -> Path:
+    from datetime import UTC, datetime
+
+    return Path("results") / datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def _check_writable(output: Path | None) -> None:
+    """Fail before measuring when ``output`` (or the default results directory) is unusable."""
     try:
-        probe_dir.mkdir(parents=True, exist_ok=True)
-        if target is output:
-            if output.is_dir():
-                raise UsageError(f"output {output} is a directory")
-            with output.open("a", encoding="utf-8"):
-                pass
-        elif not os.access(probe_dir, os.W_OK):
-            raise UsageError(f"cannot write to {probe_dir}")
+        if output is None:
+            directory = _default_output_dir()
+            directory.mkdir(parents=True, exist_ok=True)
+            if not os.access(directory, os.W_OK):
+                raise UsageError(f"cannot write to {directory}")
+            return
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.is_dir():
+            raise UsageError(f"output {output} is a directory")
+        with output.open("a", encoding="utf-8"):
+            pass
     except OSError as exc:
         raise UsageError(f"cannot write output {output}: {exc.strerror or exc}") from exc
 
 
-def _geolocate(plan: Plan) -> tuple[Any, Any]:
+def _geolocate(plan: RunPlan) -> tuple[Any, Any]:
     """Run geolocation (or not) and merge it into the config; one summary line on stderr."""
     import trio
 
@@ -420,44 +424,16 @@ def _geolocate(plan: Plan) -> tuple[Any, Any]:
     return config, geo
 
 
-def _iter_sources(sources: list[Any]) -> Any:
-    from probe.targets import read_list, read_urls
-
-    for kind, value in sources:
-        if kind == "urls":
-            yield from read_urls(value)
-        else:
-            yield from read_list(value)
-
-
-def _count(sources: list[Any], category: str | None, limit: int | None) -> int:
-    from probe.targets import Target, select
-
-    seen: set[str] = set()
-    for item in select(_iter_sources(sources), category=category, limit=None):
-        if isinstance(item, Target):
-            seen.add(item.url)
-            if limit is not None and len(seen) >= limit:
-                break
-    return len(seen)
-
-
-def _execute(plan: Plan, args: argparse.Namespace) -> int:
+def _execute(plan: RunPlan) -> int:
     import trio
 
     from probe.session import Session
 
-    test_name = "web_connectivity"
-    if plan.apps:
-        names = {app.ooni_test or "app_endpoints" for app in plan.apps}
-        test_name = names.pop() if len(names) == 1 else "app_endpoints"
     config, geo = _geolocate(plan)
-    session = Session.create(config, test_name=test_name, geo=geo)
-    output = plan.output
-    if output.name == "x" and args.output is None and not plan.resume:
-        output = output.parent / f"{session.report_id}.jsonl"
+    session = Session.create(config, test_name=plan.test_name, geo=geo)
+    output = plan.output or _default_output_dir() / f"{session.report_id}.jsonl"
     try:
-        stats = trio.run(session.run, plan, output, args)
+        stats = trio.run(session.run, plan, output)
     except KeyboardInterrupt:
         print(f"probe run: aborted; whole lines kept in {output}", file=sys.stderr)
         return 130

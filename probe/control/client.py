@@ -27,6 +27,7 @@ from probe import __version__
 from probe.archival import ControlRequest, ControlResponse
 from probe.config import Timeouts
 from probe.failures import Failure, Operation, classify
+from probe.net import TRIO, HTTPCoreBackend, Network
 
 #: a TH answer larger than this is not a TH answer
 MAX_RESPONSE_BYTES = 4 << 20
@@ -40,6 +41,7 @@ async def query_control(
     ssl_context: ssl.SSLContext,
     timeouts: Timeouts,
     pool: ControlPool | None = None,
+    network: Network = TRIO,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """POST ``request`` to the TH at ``url``: (response JSON, None) or (None, control_failure)."""
     payload = request.model_dump_json().encode()
@@ -52,7 +54,7 @@ async def query_control(
             result = await _exchange(url, payload, pool=pool)
             if result[0] is not None or result[1] in _ANSWERED:
                 return result
-        async with open_pool(ssl_context, size=1) as fresh:
+        async with open_pool(ssl_context, size=1, network=network) as fresh:
             result = await _exchange(url, payload, pool=fresh)
     return result
 
@@ -71,9 +73,10 @@ class ControlPool:
     server kept it open.
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext, *, size: int) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext, *, size: int, network: Network = TRIO) -> None:
         self._ssl_context = ssl_context
         self._size = size
+        self._backend = HTTPCoreBackend(network)
         self._idle: list[httpcore.AsyncHTTPConnection] = []
 
     async def _take(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
@@ -83,7 +86,9 @@ class ControlPool:
                 return conn
             with trio.CancelScope(shield=True):
                 await conn.aclose()
-        return httpcore.AsyncHTTPConnection(origin=origin, ssl_context=self._ssl_context)
+        return httpcore.AsyncHTTPConnection(
+            origin=origin, ssl_context=self._ssl_context, network_backend=self._backend
+        )
 
     async def post(
         self, url: str, headers: list[tuple[bytes, bytes]], body: bytes
@@ -135,9 +140,9 @@ class ControlPool:
         await self.aclose()
 
 
-def open_pool(ssl_context: ssl.SSLContext, *, size: int) -> ControlPool:
+def open_pool(ssl_context: ssl.SSLContext, *, size: int, network: Network = TRIO) -> ControlPool:
     """Keep-alive connections to the TH, at most ``size`` kept idle (use ``async with``)."""
-    return ControlPool(ssl_context, size=size)
+    return ControlPool(ssl_context, size=size, network=network)
 
 
 async def _exchange(
@@ -153,10 +158,12 @@ async def _exchange(
         status, body = await pool.post(url, headers, payload)
     except (httpcore.UnsupportedProtocol, ValueError):
         return None, str(Failure.HTTP_REQUEST_FAILED)
+    except httpcore.ConnectError as exc:  # httpcore's "connect" is TCP and the TLS handshake
+        return None, classify(exc, Operation.TLS_HANDSHAKE).failure
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
-        return None, classify(exc, Operation.HTTP_ROUND_TRIP)
+        return None, classify(exc, Operation.HTTP_ROUND_TRIP).failure
     except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-        return None, classify(exc, Operation.HTTP_ROUND_TRIP)
+        return None, classify(exc, Operation.HTTP_ROUND_TRIP).failure
     if status != 200:
         return None, str(Failure.HTTP_REQUEST_FAILED)
     if body is None:

@@ -8,9 +8,10 @@ to addresses the :class:`~probe.control.safety.AddressPolicy` allows (the addres
 no HTTP client ever resolves a name again), so neither DNS nor a redirect can steer the TH into
 a private network. Refused addresses are flagged bogon (4) in ``ip_info`` and never contacted.
 
-Everything is measured with the probe's own stages on a throwaway :class:`probe.trace.Trace`,
-then folded into the TH answer: DNS/TCP/HTTP failures in the TH's legacy vocabulary, TLS
-failures modern, as OONI's TH does. ``http_request.x_transfer`` (our extension) gives the final
+Everything is measured with the probe's own stages on a throwaway :class:`probe.trace.Trace`
+(through ``settings.network``) and folded into the TH answer from the results the stages
+return: DNS/TCP/HTTP failures in the TH's legacy vocabulary, TLS failures modern, as OONI's TH
+does. ``http_request.x_transfer`` (our extension) gives the final
 response's ``body_length`` and the seconds from the start of its request to the first response
 bytes (``t_first_byte``) and to the end of the body (``t_done``), and the durations of the TCP
 connect (``t_connect``) and TLS handshake (``t_tls``, null over cleartext) of the connection
@@ -30,10 +31,12 @@ import trio
 from probe.config import Timeouts
 from probe.control import protocol as p
 from probe.control.safety import AddressPolicy
-from probe.failures import Failure
-from probe.netaddr import join_endpoint, parse_ip
+from probe.net import TRIO, Network, close_now
+from probe.netaddr import join_endpoint, parse_ip, split_endpoint
 from probe.stages import dns, http, tcp, tls
+from probe.stages.result import StageResult
 from probe.trace import Trace
+from probe.vocabulary import Failure, THFailure
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -56,12 +59,15 @@ class MeasureSettings:
     parallelism: int = 8
     #: the port on which endpoints also get a TLS handshake (OONI: 443; tests use another)
     tls_port: int = 443
+    network: Network = TRIO
 
 
 async def measure(target: p.Target, *, settings: MeasureSettings) -> dict[str, Any]:
     """The TH response for ``target`` as a JSON-ready dict."""
     trace = Trace()
-    resolved = await dns.lookup_getaddrinfo(trace, target.host, timeouts=settings.timeouts)
+    resolved = await dns.lookup_getaddrinfo(
+        trace, target.host, timeouts=settings.timeouts, net=settings.network
+    )
     th_ips = [str(parse_ip(a) or a) for a in resolved.addresses]
     union = list(dict.fromkeys([*target.probe_ips, *th_ips]))[: settings.max_addresses]
     allowed = [ip for ip in union if settings.policy.allowed(ip)]
@@ -100,7 +106,7 @@ async def measure(target: p.Target, *, settings: MeasureSettings) -> dict[str, A
 
 
 def _ep_ip(endpoint: str) -> str:
-    return endpoint[1:].split("]", 1)[0] if endpoint.startswith("[") else endpoint.split(":")[0]
+    return split_endpoint(endpoint)[0]
 
 
 async def _tcp_tls(
@@ -116,43 +122,27 @@ async def _tcp_tls(
     endpoint = join_endpoint(ip, port)
     async with limiter:
         tid = trace.new_transaction_id()
-        stream = await tcp.connect(trace, ip, port, timeouts=settings.timeouts, transaction_id=tid)
-        failure = _last_tcp_failure(trace, tid)
-        tcp_results[endpoint] = {"status": stream is not None, "failure": p.tcp_failure(failure)}
+        connected = await tcp.connect(
+            trace, ip, port, timeouts=settings.timeouts, transaction_id=tid, net=settings.network
+        )
+        stream = connected.value
+        tcp_results[endpoint] = {
+            "status": stream is not None,
+            "failure": p.tcp_failure(connected.failure),
+        }
         if stream is None:
             return
         if port != settings.tls_port:
             await stream.aclose()
             return
-        tls_stream = await _handshake(trace, stream, endpoint, host, settings, tid)
-        tls_failure = _last_tls_failure(trace, tid)
+        handshake = await _handshake(trace, stream, endpoint, host, settings, tid)
         tls_results[endpoint] = {
             "server_name": host,
-            "status": tls_stream is not None,
-            "failure": tls_failure,
+            "status": handshake.ok,
+            "failure": handshake.failure,
         }
-        if tls_stream is not None:
-            await _close(tls_stream)
-
-
-def _last_tcp_failure(trace: Trace, tid: int) -> str | None:
-    for event in reversed(trace.tcp_connect):
-        if event.transaction_id == tid:
-            failure = event.status.failure
-            return failure if isinstance(failure, str) else None
-    return str(Failure.GENERIC_TIMEOUT_ERROR)
-
-
-def _last_tls_failure(trace: Trace, tid: int) -> str | None:
-    for event in reversed(trace.tls_handshakes):
-        if event.transaction_id == tid:
-            return event.failure
-    return str(Failure.SSL_FAILED_HANDSHAKE)
-
-
-async def _close(stream: trio.abc.AsyncResource) -> None:
-    """Close a measurement connection at once (no graceful TLS close_notify exchange)."""
-    await trio.aclose_forcefully(stream)
+        if handshake.value is not None:
+            await close_now(handshake.value)
 
 
 # --- the fetch ---------------------------------------------------------------------------
@@ -165,7 +155,7 @@ async def _fetch_into(
     first: dns.DNSResult,
     settings: MeasureSettings,
 ) -> None:
-    result = p.failed_http_request(p.GENERIC_TIMEOUT_ERROR)
+    result = p.failed_http_request(Failure.GENERIC_TIMEOUT_ERROR.value)
     with trio.move_on_after(settings.fetch_budget):
         result = await _fetch(trace, target, first, settings)
     out.update(result)
@@ -211,7 +201,7 @@ async def _hop(
     headers: Sequence[tuple[str, str]],
     cookies: dict[str, dict[str, str]],
     settings: MeasureSettings,
-) -> tuple[http.HTTPResult, dict[str, Any]]:
+) -> tuple[http.Response, dict[str, Any]]:
     parts = urllib.parse.urlsplit(url)
     try:
         port = parts.port
@@ -222,28 +212,32 @@ async def _hop(
         raise _HopFailed(p.UNKNOWN_ERROR)
     port = port or (443 if scheme == "https" else 80)
     if resolved is None:
-        resolved = await dns.lookup_getaddrinfo(trace, host, timeouts=settings.timeouts)
+        resolved = await dns.lookup_getaddrinfo(
+            trace, host, timeouts=settings.timeouts, net=settings.network
+        )
     if resolved.failure is not None:
         raise _HopFailed(resolved.failure)
     addresses = [a for a in resolved.addresses if settings.policy.allowed(a)]
     if not addresses:
-        raise _HopFailed(str(Failure.DNS_BOGON_ERROR))
-    failure = str(Failure.GENERIC_TIMEOUT_ERROR)
+        raise _HopFailed(Failure.DNS_BOGON_ERROR.value)
+    failure: str | None = None
     for ip in addresses:
         tid = trace.new_transaction_id()
-        stream = await tcp.connect(trace, ip, port, timeouts=settings.timeouts, transaction_id=tid)
-        if stream is None:
-            failure = _last_tcp_failure(trace, tid) or failure
+        connected = await tcp.connect(
+            trace, ip, port, timeouts=settings.timeouts, transaction_id=tid, net=settings.network
+        )
+        if connected.value is None:
+            failure = connected.failure
             continue
         return await _get_on(
-            trace, stream, url, ip, port, scheme, host, headers, cookies, settings, tid
+            trace, connected, url, ip, port, scheme, host, headers, cookies, settings, tid
         )
-    raise _HopFailed(failure)
+    raise _HopFailed(failure or THFailure.UNKNOWN_ERROR.value)
 
 
 async def _get_on(
     trace: Trace,
-    stream: trio.SocketStream,
+    connected: tcp.TCPResult,
     url: str,
     ip: str,
     port: int,
@@ -253,15 +247,17 @@ async def _get_on(
     cookies: dict[str, dict[str, str]],
     settings: MeasureSettings,
     tid: int,
-) -> tuple[http.HTTPResult, dict[str, Any]]:
+) -> tuple[http.Response, dict[str, Any]]:
     address = join_endpoint(ip, port)
-    conn: trio.abc.Stream = stream
+    assert connected.value is not None
+    conn: trio.abc.Stream = connected.value
     alpn = ""
+    handshake: tls.TLSResult | None = None
     if scheme == "https":
-        tls_stream = await _handshake(trace, stream, address, host, settings, tid)
-        if tls_stream is None:
-            raise _HopFailed(_last_tls_failure(trace, tid) or p.UNKNOWN_ERROR)
-        conn, alpn = tls_stream, "http/1.1"
+        handshake = await _handshake(trace, connected.value, address, host, settings, tid)
+        if handshake.value is None:
+            raise _HopFailed(handshake.failure or THFailure.UNKNOWN_ERROR.value)
+        conn, alpn = handshake.value, "http/1.1"
     jar = cookies.setdefault(host.lower(), {})
     request_headers = list(headers)
     if jar:
@@ -279,11 +275,11 @@ async def _get_on(
             transaction_id=tid,
         )
     finally:
-        await _close(conn)
+        await close_now(conn)
     if result.failure is not None:
         raise _HopFailed(result.failure)
-    _remember_cookies(jar, result.headers)
-    return result, _transfer(trace, tid, len(result.body))
+    _remember_cookies(jar, result.value.headers)
+    return result.value, _transfer(result, connect=connected, tls_result=handshake)
 
 
 def _remember_cookies(jar: dict[str, str], headers: list[tuple[str, str]]) -> None:
@@ -296,46 +292,35 @@ def _remember_cookies(jar: dict[str, str], headers: list[tuple[str, str]]) -> No
             jar[key.strip()] = val.strip()
 
 
-def _transfer(trace: Trace, tid: int, body_length: int) -> dict[str, Any]:
-    """Timing of the final transfer from the trace: request start, first bytes, body end."""
-    start = done = 0.0
-    for req in reversed(trace.requests):
-        if req.transaction_id == tid:
-            start, done = req.t0, req.t
-            break
-    connect = tls_time = None
-    for tcp_event in trace.tcp_connect:
-        if tcp_event.transaction_id == tid:
-            connect = round(max(0.0, tcp_event.t - tcp_event.t0), 6)
-    for tls_event in trace.tls_handshakes:
-        if tls_event.transaction_id == tid:
-            tls_time = round(max(0.0, tls_event.t - tls_event.t0), 6)
-    first = done
-    for event in trace.network_events:
-        if (
-            event.transaction_id == tid
-            and event.operation == "bytes_received_cumulative"
-            and (event.num_bytes or 0) > 0
-        ):
-            first = event.t
-            break
+def _transfer(
+    result: http.HTTPResult, *, connect: StageResult[Any], tls_result: StageResult[Any] | None
+) -> dict[str, Any]:
+    """Timing of the final transfer: request start, first response bytes, body end; the
+    durations of the connect and of the TLS handshake (None over cleartext) that carried it."""
+    first = result.value.t_first_byte
+    if first is None:
+        first = result.t
     return {
-        "body_length": body_length,
-        "t_first_byte": round(max(0.0, first - start), 6),
-        "t_done": round(max(0.0, done - start), 6),
-        "t_connect": connect,
-        "t_tls": tls_time,
+        "body_length": len(result.value.body),
+        "t_first_byte": round(max(0.0, first - result.t0), 6),
+        "t_done": round(max(0.0, result.t - result.t0), 6),
+        "t_connect": _duration(connect),
+        "t_tls": None if tls_result is None else _duration(tls_result),
     }
+
+
+def _duration(result: StageResult[Any]) -> float:
+    return round(max(0.0, result.t - result.t0), 6)
 
 
 async def _handshake(
     trace: Trace,
-    stream: trio.SocketStream,
+    stream: trio.abc.Stream,
     address: str,
     host: str,
     settings: MeasureSettings,
     tid: int,
-) -> trio.SSLStream[trio.SocketStream] | None:
+) -> tls.TLSResult:
     """The TH's TLS handshake on ``stream`` (SNI = the URL's host, the helper's trust store)."""
     return await tls.handshake(
         trace,
@@ -345,4 +330,5 @@ async def _handshake(
         ssl_context=settings.ssl_context,
         timeouts=settings.timeouts,
         transaction_id=tid,
+        net=settings.network,
     )

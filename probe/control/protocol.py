@@ -19,8 +19,8 @@ from typing import Any
 import pydantic
 
 from probe.archival import ControlRequest
-from probe.failures import Failure
 from probe.netaddr import join_endpoint, parse_ip, split_endpoint
+from probe.vocabulary import Failure, THFailure
 
 #: ip_info flag bits (probe-cli model.THIPInfoFlag*)
 FLAG_RESOLVED_BY_PROBE = 1
@@ -32,14 +32,14 @@ FLAG_VALID_FOR_DOMAIN = 8
 FORWARDED_HEADERS = ("User-Agent", "Accept", "Accept-Language")
 MAX_HEADER_VALUE = 1024
 
-# legacy failure strings of the TH
-DNS_NAME_ERROR = "dns_name_error"
-DNS_SERVER_FAILURE = "dns_server_failure"
-DNS_LOOKUP_ERROR = "dns_lookup_error"
-CONNECTION_REFUSED_ERROR = "connection_refused_error"
-CONNECT_ERROR = "connect_error"
-UNKNOWN_ERROR = "unknown_error"
-GENERIC_TIMEOUT_ERROR = str(Failure.GENERIC_TIMEOUT_ERROR)
+# legacy failure strings of the TH (probe.vocabulary.THFailure)
+DNS_NAME_ERROR = THFailure.DNS_NAME_ERROR.value
+DNS_SERVER_FAILURE = THFailure.DNS_SERVER_FAILURE.value
+DNS_LOOKUP_ERROR = THFailure.DNS_LOOKUP_ERROR.value
+CONNECTION_REFUSED_ERROR = THFailure.CONNECTION_REFUSED_ERROR.value
+CONNECT_ERROR = THFailure.CONNECT_ERROR.value
+UNKNOWN_ERROR = THFailure.UNKNOWN_ERROR.value
+GENERIC_TIMEOUT_ERROR = Failure.GENERIC_TIMEOUT_ERROR.value
 
 _DNS_SERVER_FAILURES = frozenset(
     {

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from probe.config import Config
 from probe.geo.db import GeoDatabases, GeoInfo
 from probe.geo.publicip import Attempt, discover_both
+from probe.net import TRIO, Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,11 @@ OFF = Geolocation(public_ip=None, ip_source="off", info=GeoInfo(), db="none")
 
 
 async def geolocate(
-    config: Config, *, ssl_context: ssl.SSLContext, databases: GeoDatabases
+    config: Config,
+    *,
+    ssl_context: ssl.SSLContext,
+    databases: GeoDatabases,
+    network: Network = TRIO,
 ) -> Geolocation:
     """Discover the public address (whoami, then STUN) and look it up in ``databases``."""
     settings = config.geolocate
@@ -76,6 +81,7 @@ async def geolocate(
         stun_servers=settings.stun_servers,
         timeout=config.timeouts.geolocate,
         use_whoami=settings.whoami,
+        network=network,
     )
     attempts = v4 + v6
     answers = [chain[-1] for chain in (v4, v6) if chain and chain[-1].ip is not None]

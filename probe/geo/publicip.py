@@ -31,6 +31,8 @@ import trio
 from probe import __version__
 from probe.failures import Failure, Operation, classify
 from probe.geo import stun as stun_codec
+from probe.net import TRIO, HTTPCoreBackend, Network
+from probe.netaddr import parse_ip, split_endpoint
 
 WHOAMI_PATH = "x/whoami"
 MAX_WHOAMI_BYTES = 4096
@@ -86,7 +88,12 @@ def _other_family_literal(host: str, family: int) -> bool:
 
 
 async def whoami(
-    control_url: str, *, ssl_context: ssl.SSLContext, timeout: float, family: int = 0
+    control_url: str,
+    *,
+    ssl_context: ssl.SSLContext,
+    timeout: float,
+    family: int = 0,
+    network: Network = TRIO,
 ) -> Attempt:
     """Ask our control vantage which address it sees (one GET, no retries, no proxy), over
     ``family`` only when given (AF_INET / AF_INET6; 0: whichever connects)."""
@@ -95,7 +102,10 @@ async def whoami(
     with trio.move_on_after(timeout) as scope:
         try:
             async with httpcore.AsyncConnectionPool(
-                ssl_context=ssl_context, retries=0, local_address=local
+                ssl_context=ssl_context,
+                retries=0,
+                local_address=local,
+                network_backend=HTTPCoreBackend(network),
             ) as pool:
                 headers = [(b"User-Agent", USER_AGENT.encode()), (b"Accept", b"application/json")]
                 async with pool.stream("GET", url, headers=headers) as response:
@@ -107,7 +117,9 @@ async def whoami(
                             body += chunk
                     status = response.status
         except Exception as exc:
-            return Attempt("whoami", control_url, failure=classify(exc, Operation.HTTP_ROUND_TRIP))
+            return Attempt(
+                "whoami", control_url, failure=classify(exc, Operation.HTTP_ROUND_TRIP).failure
+            )
     if scope.cancelled_caught:
         return Attempt("whoami", control_url, failure=str(Failure.GENERIC_TIMEOUT_ERROR))
     if status != 200:
@@ -119,17 +131,15 @@ async def whoami(
 
 
 def split_host_port(server: str) -> tuple[str, int]:
-    """``host:port`` / ``[v6]:port`` -> (host, port); ValueError when malformed."""
-    if server.startswith("["):
-        host, sep, rest = server[1:].partition("]:")
-    else:
-        host, sep, rest = server.rpartition(":")
-    if not sep or not host or not rest.isdigit() or not 0 < int(rest) < 65536:
+    """``host:port`` / ``[v6]:port`` -> (host, port); ValueError when malformed (the port
+    is required and not 0)."""
+    host, port = split_endpoint(server)
+    if port == 0:
         raise ValueError(f"not HOST:PORT: {server!r}")
-    return host, int(rest)
+    return host, port
 
 
-async def stun(server: str, *, timeout: float, family: int = 0) -> Attempt:
+async def stun(server: str, *, timeout: float, family: int = 0, network: Network = TRIO) -> Attempt:
     """One Binding request to ``server`` (``host:port``), waiting up to ``timeout`` for it,
     over ``family`` only when given."""
     try:
@@ -140,22 +150,26 @@ async def stun(server: str, *, timeout: float, family: int = 0) -> Attempt:
     last_error: str | None = None
     with trio.move_on_after(timeout) as scope:
         try:
-            infos = await trio.socket.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
-            family, _, _, _, sockaddr = infos[0]
-            with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
-                await sock.connect(sockaddr)  # the kernel drops datagrams from anyone else
+            if parse_ip(host) is not None:
+                ip = host.strip("[]")
+            else:
+                ip = (await network.getaddrinfo(host, family=family))[0].ip
+            sock = await network.open_udp(ip, port)  # the kernel drops others' datagrams
+            try:
                 await sock.send(stun_codec.binding_request(txid))
                 while True:
-                    data = await sock.recv(2048)
+                    data = await sock.receive()
                     try:
                         mapped = stun_codec.parse_binding_response(data, transaction_id=txid)
                     except stun_codec.StunError:
                         last_error = STUN_BAD_RESPONSE
                         continue
                     return Attempt("stun", server, ip=mapped.ip)
+            finally:
+                sock.close()
         except OSError as exc:
             op = Operation.RESOLVE if isinstance(exc, socket.gaierror) else Operation.READ_FROM
-            return Attempt("stun", server, failure=classify(exc, op))
+            return Attempt("stun", server, failure=classify(exc, op).failure)
     assert scope.cancelled_caught
     return Attempt("stun", server, failure=last_error or str(Failure.GENERIC_TIMEOUT_ERROR))
 
@@ -169,6 +183,7 @@ async def discover(
     use_whoami: bool = True,
     family: int = 0,
     attempts: list[Attempt] | None = None,
+    network: Network = TRIO,
 ) -> list[Attempt]:
     """Every attempt made, in order (appended to ``attempts`` when given, as they finish); the
     last one holds the address when one answered. With ``family``, only that family is used,
@@ -178,7 +193,13 @@ async def discover(
     host = (urlsplit(control_url).hostname or "") if control_url else ""
     if control_url and use_whoami and not _other_family_literal(host, family):
         attempts.append(
-            await whoami(control_url, ssl_context=ssl_context, timeout=timeout, family=family)
+            await whoami(
+                control_url,
+                ssl_context=ssl_context,
+                timeout=timeout,
+                family=family,
+                network=network,
+            )
         )
         if attempts[-1].ip is not None:
             return attempts
@@ -189,7 +210,7 @@ async def discover(
             stun_host = ""
         if _other_family_literal(stun_host, family):
             continue
-        attempts.append(await stun(server, timeout=timeout, family=family))
+        attempts.append(await stun(server, timeout=timeout, family=family, network=network))
         if attempts[-1].ip is not None:
             break
     return attempts
@@ -202,6 +223,7 @@ async def discover_both(
     stun_servers: Sequence[str],
     timeout: float,
     use_whoami: bool = True,
+    network: Network = TRIO,
 ) -> tuple[list[Attempt], list[Attempt]]:
     """:func:`discover` over IPv4 and over IPv6 at the same time: a dual-stack volunteer has a
     public address in each family (the IPv4 one often behind NAT), and both must be scrubbed.
@@ -224,6 +246,7 @@ async def discover_both(
                 use_whoami=use_whoami,
                 family=family,
                 attempts=chains[family],
+                network=network,
             )
 
     async with trio.open_nursery() as nursery:

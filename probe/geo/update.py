@@ -130,7 +130,7 @@ async def update_one(
                 status = await _download(client, url, gz)
             except httpx.HTTPError as exc:
                 raise UpdateError(
-                    f"cannot download {url}: {classify(exc, Operation.HTTP_ROUND_TRIP)}"
+                    f"cannot download {url}: {classify(exc, Operation.HTTP_ROUND_TRIP).failure}"
                 ) from exc
             if status == 200:
                 break

@@ -12,7 +12,11 @@ The experiment composes them in the order of probe-cli's step-by-step design (dd
 
 Shared contract (docs/ARCHITECTURE.md, "probe.stages"):
 
-* ``trace`` first, keyword-only arguments after; ``tags`` are copied onto the event.
+* ``trace`` first, keyword-only arguments after; ``tags`` are copied onto the event; ``net``
+  is the :class:`~probe.net.Network` to use (production: :data:`probe.net.TRIO`).
+* Each returns a :class:`~probe.stages.result.StageResult`: the value (stream, addresses,
+  response), the failure bound to its operation, the transaction id, ``t0``/``t``. Callers
+  decide from it, never from the trace lists (the trace is the record, not the answer).
 * Every attempt appends exactly one event to its list in :class:`probe.trace.Trace` (plus
   network events), with ``t0``/``t`` relative to the trace zero and the given
   ``transaction_id``; ``failure`` is ``None`` or a string of :mod:`probe.failures`.

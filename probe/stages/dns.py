@@ -23,9 +23,7 @@ import base64
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 import dns.flags
 import dns.message
@@ -35,23 +33,27 @@ import trio
 
 from probe.archival import DNSAnswer, DNSQuery
 from probe.config import Timeouts
-from probe.failures import Failure, Operation, classify, classify_dns_rcode
+from probe.failures import OpFailure, classify, classify_dns_rcode, failed
+from probe.net import TRIO, AddrInfo, DatagramSocket, Network
 from probe.netaddr import join_endpoint, parse_ip, split_endpoint
+from probe.stages.result import StageResult
 from probe.trace import Trace
+from probe.vocabulary import Failure, Operation
 
 DUPLICATE_TAG = "x_duplicate"
-_MAX_DATAGRAM = 65535
-
-GetAddrInfo = Callable[..., list[tuple[Any, ...]]]
 
 
-@dataclass(frozen=True)
-class DNSResult:
-    """Outcome of one lookup: the addresses a stub would use, and the failure if none."""
+@dataclass(frozen=True, slots=True)
+class DNSResult(StageResult[list[str]]):
+    """One lookup: the addresses a stub would use (the value), the failure if there are none,
+    and, for the UDP stub, each query's own result (A, then AAAA)."""
 
-    addresses: list[str]
-    failure: str | None
     rcode: int | None = None
+    exchanges: tuple[StageResult[ParsedReply | None], ...] = ()
+
+    @property
+    def addresses(self) -> list[str]:
+        return self.value
 
 
 # --- system resolver ------------------------------------------------------------------------
@@ -63,51 +65,47 @@ async def lookup_getaddrinfo(
     *,
     timeouts: Timeouts,
     tags: Sequence[str] = (),
-    getaddrinfo: GetAddrInfo = socket.getaddrinfo,
+    net: Network = TRIO,
 ) -> DNSResult:
-    """Resolve ``host`` with the system resolver; records one ``ANY`` query (engine getaddrinfo).
-
-    ``getaddrinfo`` is injectable for tests (default: :func:`socket.getaddrinfo`).
-    """
+    """Resolve ``host`` with the system resolver; records one ``ANY`` query (engine getaddrinfo)."""
     tid = trace.new_transaction_id()
     t0 = trace.elapsed()
-    failure: str | None = None
+    error: OpFailure | None = None
     gai_code: int | None = None
-    infos: list[tuple[Any, ...]] = []
-    call = partial(getaddrinfo, host, None, type=socket.SOCK_STREAM, flags=socket.AI_CANONNAME)
+    infos: list[AddrInfo] = []
     try:
         with trio.move_on_after(timeouts.dns) as scope:
             try:
-                infos = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+                infos = await net.getaddrinfo(host)
             except socket.gaierror as exc:
                 gai_code = exc.errno if isinstance(exc.errno, int) else None
-                failure = classify(exc, Operation.RESOLVE)
+                error = classify(exc, Operation.RESOLVE)
             except (OSError, UnicodeError, ValueError) as exc:
-                failure = classify(exc, Operation.RESOLVE)
+                error = classify(exc, Operation.RESOLVE)
         if scope.cancelled_caught:
-            failure = Failure.GENERIC_TIMEOUT_ERROR.value
+            error = failed(Failure.GENERIC_TIMEOUT_ERROR, Operation.RESOLVE)
     except trio.Cancelled:
         _record_gai(trace, host, tid, t0, [], Failure.INTERRUPTED.value, None, tags)
         raise
     addresses: list[str] = []
     answers: list[DNSAnswer] = []
     canon = ""
-    for family, _type, _proto, canonname, sockaddr in infos:
-        canon = canon or canonname
-        ip = str(sockaddr[0])
-        if ip in addresses:
+    for info in infos:
+        canon = canon or info.canonname
+        if info.ip in addresses:
             continue
-        addresses.append(ip)
-        if family == socket.AF_INET6:
-            answers.append(DNSAnswer(answer_type="AAAA", ipv6=ip))
+        addresses.append(info.ip)
+        if info.family == socket.AF_INET6:
+            answers.append(DNSAnswer(answer_type="AAAA", ipv6=info.ip))
         else:
-            answers.append(DNSAnswer(answer_type="A", ipv4=ip))
+            answers.append(DNSAnswer(answer_type="A", ipv4=info.ip))
     if canon:
         answers.append(DNSAnswer(answer_type="CNAME", hostname=canon))
-    if failure is None and not addresses:
-        failure = Failure.DNS_NO_ANSWER.value
-    _record_gai(trace, host, tid, t0, answers, failure, gai_code, tags)
-    return DNSResult(addresses=addresses, failure=failure)
+    if error is None and not addresses:
+        error = failed(Failure.DNS_NO_ANSWER, Operation.RESOLVE)
+    failure = None if error is None else error.failure
+    t = _record_gai(trace, host, tid, t0, answers, failure, gai_code, tags)
+    return DNSResult(addresses, error, Operation.RESOLVE, tid, t0, t)
 
 
 def _record_gai(
@@ -119,7 +117,8 @@ def _record_gai(
     failure: str | None,
     gai_code: int | None,
     tags: Sequence[str],
-) -> None:
+) -> float:
+    t = trace.elapsed()
     trace.queries.append(
         DNSQuery(
             answers=answers or None,
@@ -129,12 +128,13 @@ def _record_gai(
             query_type="ANY",
             resolver_address="",
             t0=t0,
-            t=trace.elapsed(),
+            t=t,
             tags=list(tags),
             transaction_id=tid,
             getaddrinfo_error=gai_code,
         )
     )
+    return t
 
 
 def system_resolver(path: Path = Path("/etc/resolv.conf")) -> str | None:
@@ -202,15 +202,16 @@ def parse_reply(raw: bytes, *, query_id: int, rdtype: dns.rdatatype.RdataType) -
 
 # --- UDP stub -------------------------------------------------------------------------------
 
+Exchange = StageResult[ParsedReply | None]
+
 
 @dataclass
 class _Exchange:
     """Mutable state of one query while it runs (local to one task)."""
 
-    failure: str | None = None
+    error: OpFailure | None = None
     accepted: ParsedReply | None = None
     raw: bytes | None = None
-    t: float | None = None
 
 
 async def lookup_udp(
@@ -220,6 +221,7 @@ async def lookup_udp(
     resolver: str,
     timeouts: Timeouts,
     tags: Sequence[str] = (),
+    net: Network = TRIO,
 ) -> DNSResult:
     """A and AAAA for ``host`` over UDP to ``resolver`` (``"ip:port"``), concurrently.
 
@@ -229,35 +231,37 @@ async def lookup_udp(
     ip, port = split_endpoint(resolver)
     if parse_ip(ip) is None:
         raise ValueError(f"resolver is not an ip:port endpoint: {resolver!r}")
-    results: dict[str, ParsedReply | str] = {}
+    results: dict[str, Exchange] = {}
 
     async def one(rdtype: dns.rdatatype.RdataType) -> None:
         results[rdtype.name] = await _query(
-            trace, host, rdtype, ip=ip, port=port, timeouts=timeouts, tags=tags
+            trace, host, rdtype, ip=ip, port=port, timeouts=timeouts, tags=tags, net=net
         )
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(one, dns.rdatatype.A)
         nursery.start_soon(one, dns.rdatatype.AAAA)
+    exchanges = (results["A"], results["AAAA"])
     addresses: list[str] = []
-    failures: list[str] = []
+    errors: list[OpFailure] = []
     rcode: int | None = None
-    for name in ("A", "AAAA"):
-        res = results[name]
-        if isinstance(res, str):
-            failures.append(res)
-            continue
-        if rcode is None:
-            rcode = res.rcode
-        addresses.extend(a for a in res.addresses if a not in addresses)
-        if res.failure is not None:
-            failures.append(res.failure)
+    for res in exchanges:
+        if res.value is not None:
+            if rcode is None:
+                rcode = res.value.rcode
+            addresses.extend(a for a in res.value.addresses if a not in addresses)
+        if res.error is not None:
+            errors.append(res.error)
+    t0 = min(r.t0 for r in exchanges)
+    t = max(r.t for r in exchanges)
+    tid = exchanges[0].transaction_id
+    op = Operation.DNS_ROUND_TRIP
     if addresses:
-        return DNSResult(addresses=addresses, failure=None, rcode=rcode)
+        return DNSResult(addresses, None, op, tid, t0, t, rcode=rcode, exchanges=exchanges)
     # prefer an informative failure over "no answer" (AAAA often has none)
-    informative = [f for f in failures if f != Failure.DNS_NO_ANSWER.value]
-    failure = (informative or failures or [Failure.DNS_NO_ANSWER.value])[0]
-    return DNSResult(addresses=[], failure=failure, rcode=rcode)
+    informative = [e for e in errors if e.failure != Failure.DNS_NO_ANSWER]
+    error = (informative or errors or [failed(Failure.DNS_NO_ANSWER, op)])[0]
+    return DNSResult([], error, op, tid, t0, t, rcode=rcode, exchanges=exchanges)
 
 
 async def _query(
@@ -269,8 +273,10 @@ async def _query(
     port: int,
     timeouts: Timeouts,
     tags: Sequence[str],
-) -> ParsedReply | str:
-    """One UDP exchange; returns the accepted reply, or the failure string."""
+    net: Network,
+) -> Exchange:
+    """One UDP exchange: the accepted reply (None if there was none) and the failure."""
+    op = Operation.DNS_ROUND_TRIP
     tid = trace.new_transaction_id()
     t0 = trace.elapsed()
     resolver = join_endpoint(ip, port)
@@ -294,50 +300,54 @@ async def _query(
             rcode=parsed.rcode if parsed else None,
         )
 
+    def recorded() -> Exchange:
+        """Record the query's event; the result carries the same times."""
+        query_event = event(ex.accepted, ex.raw, None if ex.error is None else ex.error.failure, ())
+        trace.queries.append(query_event)
+        return StageResult(ex.accepted, ex.error, op, tid, t0, query_event.t)
+
     try:
         query = dns.message.make_query(host, rdtype)
         wire = query.to_wire()
     except Exception as exc:  # an unencodable name: recorded like any other failure
-        ex.failure = classify(exc, Operation.DNS_ROUND_TRIP)
-        trace.queries.append(event(None, None, ex.failure, ()))
-        return ex.failure
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+        ex.error = classify(exc, op)
+        return recorded()
+    sock: DatagramSocket | None = None
     try:
         with trio.move_on_after(timeouts.dns) as scope:
             try:
-                await sock.connect((ip, port))
+                sock = await net.open_udp(ip, port)
                 await sock.send(wire)
                 while ex.accepted is None:
-                    raw = await sock.recv(_MAX_DATAGRAM)
+                    raw = await sock.receive()
                     parsed = parse_reply(raw, query_id=query.id, rdtype=rdtype)
                     if parsed.failure == Failure.DNS_REPLY_WITH_WRONG_QUERY_ID:
                         trace.dns_duplicates.append(
                             event(parsed, raw, parsed.failure, (DUPLICATE_TAG,))
                         )
                         continue
-                    ex.accepted, ex.raw, ex.failure = parsed, raw, parsed.failure
+                    ex.accepted, ex.raw = parsed, raw
+                    if parsed.failure is not None:
+                        ex.error = failed(parsed.failure, op)
             except OSError as exc:
-                ex.failure = classify(exc, Operation.DNS_ROUND_TRIP)
+                ex.error = classify(exc, op)
         if scope.cancelled_caught and ex.accepted is None:
-            ex.failure = Failure.GENERIC_TIMEOUT_ERROR.value
-        trace.queries.append(event(ex.accepted, ex.raw, ex.failure, ()))
-        if ex.accepted is not None:
+            ex.error = failed(Failure.GENERIC_TIMEOUT_ERROR, op)
+        done = recorded()
+        if ex.accepted is not None and sock is not None:
             await _listen_for_duplicates(sock, query.id, rdtype, timeouts, trace, event)
     except trio.Cancelled:
         if not any(q.transaction_id == tid for q in trace.queries):
             trace.queries.append(event(None, None, Failure.INTERRUPTED.value, ()))
         raise
     finally:
-        sock.close()
-    if ex.accepted is None:
-        assert ex.failure is not None
-        return ex.failure
-    return ex.accepted
+        if sock is not None:
+            sock.close()
+    return done
 
 
 async def _listen_for_duplicates(
-    sock: trio.socket.SocketType,
+    sock: DatagramSocket,
     query_id: int,
     rdtype: dns.rdatatype.RdataType,
     timeouts: Timeouts,
@@ -347,7 +357,7 @@ async def _listen_for_duplicates(
     with trio.move_on_after(timeouts.dns_listen_window):
         while True:
             try:
-                raw = await sock.recv(_MAX_DATAGRAM)
+                raw = await sock.receive()
             except OSError:
                 return  # an ICMP error after the reply says nothing about the reply
             parsed = parse_reply(raw, query_id=query_id, rdtype=rdtype)

@@ -1,10 +1,11 @@
 """HTTP stage: one HTTP/1.1 GET over an already established stream (the single-use dialer).
 
 We hand our own connected (and, for https, handshaken) trio stream to httpcore's
-``AsyncHTTP11Connection(origin=..., stream=...)`` through :class:`TrioNetworkStream`, an
-``httpcore.AsyncNetworkStream`` adapter written here. httpcore therefore never connects,
-never retries and never merges TCP/TLS errors into its own; trio and ssl exceptions reach
-:func:`probe.failures.classify` unchanged. The stream is consumed: it is closed at the end.
+``AsyncHTTP11Connection(origin=..., stream=...)`` through :class:`TracedStream`, an
+``httpcore.AsyncNetworkStream`` adapter written here that records the I/O in the trace.
+httpcore therefore never connects, never retries and never merges TCP/TLS errors into its own;
+trio and ssl exceptions reach :func:`probe.failures.classify` unchanged. The stream is
+consumed: it is closed at the end.
 
 Recorded, whatever happens: one ``HTTPTransaction`` (request and response with ``headers``,
 first value per name, and ``headers_list``, every pair in wire order; values and body as
@@ -15,6 +16,9 @@ events (bytes read from the stream: headers and body) sampled at most every
 body (timeout, reset, EOF) keeps the status, headers and the partial body. ``body_rate`` is
 bytes/s received after the first body chunk, over the time from that chunk to the last one.
 An EOF that makes httpcore raise ``RemoteProtocolError`` is recorded as ``eof_error``.
+
+:func:`get` returns a :class:`~probe.stages.result.StageResult` whose value is the
+:class:`Response` (status 0 when no response head arrived), also when the round trip failed.
 """
 
 from __future__ import annotations
@@ -30,31 +34,38 @@ import trio
 
 from probe.archival import HTTPRequest, HTTPResponse, HTTPTransaction, MaybeBinary, maybe_binary
 from probe.config import Timeouts
-from probe.failures import Failure, Operation, classify
+from probe.failures import OpFailure, classify, failed
+from probe.stages.result import StageResult
 from probe.trace import Trace
+from probe.vocabulary import Failure, Operation
 
 #: spacing of the bytes_received_cumulative samples (a sampling period, not a deadline)
 BYTES_SAMPLE_INTERVAL = 0.1
 
 
-@dataclass(frozen=True)
-class HTTPResult:
-    """What one GET gave. ``status`` is 0 when no response head arrived."""
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What one request got back. ``status`` is 0 when no response head arrived."""
 
     status: int
     headers: list[tuple[str, str]]
     body: bytes
     truncated: bool
-    failure: str | None
     location: str | None
+    #: bytes/s received after the first body chunk, until the last one
     body_rate: float | None
+    #: when the first byte (head or body) arrived, seconds from the trace zero
+    t_first_byte: float | None
+
+
+HTTPResult = StageResult[Response]
 
 
 class _BodyCapReached(Exception):
-    """Raised by a read after :meth:`TrioNetworkStream.cut`: unwinds httpcore's generators."""
+    """Raised by a read after :meth:`TracedStream.cut`: unwinds httpcore's generators."""
 
 
-class TrioNetworkStream(httpcore.AsyncNetworkStream):
+class TracedStream(httpcore.AsyncNetworkStream):
     """httpcore's stream interface over a trio stream, recording I/O in a trace."""
 
     def __init__(
@@ -72,6 +83,7 @@ class TrioNetworkStream(httpcore.AsyncNetworkStream):
         self._tid = transaction_id
         self._tags = tuple(tags)
         self.bytes_received = 0
+        self.t_first_byte: float | None = None
         self.eof_seen = False
         self._last_sample: float | None = None
         self._sampled_bytes = -1
@@ -94,6 +106,8 @@ class TrioNetworkStream(httpcore.AsyncNetworkStream):
         data = bytes(data)
         self.bytes_received += len(data)
         now = self._trace.elapsed()
+        if self.t_first_byte is None:
+            self.t_first_byte = now
         if self._last_sample is None or now - self._last_sample >= BYTES_SAMPLE_INTERVAL:
             self.sample(now)
         return data
@@ -124,7 +138,7 @@ class TrioNetworkStream(httpcore.AsyncNetworkStream):
         try:
             await self._stream.send_all(buffer)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            failure = classify(exc, Operation.WRITE)
+            failure = classify(exc, Operation.WRITE).failure
             raise
         finally:
             self._trace.record_network_event(
@@ -201,7 +215,7 @@ class _Progress:
     head: list[tuple[bytes, bytes]] | None = None
     body: bytearray | None = None
     truncated: bool = False
-    failure: str | None = None
+    error: OpFailure | None = None
     t_first: float | None = None
     t_last: float | None = None
     first_len: int = 0
@@ -227,8 +241,9 @@ async def get(
 
     ``method``/``body`` allow the few API checks that need e.g. a POST (apps tests)."""
     t0 = trace.elapsed()
+    op = Operation.HTTP_ROUND_TRIP
     sent = _request_headers(url, headers, method=method, body=body)
-    net = TrioNetworkStream(
+    traced = TracedStream(
         stream, trace=trace, address=address, transaction_id=transaction_id, tags=tags
     )
     prog = _Progress()
@@ -238,42 +253,38 @@ async def get(
     )
     try:
         request = httpcore.Request(method, url, headers=sent, content=body)
-        conn = httpcore.AsyncHTTP11Connection(origin=request.url.origin, stream=net)
+        conn = httpcore.AsyncHTTP11Connection(origin=request.url.origin, stream=traced)
     except Exception as exc:  # an URL httpcore cannot represent: a recorded failure
-        prog.failure = classify(exc, Operation.HTTP_ROUND_TRIP)
-        await net.aclose()
-        return _finish(trace, prog, net, request_record, alpn, t0, transaction_id, tags)
+        prog.error = classify(exc, op)
+        await traced.aclose()
+        return _finish(trace, prog, traced, request_record, alpn, t0, transaction_id, tags)
     try:
         with trio.move_on_after(timeouts.http) as scope:
             try:
-                await _round_trip(trace, conn, net, request, prog, body_cap)
+                await _round_trip(trace, conn, traced, request, prog, body_cap)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                prog.failure = classify(exc, Operation.HTTP_ROUND_TRIP)
+                prog.error = classify(exc, op)
             except httpcore.RemoteProtocolError as exc:
-                prog.failure = (
-                    Failure.EOF_ERROR.value
-                    if net.eof_seen
-                    else classify(exc, Operation.HTTP_ROUND_TRIP)
-                )
+                prog.error = failed(Failure.EOF_ERROR, op) if traced.eof_seen else classify(exc, op)
             except httpcore.ProtocolError as exc:
-                prog.failure = classify(exc, Operation.HTTP_ROUND_TRIP)
+                prog.error = classify(exc, op)
         if scope.cancelled_caught:
-            prog.failure = Failure.GENERIC_TIMEOUT_ERROR.value
+            prog.error = failed(Failure.GENERIC_TIMEOUT_ERROR, op)
     except trio.Cancelled:
-        prog.failure = Failure.INTERRUPTED.value
-        _finish(trace, prog, net, request_record, alpn, t0, transaction_id, tags)
+        prog.error = failed(Failure.INTERRUPTED, op)
+        _finish(trace, prog, traced, request_record, alpn, t0, transaction_id, tags)
         await trio.aclose_forcefully(stream)
         raise
     with trio.CancelScope(shield=True):
         with trio.move_on_after(timeouts.http):
             await conn.aclose()
-    return _finish(trace, prog, net, request_record, alpn, t0, transaction_id, tags)
+    return _finish(trace, prog, traced, request_record, alpn, t0, transaction_id, tags)
 
 
 async def _round_trip(
     trace: Trace,
     conn: httpcore.AsyncHTTP11Connection,
-    net: TrioNetworkStream,
+    net: TracedStream,
     request: httpcore.Request,
     prog: _Progress,
     body_cap: int,
@@ -304,7 +315,7 @@ async def _round_trip(
 def _finish(
     trace: Trace,
     prog: _Progress,
-    net: TrioNetworkStream,
+    net: TracedStream,
     request: HTTPRequest,
     alpn: str,
     t0: float,
@@ -324,16 +335,17 @@ def _finish(
         )
     else:
         response = HTTPResponse(code=0, headers=None, headers_list=None, body="")
+    t = trace.elapsed()
     trace.requests.append(
         HTTPTransaction(
             network="tcp",
             address=net.address,
             alpn=alpn,
-            failure=prog.failure,
+            failure=None if prog.error is None else prog.error.failure,
             request=request,
             response=response,
             t0=t0,
-            t=trace.elapsed(),
+            t=t,
             tags=list(tags),
             transaction_id=transaction_id,
         )
@@ -343,12 +355,14 @@ def _finish(
     rate: float | None = None
     if prog.t_first is not None and prog.t_last is not None and prog.t_last > prog.t_first:
         rate = (len(body) - prog.first_len) / (prog.t_last - prog.t_first)
-    return HTTPResult(
+    value = Response(
         status=prog.status,
         headers=decoded,
         body=body,
         truncated=prog.truncated,
-        failure=prog.failure,
         location=location,
         body_rate=rate,
+        t_first_byte=net.t_first_byte,
     )
+    op = Operation.HTTP_ROUND_TRIP if prog.error is None else prog.error.operation
+    return StageResult(value, prog.error, op, transaction_id, t0, t)

@@ -1,25 +1,30 @@
 """TCP stage: one connect to ONE ip:port, no retries, no racing (never ``open_tcp_stream``).
 
-The socket is a plain ``trio.socket`` socket of the address's family (IPv4 or IPv6), connected
-once under ``timeouts.connect``. The attempt is recorded as one ``TCPConnect`` plus one
-``connect`` network event. Failures are classified with :data:`Operation.CONNECT`
-(``connection_refused``, ``host_unreachable``, ``network_unreachable``, ``timed_out`` from the
-kernel, ``generic_timeout_error`` when our deadline fires, ``interrupted`` when an outer scope
-cancels us, which is then re-raised).
+The connection comes from the :class:`~probe.net.Network` (one socket of the address's family,
+connected once) under ``timeouts.connect``. The attempt is recorded as one ``TCPConnect`` plus
+one ``connect`` network event and returned as a :class:`~probe.stages.result.StageResult`
+whose value is the stream (None on failure). Failures are classified with
+:data:`Operation.CONNECT` (``connection_refused``, ``host_unreachable``,
+``network_unreachable``, ``timed_out`` from the kernel, ``generic_timeout_error`` when our
+deadline fires, ``interrupted`` when an outer scope cancels us, which is then re-raised).
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 
 import trio
 
 from probe.archival import TCPConnect, TCPConnectStatus
 from probe.config import Timeouts
-from probe.failures import Failure, Operation, classify
+from probe.failures import OpFailure, classify, failed
+from probe.net import TRIO, Network
 from probe.netaddr import join_endpoint, parse_ip
+from probe.stages.result import StageResult
 from probe.trace import Trace
+from probe.vocabulary import Failure, Operation
+
+TCPResult = StageResult[trio.abc.HalfCloseableStream | None]
 
 
 async def connect(
@@ -30,32 +35,27 @@ async def connect(
     timeouts: Timeouts,
     transaction_id: int,
     tags: Sequence[str] = (),
-) -> trio.SocketStream | None:
-    """Connect to ``ip:port`` once. Returns the stream, or None after recording the failure."""
-    addr = parse_ip(ip)
-    if addr is None:
+    net: Network = TRIO,
+) -> TCPResult:
+    """Connect to ``ip:port`` once; the stream is the result's value (None on failure)."""
+    if parse_ip(ip) is None:
         raise ValueError(f"not an IP address: {ip!r}")
-    family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
     t0 = trace.elapsed()
-    failure: str | None = None
-    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    error: OpFailure | None = None
+    stream: trio.abc.HalfCloseableStream | None = None
     try:
         with trio.move_on_after(timeouts.connect) as scope:
             try:
-                await sock.connect((ip, port))
+                stream = await net.connect_tcp(ip, port)
             except OSError as exc:
-                failure = classify(exc, Operation.CONNECT)
+                error = classify(exc, Operation.CONNECT)
         if scope.cancelled_caught:
-            failure = Failure.GENERIC_TIMEOUT_ERROR.value
+            error = failed(Failure.GENERIC_TIMEOUT_ERROR, Operation.CONNECT)
     except trio.Cancelled:
-        sock.close()
         _record(trace, ip, port, t0, Failure.INTERRUPTED.value, transaction_id, tags)
         raise
-    _record(trace, ip, port, t0, failure, transaction_id, tags)
-    if failure is not None:
-        sock.close()
-        return None
-    return trio.SocketStream(sock)
+    t = _record(trace, ip, port, t0, None if error is None else error.failure, transaction_id, tags)
+    return StageResult(stream, error, Operation.CONNECT, transaction_id, t0, t)
 
 
 def _record(
@@ -66,7 +66,7 @@ def _record(
     failure: str | None,
     transaction_id: int,
     tags: Sequence[str],
-) -> None:
+) -> float:
     t = trace.elapsed()
     trace.tcp_connect.append(
         TCPConnect(
@@ -80,7 +80,7 @@ def _record(
         )
     )
     trace.record_network_event(
-        "connect",
+        Operation.CONNECT.value,
         address=join_endpoint(ip, port),
         failure=failure,
         proto="tcp",
@@ -89,3 +89,4 @@ def _record(
         transaction_id=transaction_id,
         tags=tags,
     )
+    return t

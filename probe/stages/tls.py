@@ -4,7 +4,9 @@
 not the OS store) plus an optional extra CA file (the lab's), requires TLS 1.2+, offers ALPN,
 and with ``verify=False`` skips validation (recorded as ``no_tls_verify``; used by diagnostics).
 
-:func:`handshake` wraps the stream in ``trio.SSLStream`` with ``server_hostname=server_name``.
+:func:`handshake` has the :class:`~probe.net.Network` wrap the stream (``trio.SSLStream`` with
+``server_hostname=server_name``) and returns a :class:`~probe.stages.result.StageResult` whose
+value is the TLS stream.
 Python sends no SNI when that is an IP literal (and then checks the IP SAN), which is what OONI
 expects. The recorded ``TLSHandshake`` carries version, cipher (IANA name where known, OpenSSL
 name otherwise), ALPN and the peer chain, DER base64, leaf first.
@@ -32,8 +34,11 @@ import trio
 
 from probe.archival import BinaryData, TLSHandshake
 from probe.config import Timeouts
-from probe.failures import Failure, Operation, classify
+from probe.failures import OpFailure, classify, failed
+from probe.net import TRIO, Network, TLSStream
+from probe.stages.result import StageResult
 from probe.trace import Trace
+from probe.vocabulary import Failure, Operation
 
 _DER = 2  # _ssl.ENCODING_DER
 
@@ -75,9 +80,12 @@ def make_ssl_context(
     return ctx
 
 
+TLSResult = StageResult[TLSStream | None]
+
+
 async def handshake(
     trace: Trace,
-    stream: trio.SocketStream,
+    stream: trio.abc.Stream,
     *,
     address: str,
     server_name: str | None,
@@ -85,19 +93,21 @@ async def handshake(
     timeouts: Timeouts,
     transaction_id: int,
     tags: Sequence[str] = (),
-) -> trio.SSLStream[trio.SocketStream] | None:
-    """Handshake on ``stream``; records one TLSHandshake. Closes ``stream`` on failure."""
+    net: Network = TRIO,
+) -> TLSResult:
+    """Handshake on ``stream``; records one TLSHandshake. The TLS stream is the result's value
+    (None on failure, when ``stream`` has been closed)."""
     t0 = trace.elapsed()
-    failure: str | None = None
-    tls = trio.SSLStream(stream, ssl_context, server_hostname=server_name or None)
+    error: OpFailure | None = None
+    tls = net.wrap_tls(stream, ssl_context, server_hostname=server_name or None)
     try:
         with trio.move_on_after(timeouts.tls) as scope:
             try:
                 await tls.do_handshake()
             except (trio.BrokenResourceError, OSError, ssl.SSLError) as exc:
-                failure = classify(exc, Operation.TLS_HANDSHAKE)
+                error = classify(exc, Operation.TLS_HANDSHAKE)
         if scope.cancelled_caught:
-            failure = Failure.GENERIC_TIMEOUT_ERROR.value
+            error = failed(Failure.GENERIC_TIMEOUT_ERROR, Operation.TLS_HANDSHAKE)
     except trio.Cancelled:
         interrupted = Failure.INTERRUPTED.value
         _record(
@@ -105,16 +115,17 @@ async def handshake(
         )
         await trio.aclose_forcefully(stream)
         raise
-    _record(trace, tls, address, server_name, ssl_context, t0, failure, transaction_id, tags)
-    if failure is not None:
+    failure = None if error is None else error.failure
+    t = _record(trace, tls, address, server_name, ssl_context, t0, failure, transaction_id, tags)
+    if error is not None:
         await trio.aclose_forcefully(stream)
-        return None
-    return tls
+        return StageResult(None, error, Operation.TLS_HANDSHAKE, transaction_id, t0, t)
+    return StageResult(tls, None, Operation.TLS_HANDSHAKE, transaction_id, t0, t)
 
 
 def _record(
     trace: Trace,
-    tls: trio.SSLStream[trio.SocketStream],
+    tls: TLSStream,
     address: str,
     server_name: str | None,
     ctx: ssl.SSLContext,
@@ -122,7 +133,7 @@ def _record(
     failure: str | None,
     transaction_id: int,
     tags: Sequence[str],
-) -> None:
+) -> float:
     obj: Any = getattr(tls, "_ssl_object", None)
     version = cipher = alpn = ""
     if failure is None and obj is not None:
@@ -131,6 +142,7 @@ def _record(
         cipher = _IANA_CIPHERS.get(name, name)
         alpn = obj.selected_alpn_protocol() or ""
     chain = peer_chain(obj)
+    t = trace.elapsed()
     trace.tls_handshakes.append(
         TLSHandshake(
             network="tcp",
@@ -143,11 +155,12 @@ def _record(
             peer_certificates=[BinaryData.of(der) for der in chain] if chain else None,
             failure=failure,
             t0=t0,
-            t=trace.elapsed(),
+            t=t,
             tags=list(tags),
             transaction_id=transaction_id,
         )
     )
+    return t
 
 
 def peer_chain(ssl_object: Any) -> list[bytes]:

@@ -31,7 +31,7 @@ OUTCOMES = {
     "dns/blockpage-ip",
     "dns/injected",
     "tcp/timeout",
-    "tcp/reset",
+    "tcp/refused",
     "tcp/icmp-unreachable",
     "tls/reset-after-clienthello",
     "tls/timeout-after-clienthello",

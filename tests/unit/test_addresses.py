@@ -5,11 +5,19 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from probe.analysis.urls import BAD_PORT, url_parts
-from probe.netaddr import is_bogon, is_ip, parse_ip
+from probe.netaddr import (
+    endpoint_host,
+    is_bogon,
+    is_ip,
+    join_endpoint,
+    parse_ip,
+    split_endpoint,
+)
 
 
 def reference(url: str) -> tuple[str, str | None, int | None] | str:
@@ -88,3 +96,53 @@ def test_bogons_and_public_ranges() -> None:
     assert not is_bogon("8.8.8.8") and not is_bogon("example.org")
     assert is_bogon("198.18.0.1")
     assert not is_bogon("198.18.0.1", [ipaddress.ip_network("198.18.0.0/15")])
+
+
+# --- the one endpoint parser -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "default", "expected"),
+    [
+        ("1.2.3.4:443", None, ("1.2.3.4", 443)),
+        ("[::1]:53", None, ("::1", 53)),
+        ("host.test:8080", None, ("host.test", 8080)),
+        ("1.2.3.4", 53, ("1.2.3.4", 53)),
+        ("[::1]", 53, ("::1", 53)),
+        ("::1", 53, ("::1", 53)),
+        ("fe80::1%eth0", 53, ("fe80::1%eth0", 53)),
+        ("host.test", 53, ("host.test", 53)),
+        ("1.2.3.4:0", None, ("1.2.3.4", 0)),
+        ("1.2.3.4:65535", None, ("1.2.3.4", 65535)),
+    ],
+)
+def test_split_endpoint(text: str, default: int | None, expected: tuple[str, int]) -> None:
+    assert split_endpoint(text, default_port=default) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.2.3.4", "[::1]", "host", ":443", "[::1]443", "[::1", "1.2.3.4:65536", "1.2.3.4:",
+     "1.2.3.4:-1", "1.2.3.4:٤٤٣", "h:123456", ""],
+)  # fmt: skip
+def test_split_endpoint_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        split_endpoint(text)
+
+
+@given(
+    st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(str),
+    st.integers(min_value=0, max_value=65535),
+)
+def test_join_then_split_round_trips(ip: str, port: int) -> None:
+    assert split_endpoint(join_endpoint(ip, port)) == (ip, port)
+    assert endpoint_host(join_endpoint(ip, port)) == ip
+
+
+@given(st.text(max_size=40))
+def test_split_endpoint_is_total(text: str) -> None:
+    try:
+        host, port = split_endpoint(text, default_port=53)
+    except ValueError:
+        return
+    assert host and 0 <= port <= 65535

@@ -24,7 +24,8 @@ from probe.apps.runner import measure_app
 from probe.apps.spec import load_app_file
 from probe.apps.verdict import analyze_app
 from probe.config import Config, Timeouts
-from probe.experiment import RunContext
+from probe.context import RunContext
+from probe.registry import app_test
 from probe.stages import tls
 from tests.conformance.check import check_with_oonidata
 from tests.unit import servers as srv
@@ -68,7 +69,8 @@ def make_ctx(
 
 
 async def run(path: Path, ctx: RunContext) -> dict[str, Any]:
-    msmt = await measure_app(load_app_file(path), ctx=ctx)
+    app = load_app_file(path)
+    msmt = await measure_app(app, ctx=ctx, test=app_test(app.ooni_test))
     msmt["test_keys"].update(analyze_app(msmt))
     assert check_with_oonidata([json.dumps(msmt)]) == []
     return msmt
@@ -150,7 +152,7 @@ ports = [{web.port}]
     assert r[("dc1", dc1a.port)]["http_status"] == 404
     assert r[("dc2", closed)]["outcome"] == "tcp/refused"
     assert r[("dc3", dc3.port)]["tcp"] == "ok"
-    assert r[("dc3", dc3.port)]["outcome"] == "http/timeout"
+    assert r[("dc3", dc3.port)]["outcome"] == "http/timeout-after-request"
     assert r[("web", web.port)]["outcome"] == "ok"
     # no control: failures cannot be told from outages
     assert r[("dc2", closed)]["blocking"] is None
@@ -406,4 +408,4 @@ async def test_lab_apps_run_finishes_under_trio(tmp_path: Path) -> None:
             ctx = make_ctx(resolver=resolver.address, ca_file=certs.ca_file, timeout=0.5)
             with trio.fail_after(20):
                 msmt = await run(path, ctx)
-    assert rows(msmt)[("a", silent.port)]["outcome"] == "tls/timeout"
+    assert rows(msmt)[("a", silent.port)]["outcome"] == "tls/timeout-after-clienthello"

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import trustme
 
-from probe.apps.runner import app_items
 from probe.apps.spec import (
     OONI_COMPONENTS,
     AppSpecError,
@@ -17,6 +16,7 @@ from probe.apps.spec import (
     load_builtin_apps,
     repo_apps_dir,
 )
+from probe.plan import AppWork
 
 LAB_APPS = Path(__file__).resolve().parents[1] / "lab" / "apps"
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
@@ -27,7 +27,7 @@ def test_builtin_apps_all() -> None:
     names = [a.name for a in apps]
     assert names == ["facebook_messenger", "linkedin", "signal", "telegram", "whatsapp"]
     by_name = {a.name: a for a in apps}
-    assert [a.url for a in app_items(apps)] == [f"app:{n}" for n in names]
+    assert [a.url for a in AppWork(tuple(apps)).items()] == [f"app:{n}" for n in names]
     # OONI's targets, as the specs list them
     wa = by_name["whatsapp"]
     endpoints = [h for h in wa.hosts if h.component == "endpoints"]

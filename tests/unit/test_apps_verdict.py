@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from probe.apps.verdict import analyze_app, short_outcome
+from probe.apps.verdict import APP_RULES, analyze_app
+from probe.vocabulary import stage_outcome
 
 SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ooni-samples"
 TAG = "x_app_host="
@@ -63,11 +64,24 @@ def msmt(test_name: str, **tk: Any) -> dict[str, Any]:
     return {"test_name": test_name, "test_keys": keys}
 
 
-def test_short_outcomes() -> None:
-    assert short_outcome("tls", "connection_reset") == "tls/reset-after-clienthello"
-    assert short_outcome("tcp", "connection_reset") == "tcp/reset"
-    assert short_outcome("dns", "dns_nxdomain_error") == "dns/nxdomain"
-    assert short_outcome("http", "unknown_failure: boom [scrubbed]") == "http/unknown"
+def test_row_outcomes_speak_the_web_vocabulary() -> None:
+    """One word, one meaning: a RST to the SYN is tcp/refused for apps as for websites."""
+    assert stage_outcome("tcp", "connection_refused") == "tcp/refused"
+    assert stage_outcome("tcp", "connection_reset") == "tcp/reset"
+    assert stage_outcome("tcp", "host_unreachable") == "tcp/icmp-unreachable"
+    assert stage_outcome("tls", "connection_reset") == "tls/reset-after-clienthello"
+    assert stage_outcome("tls", "generic_timeout_error") == "tls/timeout-after-clienthello"
+    assert stage_outcome("http", "connection_reset") == "http/reset-after-request"
+    assert stage_outcome("dns", "dns_nxdomain_error") == "dns/nxdomain"
+    assert stage_outcome("http", "unknown_failure: boom [scrubbed]") == "http/failure"
+
+
+def test_rule_ids_are_unique_and_documented() -> None:
+    ids = [r.rule_id for r in APP_RULES]
+    assert len(ids) == len(set(ids))
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "apps.md").read_text()
+    for rule in APP_RULES:
+        assert f"`{rule.rule_id}`" in docs, rule.rule_id
 
 
 @pytest.mark.parametrize(
@@ -122,6 +136,7 @@ def test_partial_blocking_and_idempotence() -> None:
     first = analyze_app(m)
     assert first["x_app_verdict"] == "partially-blocked"
     assert first["x_outcome"] == "dns/nxdomain"
+    assert (first["x_rule_id"], first["x_blocking"]) == ("apps.partially-blocked", ["a"])
     m["test_keys"].update(first)
     assert analyze_app(m) == first  # recomputing from the stored measurement gives the same
 
@@ -220,7 +235,7 @@ def test_telegram_flags() -> None:
     # a connect worked, no HTTP answer came back
     assert out["telegram_tcp_blocking"] is False
     assert out["telegram_http_blocking"] is True
-    assert {r["outcome"] for r in out["x_hosts"]} == {"tcp/timeout", "http/reset"}
+    assert {r["outcome"] for r in out["x_hosts"]} == {"tcp/timeout", "http/reset-after-request"}
 
 
 @pytest.mark.parametrize(

@@ -87,7 +87,7 @@ def test_queries_render_in_three_formats(dataset: Path) -> None:
     columns, rows = run_query(con, "first-last", Filters(cc="RU"))
     assert {r[0] for r in rows} >= {"http://rutor.org/", "telegram", "facebook_messenger"}
     _, rows = run_query(con, "techniques", Filters(target="signal"))
-    assert ("signal", "dns", "dns/dns_nxdomain_error") in {r[:3] for r in rows}
+    assert ("signal", "dns", "dns/nxdomain") in {r[:3] for r in rows}
 
 
 def test_cli_report_query_and_errors(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:

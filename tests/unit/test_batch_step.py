@@ -10,11 +10,11 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probe.batch.apps import app_verdict
 from probe.batch.flatten import STAGE_COLUMNS, observation_rows
 from probe.batch.reader import Chunk, discover, iter_chunks
 from probe.batch.schema import OBSERVATION_SCHEMA
 from probe.batch.step import NAMESPACE, StepOptions, measurement_id, process_chunk
+from probe.batch.verdict import derive_verdict
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 SAMPLES = SHARED / "ooni-samples"
@@ -80,33 +80,63 @@ def test_ids_are_deterministic_and_observations_flattened() -> None:
 
 
 def test_app_verdicts_from_their_test_keys() -> None:
+    """OONI's app measurements: the one app engine reads OONI's status keys back."""
+
+    def verdict(msmt: dict) -> dict:
+        v = derive_verdict(msmt)
+        assert v["verdict_source"] == "apps" and v["rules_version"] == "apps-2"
+        return v
+
     signal = _load(
         "explorer-fixture-IR-signal-nxdomain-20210415084230.511612_IR_signal_ed269d082953bf2e.json"
     )
-    v = app_verdict("signal", signal["test_keys"])
-    assert (v["blocking"], v["anomaly"], v["x_outcome"]) == (
+    v = verdict(signal)
+    assert (v["blocking"], v["anomaly"], v["outcome"], v["rule_id"]) == (
         "signal_backend",
         True,
-        "dns/dns_nxdomain_error",
+        "dns/nxdomain",
+        "apps.ooni.blocked",
     )
     wa = _load(
         "explorer-fixture-JP-whatsapp-tls-20221105223930.168194_JP_whatsapp_e3e891f975f0d5ef.json"
     )
-    v = app_verdict("whatsapp", wa["test_keys"])
+    v = verdict(wa)
     assert v["blocking"] == "registration_server,whatsapp_web"
-    assert v["x_outcome"] == "tls/ssl_invalid_hostname"
+    assert v["outcome"] == "tls/invalid-hostname"
     tg = _load(
         "explorer-fixture-RU-telegram-web-blocked-20221109225810.435617_RU_telegram_ecbc73cacd8ea566.json"
     )
-    v = app_verdict("telegram", tg["test_keys"])
-    assert v["blocking"] == "telegram_web" and v["x_outcome"].endswith("/generic_timeout_error")
+    v = verdict(tg)
+    assert v["blocking"] == "telegram_web" and "timeout" in v["outcome"]
     fb = _load(
         "explorer-fixture-RU-facebookmessenger-dns-01202003044cadd4e9b30806be0e72a6e05e161a.json"
     )
-    assert app_verdict("facebook_messenger", fb["test_keys"])["blocking"] == "facebook_dns"
+    assert verdict(fb)["blocking"] == "facebook_dns"
     ok = _load("spec-example-ts-018-whatsapp.json")
-    assert app_verdict("whatsapp", ok["test_keys"])["anomaly"] is False
-    assert app_verdict("signal", {})["anomaly"] is None
+    assert (verdict(ok)["anomaly"], verdict(ok)["rule_id"]) == (False, "apps.ooni.accessible")
+    empty = verdict({"test_name": "signal", "test_keys": {}})
+    assert (empty["anomaly"], empty["rule_id"]) == (None, "apps.ooni.no-status")
+
+
+def test_app_endpoints_get_a_verdict() -> None:
+    """Our generic app test is analysed in the batch too (it was not before)."""
+    msmt = {
+        "test_name": "app_endpoints",
+        "input": "app:demo",
+        "test_keys": {
+            "x_app": "demo",
+            "x_app_hosts": [{"id": "api", "host": "api.demo", "ports": [443]}],
+            "queries": [{"hostname": "api.demo", "failure": "dns_nxdomain_error",
+                         "tags": ["x_app_host=api"]}],
+            "x_app_control": [{"host_id": "api", "port": 443, "failure": None, "response": {
+                "dns": {"failure": None, "addrs": ["198.18.0.1"]}, "tcp_connect": {},
+                "tls_handshake": {}, "http_request": {"failure": None, "status_code": 200}}}],
+        },
+    }  # fmt: skip
+    v = derive_verdict(msmt)
+    assert (v["blocking"], v["accessible"], v["outcome"], v["rule_id"]) == (
+        "api", False, "dns/nxdomain", "apps.blocked",
+    )  # fmt: skip
 
 
 def test_web_verdict_comes_from_the_current_rules() -> None:

@@ -19,8 +19,10 @@ from probe.failures import (
     UNKNOWN_FAILURE_PREFIX,
     Failure,
     Operation,
+    OpFailure,
     classify,
     classify_dns_rcode,
+    failed,
     is_failure_string,
     scrub_ips,
 )
@@ -63,7 +65,7 @@ async def test_connect_to_closed_port_is_connection_refused() -> None:
     sock = trio.socket.socket()
     with sock, pytest.raises(OSError) as info:
         await sock.connect(("127.0.0.1", servers.closed_port()))
-    assert classify(info.value, Operation.CONNECT) == "connection_refused"
+    assert classify(info.value, Operation.CONNECT).failure == "connection_refused"
 
 
 async def test_reset_wrapped_by_trio_is_connection_reset() -> None:
@@ -79,7 +81,7 @@ async def test_reset_wrapped_by_trio_is_connection_reset() -> None:
                 pass  # pragma: no cover
         await stream.aclose()
     assert isinstance(info.value.__cause__, ConnectionResetError)
-    assert classify(info.value, Operation.READ) == "connection_reset"
+    assert classify(info.value, Operation.READ).failure == "connection_reset"
 
 
 async def test_closed_resource() -> None:
@@ -88,14 +90,14 @@ async def test_closed_resource() -> None:
         await stream.aclose()
         with pytest.raises(trio.ClosedResourceError) as info:
             await stream.send_all(b"x")
-    assert classify(info.value, Operation.WRITE) == "connection_already_closed"
+    assert classify(info.value, Operation.WRITE).failure == "connection_already_closed"
 
 
 async def test_too_slow_is_generic_timeout(autojump_clock: trio.testing.MockClock) -> None:
     with pytest.raises(trio.TooSlowError) as info:
         with trio.fail_after(1):
             await trio.sleep(5)
-    assert classify(info.value, Operation.TOP_LEVEL) == "generic_timeout_error"
+    assert classify(info.value, Operation.TOP_LEVEL).failure == "generic_timeout_error"
 
 
 def test_socket_timeout_is_generic_timeout() -> None:
@@ -104,7 +106,7 @@ def test_socket_timeout_is_generic_timeout() -> None:
         s.settimeout(0.001)
         with pytest.raises(TimeoutError) as info:
             s.recv(10)
-    assert classify(info.value, Operation.READ) == "generic_timeout_error"
+    assert classify(info.value, Operation.READ).failure == "generic_timeout_error"
 
 
 # --- getaddrinfo codes (provoked locally: numeric-only lookups never leave the host) ---------
@@ -121,7 +123,7 @@ def test_socket_timeout_is_generic_timeout() -> None:
 def test_provoked_gaierror(host: str, service: str | None, family: int, expected: str) -> None:
     with pytest.raises(socket.gaierror) as info:
         socket.getaddrinfo(host, service, family=family, flags=socket.AI_NUMERICHOST)
-    assert classify(info.value, Operation.RESOLVE) == expected
+    assert classify(info.value, Operation.RESOLVE).failure == expected
 
 
 @pytest.mark.parametrize(
@@ -135,7 +137,7 @@ def test_provoked_gaierror(host: str, service: str | None, family: int, expected
     ],
 )
 def test_gaierror_codes(code: int, expected: str) -> None:
-    assert classify(socket.gaierror(code, "x"), Operation.RESOLVE) == expected
+    assert classify(socket.gaierror(code, "x"), Operation.RESOLVE).failure == expected
 
 
 # --- dnspython --------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ def test_gaierror_codes(code: int, expected: str) -> None:
 def test_malformed_dns_message_is_server_misbehaving() -> None:
     with pytest.raises(dns.exception.DNSException) as info:
         dns.message.from_wire(b"\x00\x01\x02")
-    assert classify(info.value, Operation.DNS_ROUND_TRIP) == "dns_server_misbehaving"
+    assert classify(info.value, Operation.DNS_ROUND_TRIP).failure == "dns_server_misbehaving"
 
 
 @pytest.mark.parametrize(
@@ -164,7 +166,7 @@ async def test_dnspython_resolver_exceptions(rcode: int, drop: bool, expected: s
         resolver.lifetime = 0.2
         with pytest.raises(dns.exception.DNSException) as info:
             await resolver.resolve("name.test", "A")
-    assert classify(info.value, Operation.RESOLVE) == expected
+    assert classify(info.value, Operation.RESOLVE).failure == expected
 
 
 # --- TLS, against real loopback servers -----------------------------------------------------
@@ -206,14 +208,14 @@ async def test_tls_wrong_host(certs: servers.Certs) -> None:
     )
     assert isinstance(exc.__cause__, ssl.SSLCertVerificationError)
     assert exc.__cause__.verify_code == 62
-    assert classify(exc, Operation.TLS_HANDSHAKE) == "ssl_invalid_hostname"
+    assert classify(exc, Operation.TLS_HANDSHAKE).failure == "ssl_invalid_hostname"
 
 
 async def test_tls_untrusted_issuer(certs: servers.Certs) -> None:
     exc = await _client_handshake_error(
         certs.server_context("good.test", self_signed=True), _client(certs), "good.test"
     )
-    assert classify(exc, Operation.TLS_HANDSHAKE) == "ssl_unknown_authority"
+    assert classify(exc, Operation.TLS_HANDSHAKE).failure == "ssl_unknown_authority"
 
 
 async def test_tls_expired(certs: servers.Certs) -> None:
@@ -222,7 +224,7 @@ async def test_tls_expired(certs: servers.Certs) -> None:
     )
     assert isinstance(exc.__cause__, ssl.SSLCertVerificationError)
     assert exc.__cause__.verify_code == 10
-    assert classify(exc, Operation.TLS_HANDSHAKE) == "ssl_invalid_certificate"
+    assert classify(exc, Operation.TLS_HANDSHAKE).failure == "ssl_invalid_certificate"
 
 
 async def test_tls_eof_during_handshake(certs: servers.Certs) -> None:
@@ -231,14 +233,14 @@ async def test_tls_eof_during_handshake(certs: servers.Certs) -> None:
         await stream.aclose()
 
     exc = await _client_handshake_error(None, _client(certs), "good.test", close_after_hello)
-    assert classify(exc, Operation.TLS_HANDSHAKE) == "eof_error"
+    assert classify(exc, Operation.TLS_HANDSHAKE).failure == "eof_error"
 
 
 async def test_tls_reset_during_handshake(certs: servers.Certs) -> None:
     exc = await _client_handshake_error(
         None, _client(certs), "good.test", servers.rst_after_client_hello
     )
-    assert classify(exc, Operation.TLS_HANDSHAKE) == "connection_reset"
+    assert classify(exc, Operation.TLS_HANDSHAKE).failure == "connection_reset"
 
 
 async def test_tls_garbage_is_failed_handshake(certs: servers.Certs) -> None:
@@ -248,7 +250,7 @@ async def test_tls_garbage_is_failed_handshake(certs: servers.Certs) -> None:
         await trio.sleep_forever()
 
     exc = await _client_handshake_error(None, _client(certs), "good.test", http_reply)
-    assert classify(exc, Operation.TLS_HANDSHAKE) == "ssl_failed_handshake"
+    assert classify(exc, Operation.TLS_HANDSHAKE).failure == "ssl_failed_handshake"
 
 
 async def test_tls_version_mismatch_is_failed_handshake(certs: servers.Certs) -> None:
@@ -256,7 +258,7 @@ async def test_tls_version_mismatch_is_failed_handshake(certs: servers.Certs) ->
     server.minimum_version = ssl.TLSVersion.TLSv1_3
     client = _client(certs, maximum_version=ssl.TLSVersion.TLSv1_2)
     exc = await _client_handshake_error(server, client, "good.test")
-    assert classify(exc, Operation.TLS_HANDSHAKE) == "ssl_failed_handshake"
+    assert classify(exc, Operation.TLS_HANDSHAKE).failure == "ssl_failed_handshake"
 
 
 async def test_tls_alert_unrecognized_name_is_invalid_hostname(certs: servers.Certs) -> None:
@@ -267,7 +269,7 @@ async def test_tls_alert_unrecognized_name_is_invalid_hostname(certs: servers.Ce
 
     server.sni_callback = refuse
     exc = await _client_handshake_error(server, _client(certs), "good.test")
-    assert classify(exc, Operation.TLS_HANDSHAKE) == "ssl_invalid_hostname"
+    assert classify(exc, Operation.TLS_HANDSHAKE).failure == "ssl_invalid_hostname"
 
 
 # --- fallback and scrubbing -----------------------------------------------------------------
@@ -277,7 +279,7 @@ def test_unknown_keeps_scrubbed_text() -> None:
     try:
         raise ValueError("cannot talk to 10.1.2.3:443 or [2001:db8::1]:80 via fe80::1%eth0")
     except ValueError as exc:
-        out = classify(exc, Operation.TOP_LEVEL)
+        out = classify(exc, Operation.TOP_LEVEL).failure
     assert out.startswith(UNKNOWN_FAILURE_PREFIX)
     assert "10.1.2.3" not in out and "2001:db8" not in out and "fe80" not in out
     assert out.count("[scrubbed]") == 3
@@ -290,13 +292,35 @@ def test_cause_chain_is_walked() -> None:
         except OSError as inner:
             raise RuntimeError("wrapper") from inner
     except RuntimeError as exc:
-        assert classify(exc, Operation.CONNECT) == "connection_refused"
+        assert classify(exc, Operation.CONNECT).failure == "connection_refused"
+
+
+def test_failure_is_bound_to_its_operation() -> None:
+    out = classify(ConnectionResetError(errno.ECONNRESET, "reset"), Operation.READ)
+    assert out == OpFailure("connection_reset", Operation.READ)
+    assert out.operation is Operation.READ and str(out) == "connection_reset"
+    assert failed(Failure.GENERIC_TIMEOUT_ERROR, Operation.CONNECT) == OpFailure(
+        "generic_timeout_error", Operation.CONNECT
+    )
+
+
+def test_the_operation_chooses_the_tls_classifier() -> None:
+    """A TLS alert fails a handshake; on an established session (a read, an HTTP round trip)
+    the same error is no handshake failure (netxlite runs its TLS classifier on handshakes)."""
+    exc = ssl.SSLError(1, "[SSL: BAD_RECORD_MAC] bad record mac")
+    assert classify(exc, Operation.TLS_HANDSHAKE).failure == "ssl_failed_handshake"
+    for op in (Operation.READ, Operation.HTTP_ROUND_TRIP):
+        out = classify(exc, op)
+        assert out.failure.startswith(UNKNOWN_FAILURE_PREFIX), op
+        assert out.operation is op
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    assert classify(eof, Operation.READ).failure == "eof_error"
 
 
 def test_cyclic_chain_terminates() -> None:
     a, b = ValueError("a"), ValueError("b")
     a.__cause__, b.__cause__ = b, a
-    assert classify(a, Operation.UNKNOWN) == "unknown_failure: ValueError: a"
+    assert classify(a, Operation.UNKNOWN).failure == "unknown_failure: ValueError: a"
 
 
 @pytest.mark.parametrize(
@@ -369,5 +393,7 @@ def exceptions(draw: st.DrawFn) -> BaseException:
 @given(exc=exceptions(), op=st.sampled_from(list(Operation)))
 def test_classify_is_total(exc: BaseException, op: Operation) -> None:
     out = classify(exc, op)
-    assert isinstance(out, str)
-    assert is_failure_string(out)
+    assert isinstance(out.failure, str)
+    assert is_failure_string(out.failure)
+    assert out.operation is op
+    assert str(out) == out.value == out.failure

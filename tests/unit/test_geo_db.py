@@ -123,8 +123,8 @@ def test_flag_equal_to_the_geolocated_asn_keeps_the_network_name() -> None:
 def test_privacy_switches_still_apply_in_the_envelope() -> None:
     from datetime import datetime as dt
 
+    from probe.context import RunContext
     from probe.envelope import envelope
-    from probe.experiment import RunContext
     from probe.stages.tls import make_ssl_context
 
     config, _ = apply(Config(), _geo(FOUND), asn_explicit=False, cc_explicit=False)
@@ -134,6 +134,8 @@ def test_privacy_switches_still_apply_in_the_envelope() -> None:
         (Privacy(include_asn=False, include_cc=False), ("AS0", "ZZ", "")),
     ):
         from dataclasses import replace
+
+        from probe.registry import spec
 
         ctx = RunContext(
             config=replace(config, privacy=privacy),
@@ -146,9 +148,8 @@ def test_privacy_switches_still_apply_in_the_envelope() -> None:
         )
         env = envelope(
             ctx,
+            spec("web_connectivity"),
             input=None,
-            test_name="web_connectivity",
-            test_version="0.4.3",
             started=dt.now(UTC),
             runtime=0.0,
             test_keys={},

@@ -34,7 +34,11 @@ class ListSink:
 
 
 def _msmt(url: str, blocking: object = False) -> dict[str, Any]:
-    return {"input": url, "test_keys": {"blocking": blocking, "accessible": blocking is False}}
+    return {
+        "input": url,
+        "test_name": "web_connectivity",
+        "test_keys": {"blocking": blocking, "accessible": blocking is False},
+    }
 
 
 async def test_concurrency_is_bounded_and_every_target_written_once(tmp_path: Path) -> None:

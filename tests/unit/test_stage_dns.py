@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 
 from probe.config import Timeouts
 from probe.failures import is_failure_string
+from probe.net import AddrInfo, TrioNetwork
 from probe.stages.dns import (
     DUPLICATE_TAG,
     lookup_getaddrinfo,
@@ -26,6 +26,7 @@ from probe.stages.dns import (
     system_resolver,
 )
 from probe.trace import Trace
+from tests.fakes.network import Host, fake_network
 from tests.unit import servers
 
 FAST = Timeouts(dns=2.0, dns_listen_window=0.05)
@@ -54,38 +55,32 @@ async def test_getaddrinfo_localhost() -> None:
     assert 0 <= q.t0 <= q.t
 
 
-async def test_getaddrinfo_failure_keeps_the_code() -> None:
-    def numeric_only(*args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
-        # the real libc getaddrinfo, restricted so that it never sends a query
-        kwargs["flags"] = kwargs.get("flags", 0) | socket.AI_NUMERICHOST
-        return socket.getaddrinfo(*args, **kwargs)
+class _NumericOnly(TrioNetwork):
+    """The real libc getaddrinfo, restricted so that it never sends a query."""
 
+    async def getaddrinfo(self, host: str, *, family: int = 0) -> list[AddrInfo]:
+        infos = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+        return [AddrInfo(f, str(a[0]), c) for f, _, _, c, a in infos]
+
+
+async def test_getaddrinfo_failure_keeps_the_code() -> None:
     trace = Trace()
-    res = await lookup_getaddrinfo(trace, "nxdomain.test", timeouts=FAST, getaddrinfo=numeric_only)
-    assert res == type(res)(addresses=[], failure="dns_nxdomain_error")
+    res = await lookup_getaddrinfo(trace, "nxdomain.test", timeouts=FAST, net=_NumericOnly())
+    assert (res.addresses, res.failure, res.operation) == ([], "dns_nxdomain_error", "resolve")
     (q,) = trace.queries
     assert q.failure == "dns_nxdomain_error"
     assert q.getaddrinfo_error == socket.EAI_NONAME
     assert q.answers is None
+    assert (res.transaction_id, res.t0, res.t) == (q.transaction_id, q.t0, q.t)
 
 
 async def test_getaddrinfo_timeout(autojump_clock: trio.testing.MockClock) -> None:
-    release = threading.Event()
-
-    def stuck(*args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
-        release.wait(10)
-        return []
-
     trace = Trace()
-    try:
-        res = await lookup_getaddrinfo(
-            trace, "slow.test", timeouts=Timeouts(dns=3.0), getaddrinfo=stuck
-        )
-    finally:
-        release.set()
+    async with fake_network(hosts={"slow.test": Host(hang=True)}) as net:
+        res = await lookup_getaddrinfo(trace, "slow.test", timeouts=Timeouts(dns=3.0), net=net)
     assert res.failure == "generic_timeout_error"
     (q,) = trace.queries
-    assert q.t - q.t0 == pytest.approx(3.0)
+    assert q.t - q.t0 == 3.0
 
 
 # --- UDP ------------------------------------------------------------------------------------
@@ -128,6 +123,26 @@ async def test_udp_rcode(rcode: int, failure: str) -> None:
         res = await lookup_udp(trace, "blocked.test", resolver=srv.address, timeouts=FAST)
     assert (res.addresses, res.failure, res.rcode) == ([], failure, rcode)
     assert all(q.failure == failure and q.rcode == rcode for q in trace.queries)
+    # each query's own result: the reply that was accepted, its failure bound to the round trip
+    events = {q.transaction_id: q for q in trace.queries}
+    for exchange in res.exchanges:
+        event = events[exchange.transaction_id]
+        assert exchange.value is not None and exchange.value.rcode == rcode
+        assert exchange.error is not None
+        assert (exchange.error.failure, exchange.error.operation) == (failure, "dns_round_trip")
+        assert (exchange.transaction_id, exchange.t0, exchange.t) == (
+            event.transaction_id, event.t0, event.t,
+        )  # fmt: skip
+
+
+async def test_udp_timeout_result_has_no_reply(autojump_clock: trio.testing.MockClock) -> None:
+    async with fake_network(resolvers={"192.0.2.53:53": lambda q: None}) as net:
+        res = await lookup_udp(
+            Trace(), "x.test", resolver="192.0.2.53:53", timeouts=Timeouts(dns=3.0), net=net
+        )
+    assert res.failure == "generic_timeout_error"
+    assert [e.value for e in res.exchanges] == [None, None]
+    assert all(e.t - e.t0 == 3.0 for e in res.exchanges)
 
 
 async def test_udp_no_answer() -> None:

@@ -34,21 +34,23 @@ async def _get(
     client_ctx: ssl.SSLContext | None = None,
 ) -> tuple[HTTPResult, servers.TCPServer]:
     async with servers.http_server(script, ssl_context=server_ctx) as srv:
-        stream: trio.abc.Stream | None = await connect(
-            trace, srv.host, srv.port, timeouts=timeouts, transaction_id=5
-        )
+        stream: trio.abc.Stream | None = (
+            await connect(trace, srv.host, srv.port, timeouts=timeouts, transaction_id=5)
+        ).value
         assert stream is not None
         if client_ctx is not None:
             assert isinstance(stream, trio.SocketStream)
-            stream = await handshake(
-                trace,
-                stream,
-                address=srv.address,
-                server_name="www.example.test",
-                ssl_context=client_ctx,
-                timeouts=timeouts,
-                transaction_id=5,
-            )
+            stream = (
+                await handshake(
+                    trace,
+                    stream,
+                    address=srv.address,
+                    server_name="www.example.test",
+                    ssl_context=client_ctx,
+                    timeouts=timeouts,
+                    transaction_id=5,
+                )
+            ).value
             assert stream is not None
         result = await get(
             trace,
@@ -73,14 +75,20 @@ async def test_success_records_request_and_response() -> None:
     resp = servers.response(body, headers=["Set-Cookie: a=1", "Server: test", "set-cookie: b=2"])
     trace = Trace()
     res, srv = await _get(trace, [resp])
-    assert (res.status, res.body, res.truncated, res.failure, res.location) == (
+    assert (
+        res.value.status,
+        res.value.body,
+        res.value.truncated,
+        res.failure,
+        res.value.location,
+    ) == (
         200,
         body,
         False,
         None,
         None,
     )
-    assert ("Set-Cookie", "a=1") in res.headers and ("set-cookie", "b=2") in res.headers
+    assert ("Set-Cookie", "a=1") in res.value.headers and ("set-cookie", "b=2") in res.value.headers
     (head,) = srv.requests
     assert head.startswith(b"GET /path?q=1 HTTP/1.1\r\nHost: www.example.test\r\n")
     assert b"User-Agent: Mozilla/5.0 test\r\n" in head
@@ -114,7 +122,7 @@ async def test_success_records_request_and_response() -> None:
 async def test_redirect_location() -> None:
     resp = servers.response(b"", status="302 Found", headers=["Location: https://other.test/"])
     res, _ = await _get(Trace(), [resp])
-    assert res.status == 302 and res.location == "https://other.test/"
+    assert res.value.status == 302 and res.value.location == "https://other.test/"
 
 
 async def test_host_header_from_caller_is_kept() -> None:
@@ -128,7 +136,7 @@ async def test_host_header_from_caller_is_kept() -> None:
 async def test_body_cap_truncates() -> None:
     trace = Trace()
     res, _ = await _get(trace, [servers.response(b"a" * 50_000)], body_cap=1000)
-    assert res.truncated and res.body == b"a" * 1000 and res.failure is None
+    assert res.value.truncated and res.value.body == b"a" * 1000 and res.failure is None
     tx = trace.requests[0]
     assert tx.response is not None
     assert tx.response.body_is_truncated and tx.response.body == "a" * 1000
@@ -140,7 +148,7 @@ async def test_binary_body_and_header_values() -> None:
     trace = Trace()
     res, _ = await _get(trace, [resp])
     tx = trace.requests[0]
-    assert res.body == body
+    assert res.value.body == body
     assert tx.response is not None
     assert tx.response.body == BinaryData.of(body)
     assert tx.response.headers is not None
@@ -152,7 +160,7 @@ async def test_timeout_mid_body_keeps_partial(autojump_clock: trio.testing.MockC
     trace = Trace()
     res, _ = await _get(trace, [head + b"b" * 700, servers.HANG])
     assert res.failure == "generic_timeout_error"
-    assert res.status == 200 and res.body == b"b" * 700 and not res.truncated
+    assert res.value.status == 200 and res.value.body == b"b" * 700 and not res.value.truncated
     tx = trace.requests[0]
     assert tx.response is not None
     assert tx.failure == "generic_timeout_error" and tx.response.code == 200
@@ -164,7 +172,7 @@ async def test_timeout_mid_body_keeps_partial(autojump_clock: trio.testing.MockC
 async def test_no_response_times_out(autojump_clock: trio.testing.MockClock) -> None:
     trace = Trace()
     res, _ = await _get(trace, [servers.HANG])
-    assert (res.status, res.failure, res.body) == (0, "generic_timeout_error", b"")
+    assert (res.value.status, res.failure, res.value.body) == (0, "generic_timeout_error", b"")
     tx = trace.requests[0]
     assert tx.response is not None
     assert tx.response.code == 0 and tx.response.headers is None and tx.response.body == ""
@@ -173,20 +181,20 @@ async def test_no_response_times_out(autojump_clock: trio.testing.MockClock) -> 
 async def test_close_without_response_is_eof() -> None:
     trace = Trace()
     res, _ = await _get(trace, [])
-    assert res.failure == "eof_error" and res.status == 0
+    assert res.failure == "eof_error" and res.value.status == 0
 
 
 async def test_close_mid_body_is_eof_with_partial_body() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
     res, _ = await _get(Trace(), [head + b"c" * 10])
-    assert res.failure == "eof_error" and res.status == 200 and res.body == b"c" * 10
+    assert res.failure == "eof_error" and res.value.status == 200 and res.value.body == b"c" * 10
 
 
 async def test_reset_mid_body() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
     res, _ = await _get(Trace(), [head + b"d" * 10, 0.05, servers.RESET])
     assert res.failure == "connection_reset"
-    assert res.status == 200 and res.body == b"d" * 10
+    assert res.value.status == 200 and res.value.body == b"d" * 10
 
 
 async def test_bytes_received_samples_and_rate(autojump_clock: trio.testing.MockClock) -> None:
@@ -196,14 +204,14 @@ async def test_bytes_received_samples_and_rate(autojump_clock: trio.testing.Mock
         script += [0.05, b"e" * 500]
     trace = Trace()
     res, _ = await _get(trace, script)
-    assert res.failure is None and len(res.body) == 4000
+    assert res.failure is None and len(res.value.body) == 4000
     samples = [e for e in trace.network_events if e.operation == "bytes_received_cumulative"]
     counts = [e.num_bytes or 0 for e in samples]
     assert counts == sorted(counts) and counts[-1] == len(head) + 4000
     assert 2 <= len(samples) < 9  # sampled, not one per read
     gaps = [b.t - a.t for a, b in zip(samples[:-1], samples[1:], strict=True)]
     assert all(g >= 0.1 - 1e-9 for g in gaps[:-1])
-    assert res.body_rate is not None and res.body_rate > 0
+    assert res.value.body_rate is not None and res.value.body_rate > 0
 
 
 async def test_over_tls_records_alpn(tmp_path: Path) -> None:
@@ -216,7 +224,7 @@ async def test_over_tls_records_alpn(tmp_path: Path) -> None:
         server_ctx=certs.server_context("www.example.test"),
         client_ctx=make_ssl_context(ca_file=certs.ca_file),
     )
-    assert res.failure is None and res.body == b"secure"
+    assert res.failure is None and res.value.body == b"secure"
     tx = trace.requests[0]
     assert tx.alpn == "http/1.1" and tx.request.url == "https://www.example.test/"
     assert trace.tls_handshakes[0].transaction_id == tx.transaction_id == 5
@@ -225,7 +233,7 @@ async def test_over_tls_records_alpn(tmp_path: Path) -> None:
 async def test_outer_cancel_recorded_and_reraised() -> None:
     trace = Trace()
     async with servers.http_server([servers.HANG]) as srv:
-        stream = await connect(trace, srv.host, srv.port, timeouts=T, transaction_id=1)
+        stream = (await connect(trace, srv.host, srv.port, timeouts=T, transaction_id=1)).value
         assert stream is not None
         with trio.move_on_after(0.05) as outer:
             await get(
@@ -247,7 +255,7 @@ async def test_outer_cancel_recorded_and_reraised() -> None:
 async def test_post_with_body() -> None:
     trace = Trace()
     async with servers.http_server([servers.response(b"ok")]) as srv:
-        stream = await connect(trace, srv.host, srv.port, timeouts=T, transaction_id=1)
+        stream = (await connect(trace, srv.host, srv.port, timeouts=T, transaction_id=1)).value
         assert stream is not None
         res = await get(
             trace,
@@ -262,7 +270,7 @@ async def test_post_with_body() -> None:
             method="POST",
             body=b"{}",
         )
-    assert res.failure is None and res.body == b"ok"
+    assert res.failure is None and res.value.body == b"ok"
     assert srv.requests[0].startswith(b"POST /v1 HTTP/1.1\r\n")
     assert b"\r\nContent-Length: 2\r\n" in srv.requests[0]
     req = trace.requests[0].request

@@ -18,10 +18,13 @@ T = Timeouts(connect=2.0)
 async def test_connect_success(host: str) -> None:
     trace = Trace()
     async with servers.tcp_server(servers.silent, host=host) as srv:
-        stream = await connect(
+        result = await connect(
             trace, host, srv.port, timeouts=T, transaction_id=7, tags=["depth=0"]
         )
+        stream = result.value
         assert isinstance(stream, trio.SocketStream)
+        assert (result.ok, result.failure, result.transaction_id) == (True, None, 7)
+        assert result.operation == "connect"
         assert stream.socket.getpeername()[1] == srv.port
         await stream.aclose()
     (ev,) = trace.tcp_connect
@@ -37,13 +40,17 @@ async def test_connect_success(host: str) -> None:
         "tcp",
     )
     assert (net.t0, net.t, net.transaction_id) == (ev.t0, ev.t, 7)
+    assert (result.t0, result.t) == (ev.t0, ev.t)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 async def test_connect_refused(host: str) -> None:
     trace = Trace()
     port = servers.closed_port(host)
-    assert await connect(trace, host, port, timeouts=T, transaction_id=1) is None
+    result = await connect(trace, host, port, timeouts=T, transaction_id=1)
+    assert result.value is None
+    assert result.error is not None
+    assert (result.error.failure, result.error.operation) == ("connection_refused", "connect")
     (ev,) = trace.tcp_connect
     assert ev.status.success is False
     assert ev.status.failure == "connection_refused"
@@ -58,7 +65,7 @@ async def test_deadline_records_generic_timeout() -> None:
         out = await connect(
             trace, "127.0.0.1", srv.port, timeouts=Timeouts(connect=0.0), transaction_id=1
         )
-    assert out is None
+    assert out.value is None and out.failure == "generic_timeout_error"
     assert trace.tcp_connect[0].status.failure == "generic_timeout_error"
 
 

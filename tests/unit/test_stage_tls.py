@@ -34,11 +34,11 @@ async def _run(
     handler: servers.StreamHandler = servers.silent,
     timeouts: Timeouts = T,
     host: str = "127.0.0.1",
-) -> trio.SSLStream[trio.SocketStream] | None:
+) -> trio.SSLStream[trio.abc.Stream] | None:
     async with servers.tcp_server(handler, host=host, ssl_context=server_ctx) as srv:
-        tcp = await connect(trace, host, srv.port, timeouts=timeouts, transaction_id=3)
+        tcp = (await connect(trace, host, srv.port, timeouts=timeouts, transaction_id=3)).value
         assert tcp is not None
-        tls = await handshake(
+        result = await handshake(
             trace,
             tcp,
             address=srv.address,
@@ -48,6 +48,11 @@ async def _run(
             transaction_id=3,
             tags=["depth=0"],
         )
+        # the result says what the recorded event says
+        assert result.failure == trace.tls_handshakes[-1].failure
+        assert (result.transaction_id, result.operation) == (3, "tls_handshake")
+        assert (result.t0, result.t) == (trace.tls_handshakes[-1].t0, trace.tls_handshakes[-1].t)
+        tls = result.value
         if tls is not None:
             await tls.aclose()
         else:
@@ -185,7 +190,7 @@ async def test_outer_cancel_recorded_and_reraised(certs: servers.Certs) -> None:
     trace = Trace()
     ctx = make_ssl_context(ca_file=certs.ca_file)
     async with servers.tcp_server(servers.silent) as srv:
-        tcp = await connect(trace, "127.0.0.1", srv.port, timeouts=T, transaction_id=1)
+        tcp = (await connect(trace, "127.0.0.1", srv.port, timeouts=T, transaction_id=1)).value
         assert tcp is not None
         with trio.move_on_after(0.05) as outer:
             await handshake(

@@ -215,16 +215,10 @@ def test_no_rule_id_disappears_or_comes_back() -> None:
     retired = {r.rule_id for r in RETIRED}
     assert not live & retired
     assert set(IDS_2026_11_1) <= live | retired
+    assert len(retired) == len(RETIRED)
     for r in RETIRED:
         assert r.replaced_by and set(r.replaced_by) <= live, r.rule_id
-        assert r.reason and r.retired_in
-
-
-def test_retired_rules_are_documented() -> None:
-    text = (corpus.REPO / "docs" / "verdicts.md").read_text(encoding="utf-8")
-    section = text.split("## Retired rules", 1)[1].split("\n## ", 1)[0]
-    for r in RETIRED:
-        assert f"`{r.rule_id}`" in section, r.rule_id
+        assert r.reason and r.last_version < RULES_VERSION
 
 
 def test_probe_cancelled_round_trips_are_not_the_final_response() -> None:

@@ -1,0 +1,22 @@
+"""Golden files per tier, as probe-cli's minipipeline keeps them: measurement -> observations ->
+verdict, for every lab scenario, every OONI QA case, every shared OONI sample and one targeted
+case per rule no other golden reaches.
+
+Layout (``tests/goldens/<tier>/<case>/``):
+
+- ``lab/<scenario id>/``: ``measurement.json`` captured by a real lab run (root; it holds only
+  lab addresses), for the web and the app scenarios of tests/lab/scenarios.toml;
+- ``targeted/<name>/``: ``measurement.json`` from a scripted fake network
+  (:mod:`tests.goldens.targeted`; each says why it exists);
+- ``ooni-qa/<case>/`` and ``ooni-samples/<file>/``: only the derived tiers; their
+  measurements stay in ``../shared/data`` (third-party data, read from there);
+- everywhere: ``observations.json`` (what the analysis reads: the web's flat observations, the
+  app engine's entries) and ``verdict.json`` (the test's verdict keys, through the registry).
+
+``python -m tests.goldens`` recomputes the derived tiers from the measurements and prints a
+unified diff of what changed (``--check``: print it and exit 1 instead of writing);
+``capture-targeted`` re-runs the fake-network cases; ``capture-lab`` (root, lab up with its
+control, under the lab lock) re-runs the lab scenarios. ``tests/unit/test_goldens.py``
+recomputes every derived file and compares, and checks that every rule id (web and apps)
+fires on at least one golden.
+"""

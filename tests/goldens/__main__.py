@@ -1,0 +1,104 @@
+"""``python -m tests.goldens [--check] | capture-targeted | capture-lab``: regenerate the goldens.
+
+Without a command: recompute ``observations.json`` and ``verdict.json`` of every case from its
+measurement, print a unified diff of every change (a reviewable patch), write the files (or,
+with ``--check``, write nothing and exit 1 when something differs). ``capture-targeted``
+re-measures the fake-network cases; ``capture-lab`` the lab scenarios (root, with the lab up
+and under its lock:
+``flock /tmp/censorprobe-lab.lock sh -c '.venv/bin/python -m tests.lab up --control &&
+.venv/bin/python -m tests.goldens capture-lab; .venv/bin/python -m tests.lab down'``).
+Both then regenerate the derived tiers. Removed cases (a scenario gone) are deleted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.goldens import targeted, tiers
+
+
+def regenerate(*, check: bool) -> int:
+    changed = 0
+    for case in tiers.cases():
+        for name, text in case.derived().items():
+            patch = tiers.diff(case, name, text)
+            if not patch:
+                continue
+            changed += 1
+            sys.stdout.write(patch)
+            if not check:
+                case.directory.mkdir(parents=True, exist_ok=True)
+                (case.directory / name).write_text(text, encoding="utf-8")
+    stale = _stale_directories()
+    for directory in stale:
+        print(f"stale: {directory.relative_to(tiers.REPO)} (no such case any more)")
+        if not check:
+            shutil.rmtree(directory)
+    total = changed + len(stale)
+    verb = "differ" if check else "written"
+    print(f"goldens: {len(tiers.cases())} cases, {total} files {verb}", file=sys.stderr)
+    return 1 if check and total else 0
+
+
+def _stale_directories() -> list[Path]:
+    known = {case.directory for case in tiers.cases()}
+    found = [d for tier in ("lab", "targeted", "ooni-qa", "ooni-samples")
+             for d in sorted((tiers.GOLDENS / tier).glob("*/"))]  # fmt: skip
+    return [d for d in found if d not in known]
+
+
+def _write_measurement(tier: str, name: str, measurement: dict[str, Any]) -> None:
+    directory = tiers.GOLDENS / tier / name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / tiers.MEASUREMENT).write_text(tiers.dumps(measurement), encoding="utf-8")
+
+
+def capture_targeted() -> None:
+    for case in targeted.CASES:
+        measurement = targeted.capture(case)
+        got = measurement["test_keys"].get("x_rule_id")
+        if got != case.rule_id:
+            raise SystemExit(f"targeted/{case.name}: expected rule {case.rule_id}, got {got}")
+        _write_measurement("targeted", case.name, measurement)
+    extra = targeted.OONI_WITHOUT_STATUS
+    _write_measurement("targeted", str(extra["name"]), targeted.ooni_without_status())
+
+
+def capture_lab() -> None:
+    from tests.lab import model as m
+    from tests.lab.demo import run_scenarios, running_lab
+    from tests.lab.demo_apps import run_apps
+
+    info = running_lab()
+    if info is None:
+        raise SystemExit("capture-lab: the lab is not up")
+    for directory in sorted((tiers.GOLDENS / "lab").glob("*/")):
+        shutil.rmtree(directory)  # scenarios removed from scenarios.toml must not linger
+    with tempfile.TemporaryDirectory() as tmp:
+        for outcome in run_scenarios(info, Path(tmp) / "web.jsonl"):
+            _write_measurement("lab", outcome.scenario.id, outcome.measurement)
+            if outcome.mismatches():
+                print(f"lab/{outcome.scenario.id}: {outcome.mismatches()}", file=sys.stderr)
+        for app in run_apps(info, Path(tmp) / "apps.jsonl", m.load_app_scenarios()):
+            _write_measurement("lab", app.scenario.id, app.measurement)
+            if app.mismatches():
+                print(f"lab/{app.scenario.id}: {app.mismatches()}", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["capture-targeted"]:
+        capture_targeted()
+    elif argv == ["capture-lab"]:
+        capture_lab()
+    elif argv not in ([], ["--check"]):
+        print(__doc__, file=sys.stderr)
+        return 2
+    return regenerate(check=argv == ["--check"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

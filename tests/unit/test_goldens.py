@@ -1,0 +1,95 @@
+"""Golden files per tier (tests/goldens): every committed measurement gives, recomputed now,
+exactly the committed observations and verdict; every rule id (web and apps) fires on at least
+one golden; every lab scenario and OONI QA case has its golden. Regenerate with
+``python -m tests.goldens`` (it prints the diff to review)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+
+import pytest
+
+from probe.analysis.rules import RULES
+from probe.apps.verdict import APP_RULES
+from tests.goldens import targeted, tiers
+from tests.lab import model as m
+
+CASES = tiers.cases()
+HINT = "recompute with `python -m tests.goldens` and review the diff it prints"
+
+
+def _verdict(case: tiers.Case) -> dict[str, object]:
+    data: dict[str, object] = json.loads((case.directory / tiers.VERDICT).read_text())
+    return data
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_derived_tiers_are_recomputed_exactly(case: tiers.Case) -> None:
+    for name, text in case.derived().items():
+        path = case.directory / name
+        assert path.is_file(), f"{case.id}: {name} missing; {HINT}"
+        assert json.loads(path.read_text(encoding="utf-8")) == json.loads(text), (
+            f"{case.id}/{name} changed; {HINT}"
+        )
+
+
+def test_every_rule_fires_on_a_golden() -> None:
+    fired = {_verdict(c).get("x_rule_id") for c in CASES}
+    ids = [r.rule_id for r in RULES] + [r.rule_id for r in APP_RULES]
+    assert [i for i in ids if i not in fired] == []
+
+
+def test_every_lab_scenario_and_qa_case_has_a_golden() -> None:
+    names = {c.id for c in CASES}
+    _, scenarios = m.load()
+    wanted = [f"lab/{s.id}" for s in scenarios] + [f"lab/{s.id}" for s in m.load_app_scenarios()]
+    wanted += [
+        f"ooni-qa/{d.name}" for d in tiers.QA.glob("*/") if (d / "measurement.json").exists()
+    ]
+    assert [w for w in wanted if w not in names] == []
+    tiers_dirs = [d for t in ("lab", "targeted", "ooni-qa", "ooni-samples")
+                  for d in (tiers.GOLDENS / t).glob("*/")]  # fmt: skip
+    assert sorted(d for d in tiers_dirs if d not in {c.directory for c in CASES}) == []
+
+
+def test_lab_goldens_reach_their_scenarios_verdicts() -> None:
+    _, scenarios = m.load()
+    for s in scenarios:
+        v = _verdict(tiers.Case("lab", s.id, tiers.GOLDENS / "lab" / s.id / "measurement.json"))
+        assert (v["blocking"], v["accessible"], v["x_outcome"]) == (
+            s.blocking, s.accessible, s.x_outcome,
+        ), s.id  # fmt: skip
+    for a in m.load_app_scenarios():
+        v = _verdict(tiers.Case("lab", a.id, tiers.GOLDENS / "lab" / a.id / "measurement.json"))
+        assert (v["x_app_verdict"], v["x_outcome"]) == (a.x_app_verdict, a.x_outcome), a.id
+
+
+def test_targeted_cases_fire_the_rule_they_exist_for() -> None:
+    expected = {c.name: c.rule_id for c in targeted.CASES}
+    expected[str(targeted.OONI_WITHOUT_STATUS["name"])] = str(
+        targeted.OONI_WITHOUT_STATUS["rule_id"]
+    )
+    got = {c.name: _verdict(c)["x_rule_id"] for c in CASES if c.tier == "targeted"}
+    assert got == expected
+
+
+_ADDRESS = re.compile(r"(?<![\w.:/])(\d{1,3}(?:\.\d{1,3}){3})(?![\w.])")
+_OURS = [ipaddress.ip_network("198.18.0.0/15")]
+
+
+def test_committed_measurements_hold_only_lab_addresses() -> None:
+    """Lab and targeted measurements are ours: no public address but the lab's own (special-
+    purpose ones are what censors answer: 127.0.0.1, 10.10.34.35; the lab's client address
+    itself is scrubbed by the probe)."""
+    for case in CASES:
+        if case.tier not in ("lab", "targeted"):
+            continue
+        text = case.source.read_text(encoding="utf-8")
+        for found in _ADDRESS.findall(text):
+            try:
+                addr = ipaddress.ip_address(found)
+            except ValueError:
+                continue
+            assert not addr.is_global or any(addr in n for n in _OURS), f"{case.id}: {found}"
