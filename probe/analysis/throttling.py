@@ -19,7 +19,8 @@ targets of the same run, over the same link, were fast. The clues, each a record
 :func:`latency_excess` (clues 1-3), :func:`follow_up_goodput` (4), :func:`baseline_vetoes`
 (a slow transfer as slow as the link itself is no throttling) and :func:`slow_link` give the
 rules their facts; :func:`suspect` is the cheaper test the probe uses to decide whether a
-target deserves a follow-up. The thresholds and why: docs/verdicts.md, "Throttling".
+target deserves a follow-up, and :func:`follow_up_plan` where that follow-up goes. The
+thresholds and why: docs/verdicts.md, "Throttling".
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from probe.analysis.observations import ControlObs, EndpointObs, HTTPObs, Observ
 from probe.analysis.samples import StageSample
 from probe.analysis.timing import Baseline, final_http, stage_sample, summarise
 from probe.analysis.transfer import FLOOR_BPS, MIN_WINDOW, RATIO, goodput
+from probe.netaddr import parse_ip, split_endpoint
 from probe.vocabulary import TIMEOUT
 
 #: a stage is "slow" when it takes this many times what the baseline and the control took ...
@@ -226,3 +228,31 @@ def suspect(obs: Observations) -> list[str]:
         if slow and g.steady and g.window >= MIN_WINDOW:
             reasons.append("goodput")
     return reasons
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpPlan:
+    """Where a suspect target's follow-up goes: the final response's URL, address and name
+    (the SNI and Host of the follow-up), and why it is suspect."""
+
+    url: str
+    ip: str
+    port: int
+    server_name: str
+    depth: int
+    reasons: tuple[str, ...]
+
+
+def follow_up_plan(obs: Observations) -> FollowUpPlan | None:
+    """The follow-up the facts call for (:func:`suspect`), or None."""
+    reasons = suspect(obs)
+    final = final_http(obs)
+    if not reasons or final is None:
+        return None
+    try:
+        ip, port = split_endpoint(final.address)
+    except ValueError:
+        return None
+    if parse_ip(ip) is None:
+        return None
+    return FollowUpPlan(final.url, ip, port, final.host, final.depth, tuple(reasons))

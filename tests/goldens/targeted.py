@@ -46,9 +46,11 @@ def th_answer(
     http_failure: str | None = None,
     title: str = "Site",
     body_length: int = 500,
+    transfer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A TH answer for ``request``: every endpoint connects (or fails with ``tcp``), TLS on the
-    https ones (``tls``), the fetch gets ``status`` (or ``http_failure``)."""
+    https ones (``tls``), the fetch gets ``status`` (or ``http_failure``), with our helper's
+    ``x_transfer`` timings when given."""
     tcp_results: dict[str, Any] = {}
     tls_results: dict[str, Any] = {}
     for ep in request.get("tcp_connect") or []:
@@ -69,6 +71,8 @@ def th_answer(
             "body_length": body_length, "discovered_h3_endpoint": "", "failure": None,
             "title": title, "headers": {"Content-Type": "text/html"}, "status_code": status,
         }  # fmt: skip
+        if transfer is not None:
+            http["x_transfer"] = {"body_length": body_length, **transfer}
     return {
         "tcp_connect": tcp_results,
         "tls_handshake": tls_results,

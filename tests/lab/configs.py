@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from probe.runfacts import CANARY_SUFFIX
 from tests.lab import model as m
 from tests.lab.model import Site
 
@@ -154,7 +155,9 @@ def _unbound_common(address: str, state: Path, tag: str) -> str:
 
 
 def dnsmasq_isp_argv(sites: list[Site], state: Path) -> list[str]:
-    """The ISP resolver: forwards lab.test to the authoritative server, lies per isp_dns."""
+    """The ISP resolver: forwards lab.test to the authoritative server, lies per isp_dns, and
+    rewrites every name of the probe's NXDOMAIN canary TLD (probe.runfacts) to its own address,
+    as an ISP that sends every name that does not exist to its search page does."""
     argv = [
         "dnsmasq",
         "--keep-in-foreground",
@@ -171,6 +174,7 @@ def dnsmasq_isp_argv(sites: list[Site], state: Path) -> list[str]:
         f"--log-facility={state}/logs/isp-dns.log",
         "--log-queries",
         f"--server=/{m.LAB_ZONE}/{m.AUTH_DNS}",
+        f"--address=/{CANARY_SUFFIX}/{m.ISP_RESOLVER}",
     ]
     for site in sites:
         if site.isp_dns == "nxdomain":

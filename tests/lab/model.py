@@ -89,7 +89,25 @@ class Scenario:
     accessible: bool | None
     x_outcome: str
     note: str = ""
+    #: the [[run]] that measures it ("": the main run, every such scenario at once)
+    run: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A probe run of its own ([[run]]): its scenarios one after the other, in file order."""
+
+    name: str
+    #: the client link's rate for every site during the run (tc syntax), None: unchanged
+    link: str | None = None
+    note: str = ""
+
+
+def load_runs(path: Path = SCENARIOS_FILE) -> list[Run]:
+    """The [[run]] tables of scenarios.toml."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return [Run(**raw) for raw in data.get("run", [])]
 
 
 @dataclass(frozen=True)
