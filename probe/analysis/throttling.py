@@ -101,13 +101,10 @@ def latency_excess(
     if found is None or baseline is None or control is None:
         return None
     http, sample = found
-    expected = baseline.expected_latency(tls=sample.tls_handshake is not None)
-    observed = sample.latency
-    if expected is None or observed is None or not _path_normal(sample, baseline):
+    times = _observed_expected(sample, baseline)
+    if times is None or not _path_normal(sample, baseline):
         return None
-    if baseline.capacity and sample.body_time is not None:
-        observed += sample.body_time
-        expected += sample.body_bytes / baseline.capacity
+    observed, expected = times
     if observed < factor * max(expected, control) or observed - expected < excess:
         return None
     if follow_up_exonerates(obs):
@@ -115,20 +112,34 @@ def latency_excess(
     return LatencyExcess(observed, expected, control, http)
 
 
+def _observed_expected(sample: StageSample, baseline: Baseline) -> tuple[float, float] | None:
+    """(observed, expected) seconds of a fetch: handshake plus first byte, plus the body when
+    the baseline knows the link's capacity (then the body is expected to take its size over
+    that capacity). None without the stage times to compare."""
+    expected = baseline.expected_latency(tls=sample.tls_handshake is not None)
+    observed = sample.latency
+    if expected is None or observed is None:
+        return None
+    if baseline.capacity and sample.body_time is not None:
+        observed += sample.body_time
+        expected += sample.body_bytes / baseline.capacity
+    return observed, expected
+
+
 def follow_up_exonerates(obs: Observations) -> bool:
-    """The follow-up (same SNI/Host, same address) did not reproduce the slowness: its
-    handshake and first byte were as fast as the baseline expects, or its transfer ran above
-    the goodput floor or at the link's own speed. The slow first fetch was a passing delay."""
+    """The follow-up (same SNI/Host, same address) did not reproduce the slowness: its stage
+    times, measured as :func:`latency_excess` measures the fetch's, were as fast as the
+    baseline expects, or its transfer ran above the goodput floor or at the link's own
+    speed. The slow first fetch was a passing delay."""
     baseline = run_baseline(obs)
     for h in obs.http:
         if h.diag != "throughput" or h.status <= 0:
             continue
         sample = stage_sample(obs, h)
-        if baseline is not None and sample is not None and sample.latency is not None:
-            expected = baseline.expected_latency(tls=sample.tls_handshake is not None)
-            if expected is not None and (
-                sample.latency < SLOW_FACTOR * expected or sample.latency - expected < MIN_EXCESS
-            ):
+        times = None if baseline is None or sample is None else _observed_expected(sample, baseline)
+        if times is not None:
+            observed, expected = times
+            if observed < SLOW_FACTOR * expected or observed - expected < MIN_EXCESS:
                 return True
         g = goodput(h, obs.control)
         if g.probe_bps is None or g.window < MIN_WINDOW:

@@ -8,8 +8,8 @@ Prints, for the rules in force (``RULES_VERSION``):
    ``accessible`` with the verdict OONI's probe wrote, generated scenarios and real ``manual-*``
    runs apart (tests/unit/test_ooni_qa.py asserts it);
 2. the real-measurement corpus (tests/corpus): agreement with OONI's recorded verdicts and with
-   the adjudicated ones, and the goldens (tests/unit/test_corpus.py asserts it), with the
-   measurements where we differ;
+   the adjudicated ones (tests/unit/test_corpus.py asserts the latter on the corpus goldens),
+   with the measurements where we differ;
 3. the analysis cost per measurement over the corpus (a figure, never asserted).
 """
 
@@ -56,7 +56,7 @@ def qa_agreement() -> list[str]:
 
 def corpus_cost(rounds: int = 20) -> str:
     fps = corpus.fingerprints()
-    measurements = [corpus.strip_verdict(corpus.load(e)) for e in corpus.entries()]
+    measurements = [corpus.measurement(e) for e in corpus.entries()]
     start = time.perf_counter()
     for _ in range(rounds):
         for m in measurements:

@@ -6,14 +6,17 @@ where it came from (``origin`` repository, ``origin_path``, ``commit``, ``licenc
 ``extract`` when the measurement is a field of a bigger file), its SHA-256, what it shows, and
 the ``expected`` verdict we adjudicated (``blocking``, ``accessible``, ``x_outcome``). Where
 that verdict differs from the one OONI's probe recorded in the measurement, ``reason`` says
-why in one line. ``kind`` is ``real`` (a measurement of a real network, published by OONI) or
-``golden`` (built from a real one, or captured from our probe against real servers: the
-anchors of the fixes of issue 16, ``anchor`` names the item).
+why in one line; ``anchor`` names the item of issue 16 a measurement anchors. Every one is a
+measurement of a real network, published by OONI (our own captures are goldens of the lab and
+targeted tiers, tests/goldens).
 
 The engine is run with our bundled fingerprints merged with OONI's and Censored Planet's
-(``../shared/data/fingerprints``): the configuration a researcher uses on OONI data.
-:func:`score` gives, per measurement, our verdict, OONI's and the adjudicated one;
-``tests/unit/test_corpus.py`` asserts it and ``make bench`` prints the agreement.
+(``../shared/data/fingerprints``): the configuration a researcher uses on OONI data, on
+:func:`measurement` (OONI's verdict keys stripped first). The derived goldens are a tier of
+tests/goldens (``corpus/<id>/``: ``python -m tests.goldens`` writes them);
+``tests/unit/test_corpus.py`` checks provenance and that the committed verdicts are the
+adjudicated ones; :func:`score` gives, per measurement, our verdict, OONI's and the
+adjudicated one, and ``make bench`` prints the agreement (:func:`summary`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = REPO / ".." / "shared" / "data"
 MANIFEST = HERE / "manifest.toml"
-KINDS = ("real", "golden")
 
 Verdict = tuple[Any, Any]
 
@@ -38,7 +40,6 @@ Verdict = tuple[Any, Any]
 @dataclass(frozen=True)
 class Entry:
     id: str
-    kind: str
     path: Path
     location: str  # "corpus" | "shared"
     origin: str
@@ -91,6 +92,11 @@ def load(entry: Entry) -> dict[str, Any]:
     return data
 
 
+def measurement(entry: Entry) -> dict[str, Any]:
+    """What the engine is given: the measurement without OONI's verdict keys."""
+    return strip_verdict(load(entry))
+
+
 def digest(entry: Entry) -> str:
     return hashlib.sha256(entry.path.read_bytes()).hexdigest()
 
@@ -131,19 +137,14 @@ class Scored:
         )
 
 
-def score(
-    analyze: Callable[..., dict[str, Any]], *, kinds: tuple[str, ...] = KINDS
-) -> list[Scored]:
+def score(analyze: Callable[..., dict[str, Any]]) -> list[Scored]:
     """Run ``analyze(measurement, fingerprints=...)`` (the verdict keys stripped first) over
-    every measurement of ``kinds``."""
+    every measurement."""
     fps = fingerprints()
     out = []
     for entry in entries():
-        if entry.kind not in kinds:
-            continue
-        m = load(entry)
-        ooni = ooni_verdict(m)
-        out.append(Scored(entry, analyze(strip_verdict(m), fingerprints=fps), ooni))
+        ooni = ooni_verdict(load(entry))
+        out.append(Scored(entry, analyze(measurement(entry), fingerprints=fps), ooni))
     return out
 
 
@@ -168,20 +169,13 @@ def strip_verdict(measurement: dict[str, Any]) -> dict[str, Any]:
 
 def summary(scored: list[Scored]) -> str:
     """Agreement figures and the per-measurement table (printed by tests and ``make bench``)."""
-    lines = []
-    for kind in KINDS:
-        rows = [s for s in scored if s.entry.kind == kind]
-        if not rows:
-            continue
-        adj = sum(s.agrees_with_expected for s in rows)
-        if kind == "real":
-            ooni = sum(s.agrees_with_ooni for s in rows)
-            lines.append(
-                f"real corpus: {len(rows)} measurements; agreement with OONI's recorded verdict "
-                f"{ooni}/{len(rows)}, with the adjudicated verdict {adj}/{len(rows)}"
-            )
-        else:  # our own captures: OONI recorded nothing
-            lines.append(f"golden corpus: {len(rows)} measurements; adjudicated {adj}/{len(rows)}")
+    adj = sum(s.agrees_with_expected for s in scored)
+    ooni = sum(s.agrees_with_ooni for s in scored)
+    n = len(scored)
+    lines = [
+        f"real corpus: {n} measurements; agreement with OONI's recorded verdict {ooni}/{n}, "
+        f"with the adjudicated verdict {adj}/{n}"
+    ]
     lines.append(f"{'measurement':44} {'OONI':22} {'adjudicated':22} {'ours':22} x_outcome")
     for s in scored:
         mark = "  " if s.agrees_with_expected else "XX"

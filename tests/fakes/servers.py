@@ -45,9 +45,10 @@ def _fake_end(stream: trio.abc.Stream) -> FakeStream:
     return stream
 
 
-def reset(stream: trio.abc.Stream) -> None:
-    """RST the connection under ``stream`` (plain, TLS or prepended)."""
-    _fake_end(stream).reset()
+def reset(stream: trio.abc.Stream, error: OSError | None = None) -> None:
+    """RST the connection under ``stream`` (plain, TLS or prepended); with ``error``, break
+    it that way instead (what the client's reads and writes then raise)."""
+    _fake_end(stream).reset(error)
 
 
 async def silent(stream: trio.abc.Stream) -> None:
@@ -64,12 +65,13 @@ async def _read_at_least(stream: trio.abc.Stream, count: int) -> bytes:
     return data
 
 
-def rst_after(count: int) -> Handler:
-    """A censor that resets the connection once ``count`` bytes came from the client."""
+def rst_after(count: int, *, error: OSError | None = None) -> Handler:
+    """A censor that resets the connection once ``count`` bytes came from the client (or
+    breaks it with ``error``)."""
 
     async def handler(stream: trio.abc.Stream) -> None:
         await _read_at_least(stream, count)
-        reset(stream)
+        reset(stream, error)
 
     return handler
 

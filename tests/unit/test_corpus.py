@@ -1,9 +1,11 @@
-"""The real-measurement corpus (tests/corpus): provenance, privacy, and the engine's verdicts.
+"""The real-measurement corpus (tests/corpus): provenance, privacy, and the adjudicated verdicts.
 
 Every measurement has its origin recorded, a file that still matches its SHA-256, no probe
-address but OONI's placeholder, an adjudicated verdict the engine reaches, and, where we
-deliberately differ from OONI's recorded verdict, a reason in the manifest and a row in
-docs/verdicts.md.
+address but OONI's placeholder, and, where we deliberately differ from OONI's recorded
+verdict, a reason in the manifest and a row in docs/verdicts.md. Its derived goldens are the
+``corpus`` tier of tests/goldens (recomputed exactly by tests/unit/test_goldens.py, like every
+tier); here each committed verdict must be the adjudicated one, as the lab goldens must reach
+their scenarios' verdicts.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import re
 
 import pytest
 
-from probe.analysis import analyze
 from tests import corpus
+from tests.goldens import tiers
 
 ENTRIES = corpus.entries()
 IDS = [e.id for e in ENTRIES]
@@ -25,26 +27,18 @@ LAB_CLIENT = "198.18.0.2"
 
 def test_manifest_lists_each_measurement_once_with_its_origin() -> None:
     assert len(IDS) == len(set(IDS))
-    assert sum(e.kind == "real" for e in ENTRIES) >= 25
+    assert len(ENTRIES) >= 25
     for e in ENTRIES:
-        assert e.kind in corpus.KINDS, e.id
         assert e.origin and e.origin_path and e.licence and e.what, e.id
         assert re.fullmatch(r"[0-9a-f]{40}", e.commit), e.id
         assert e.expected.get("x_outcome"), e.id
         assert e.path.exists(), f"{e.id}: {e.path}"
         assert corpus.digest(e) == e.sha256, f"{e.id}: the file changed"
-        if e.kind == "golden":
-            assert e.anchor, e.id
 
 
 def test_every_committed_file_is_in_the_manifest() -> None:
     listed = {e.path.resolve() for e in ENTRIES if e.location == "corpus"}
-    on_disk = {
-        p.resolve()
-        for sub in ("real", "golden")
-        for p in (corpus.HERE / sub).rglob("*")
-        if p.is_file()
-    }
+    on_disk = {p.resolve() for p in (corpus.HERE / "real").rglob("*") if p.is_file()}
     assert on_disk == listed
 
 
@@ -59,22 +53,20 @@ def test_no_probe_address_but_the_placeholder(entry: corpus.Entry) -> None:
 def test_a_reason_exactly_where_we_differ_from_ooni() -> None:
     documented = _documented()
     for e in ENTRIES:
-        if e.kind != "real":
-            continue
         differs = corpus.ooni_verdict(corpus.load(e)) != e.expected_pair
         assert bool(e.reason) == differs, e.id
         if differs:
             assert e.id in documented, f"{e.id}: missing from docs/verdicts.md"
 
 
-def test_the_engine_reaches_every_adjudicated_verdict(capsys: pytest.CaptureFixture[str]) -> None:
-    scored = corpus.score(analyze)
-    with capsys.disabled():
-        print("\n" + corpus.summary(scored))
-    wrong = [s.entry.id for s in scored if not s.agrees_with_expected]
-    assert wrong == []
-    for s in scored:
-        assert s.ours["x_rule_id"] != "internal.error", s.entry.id
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_the_committed_verdict_is_the_adjudicated_one(entry: corpus.Entry) -> None:
+    path = tiers.GOLDENS / "corpus" / entry.id / tiers.VERDICT
+    v = json.loads(path.read_text(encoding="utf-8"))
+    assert (v["blocking"], v["accessible"], v["x_outcome"]) == (
+        *entry.expected_pair, entry.expected["x_outcome"],
+    ), entry.id  # fmt: skip
+    assert v["x_rule_id"] != "internal.error", entry.id
 
 
 def test_measurements_are_web_connectivity_json() -> None:
@@ -92,17 +84,5 @@ def _documented() -> set[str]:
 
 
 def test_docs_list_only_real_disagreements() -> None:
-    differing = {
-        e.id
-        for e in ENTRIES
-        if e.kind == "real" and corpus.ooni_verdict(corpus.load(e)) != e.expected_pair
-    }
+    differing = {e.id for e in ENTRIES if corpus.ooni_verdict(corpus.load(e)) != e.expected_pair}
     assert _documented() == differing
-
-
-def test_our_goldens_load_strictly_with_oonidata() -> None:
-    """The run facts and the follow-up's events keep our measurements OONI's format."""
-    from tests.conformance.check import check_with_oonidata
-
-    lines = [corpus.read_text(e) for e in ENTRIES if e.kind == "golden"]
-    assert check_with_oonidata([json.dumps(json.loads(t)) for t in lines]) == []

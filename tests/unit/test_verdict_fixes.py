@@ -1,8 +1,9 @@
-"""The four recurring mistakes of issue 16, each on a real (or captured) measurement.
+"""The recurring mistakes of issue 16, each on a real (or captured) measurement.
 
-Every test here fails on the rules of 2026.11.1 and passes on 2026.12.1: the measurement, the
-wrong verdict it used to get and the rule that now decides are named in each test. The files
-come from the corpus (tests/corpus/manifest.toml says where each one comes from).
+Every test here fails on the rules of 2026.11.1 and passes on 2026.12.2: the measurement, the
+wrong verdict it used to get and the rule that now decides are named in each test. The real
+files come from the corpus (tests/corpus/manifest.toml says where each one comes from), our
+own captures from the lab and targeted goldens (tests/goldens).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from probe.analysis import RULES, RULES_VERSION, analyze
 from probe.analysis.fingerprints import builtin
 from probe.analysis.rules import RETIRED
 from tests import corpus
-from tests.corpus import capture
+from tests.goldens import targeted, tiers
 from tests.unit.test_analysis_rules import HOST, IP, _control, _request, measurement
 
 BY_ID = {e.id: e for e in corpus.entries()}
@@ -146,20 +147,26 @@ def test_a_cdn_challenge_served_with_503_is_not_a_server_error() -> None:
 # --- 4. no control, wrong certainty ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", list(capture.CASES))
+#: targeted goldens (tests/goldens/targeted.py): servers that misbehave, measured without control
+NO_CONTROL = ("server-http09-no-control", "server-stalls-no-control",
+              "server-resets-huge-request-no-control")  # fmt: skip
+
+
+@pytest.mark.parametrize("case", NO_CONTROL)
 def test_a_misbehaving_server_without_control_is_not_ip_blocked(case: str) -> None:
-    """Captured from our probe (tests/corpus/capture.py). Before: tcp/ip-blocked."""
-    m = corpus.load(BY_ID[f"golden-loopback-{case}"])
-    b, a, outcome, _ = _verdict(m)
+    """Before: tcp/ip-blocked (the innocuous-Host retry failed too)."""
+    m = tiers.Case("targeted", case, tiers.GOLDENS / "targeted" / case / tiers.MEASUREMENT)
+    b, a, outcome, _ = _verdict(corpus.strip_verdict(m.measurement()))
     assert (b, a, outcome) == (None, None, "unknown/control-unavailable")
 
 
-@pytest.mark.parametrize("case", list(capture.CASES))
-async def test_the_same_servers_measured_live(case: str) -> None:
-    m = await capture.capture(case)
+@pytest.mark.parametrize("case", NO_CONTROL)
+def test_the_same_servers_measured_again(case: str) -> None:
+    (spec,) = [c for c in targeted.CASES if c.name == case]
+    m = targeted.capture(spec)
     tags = [r["tags"] for r in m["test_keys"]["requests"]]
     assert ["depth=0", "x_diag=host_retry"] in tags  # the diagnostic ran, and failed too
-    assert _verdict(m)[2] == "unknown/control-unavailable"
+    assert _verdict(corpus.strip_verdict(m))[2] == "unknown/control-unavailable"
 
 
 def _host_blocked(*, control_ok: bool, server_bytes: int) -> dict[str, Any]:
@@ -244,23 +251,28 @@ def test_the_docs_rule_table_is_the_code_s() -> None:
         assert row[3] == rule.evidence, rule.rule_id
 
 
-#: captured in the lab (tests/integration/test_run_facts.py): what 2026.11.1 said -> the rule now
-LAB_GOLDENS = {
+#: our captures (tests/goldens: the lab, by `probe run`; the fake network): what 2026.11.1
+#: said -> the outcome and rule now
+CAPTURED = {
     # item 2: the ISP rewrites NXDOMAIN (the run's canary shows it); was dns/unexpected-address
-    "golden-lab-nxdomain-rewritten": ("down/everywhere", "down.dns_nxdomain_rewritten"),
+    "lab/dns-nxdomain-rewritten": ("down/everywhere", "down.dns_nxdomain_rewritten"),
     # item 3: a 503 to everyone over validated TLS; was ok
-    "golden-lab-status503-https": ("down/server-error", "down.server_error_tls"),
-    "golden-lab-status503-http": ("down/server-error", "down.server_error"),
+    "lab/odd-503": ("down/server-error", "down.server_error_tls"),
+    "lab/odd-503-http": ("down/server-error", "down.server_error"),
     # item 5: a 4 KiB page behind an SNI-triggered 8 kbit/s cap; was ok
-    "golden-lab-throttled-small-page": ("http/throttled", "http.throttled_stage_times"),
+    "lab/http-throttled-sni-small-page": ("http/throttled", "http.throttled_follow_up"),
     # the same cap on 320 KiB; was http/body-timeout
-    "golden-lab-throttled-large-page": ("http/throttled", "http.throttled_stage_times"),
+    "lab/http-throttled-sni-large-page": ("http/throttled", "http.throttled_follow_up"),
+    # a 2 kB page behind a 16 kbit/s cap whose follow-up is too short for a goodput; was ok
+    "targeted/throttled-tiny-page-stage-times": ("http/throttled", "http.throttled_stage_times"),
     # a large object over a link slow for every site; was http/throttled
-    "golden-lab-slow-link-large-object": ("http/slow-link", "http.slow_link"),
+    "lab/slow-link-large-object": ("http/slow-link", "http.slow_link"),
 }
 
 
-@pytest.mark.parametrize("entry_id", list(LAB_GOLDENS))
-def test_lab_captures(entry_id: str) -> None:
-    v = analyze(corpus.strip_verdict(corpus.load(BY_ID[entry_id])))
-    assert (v["x_outcome"], v["x_rule_id"]) == LAB_GOLDENS[entry_id]
+@pytest.mark.parametrize("case_id", list(CAPTURED))
+def test_our_captures(case_id: str) -> None:
+    tier, name = case_id.split("/")
+    case = tiers.Case(tier, name, tiers.GOLDENS / tier / name / tiers.MEASUREMENT)
+    v = analyze(corpus.strip_verdict(case.measurement()))
+    assert (v["x_outcome"], v["x_rule_id"]) == CAPTURED[case_id]
