@@ -21,8 +21,9 @@ Flow (one :class:`~probe.trace.Trace` per target; docs/ARCHITECTURE.md):
    next to the baseline and the control), the throughput follow-up runs on NEW connections to
    the SAME address: the same URL with ``Range: bytes=0-`` :data:`FOLLOW_UP_BYTES` under the
    same SNI/Host (``x_diag=throughput``) and a handshake with an innocuous SNI
-   (``x_diag=throughput_sni``); ``x_throughput_follow_up`` says why. The finished measurement
-   then joins the run's baseline (it never counts itself).
+   (``x_diag=throughput_sni``); ``x_throughput_follow_up`` says why. The measurement then
+   joins the run's baseline (it never counts itself), before the run's slot is released: the
+   next target of a run measured one at a time sees it.
 
 Every decision is taken from the :class:`~probe.stages.result.StageResult` a stage returned
 (never from the trace lists, where a concurrent attempt's event may be the last one). Every
@@ -112,6 +113,8 @@ class _Flow:
     #: ``x_run_baseline`` as it was when the fetch ended (in a run)
     baseline: dict[str, Any] | None = None
     follow_up: FollowUpPlan | None = None
+    #: this target joined the run's baseline already
+    joined: bool = False
 
 
 async def measure_web(
@@ -136,7 +139,7 @@ async def measure_web(
     if deadline.cancelled_caught:
         flow.error = failed(Failure.GENERIC_TIMEOUT_ERROR, Operation.TOP_LEVEL)
     measurement = _assemble(url, flow, runtime=trace.elapsed())
-    if ctx.run_facts is not None:
+    if not flow.joined and ctx.run_facts is not None:  # the deadline or an error came first
         ctx.run_facts.baseline.add(measurement)
     return measurement
 
@@ -177,6 +180,9 @@ async def _measure(url: str, flow: _Flow) -> None:
                 active.start_soon(_run_control, flow, url, endpoints)
             await _fetch_chain(flow, url, first_addresses=addresses)
         await _follow_up(flow, url)
+        if ctx.run_facts is not None:
+            ctx.run_facts.baseline.add(_assemble(url, flow, runtime=flow.trace.elapsed()))
+            flow.joined = True
         if flow.release is not None:
             flow.release()
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.name
+import dns.rdata
 import dns.rdatatype
 import trio
 
@@ -178,6 +179,8 @@ def parse_reply(raw: bytes, *, query_id: int, rdtype: dns.rdatatype.RdataType) -
     for rrset in msg.answer:
         ttl = int(rrset.ttl)
         for rd in rrset:
+            if isinstance(rd, dns.rdata.GenericRdata):
+                continue  # a type dnspython cannot read in this class (an A of class 257)
             if rd.rdtype == dns.rdatatype.A:
                 answers.append(DNSAnswer(answer_type="A", ipv4=rd.address, ttl=ttl))
             elif rd.rdtype == dns.rdatatype.AAAA:
