@@ -11,10 +11,10 @@ targets of the same run, over the same link, were fast. The clues, each a record
    (helpers since 2026-12) ``t_connect`` / ``t_tls``, its own connect and handshake;
 3. **the run baseline** ``test_keys.x_run_baseline`` (:mod:`probe.analysis.samples`): the
    same stage times of the other targets of the run, and the link capacity they showed;
-4. **the follow-up** (``x_diag=throughput``): for a suspect target the probe fetches a larger
-   object under the same SNI/Host from the same address (a Range request of the same URL, or a
-   known large object of the host) and records its progress: a goodput measured on purpose,
-   plus an innocuous-SNI handshake to the same address (``x_diag=throughput_sni``).
+4. **the follow-up** (``x_diag=throughput``): for a suspect target the probe fetches the same
+   URL again with a Range request for up to 256 KiB, under the same SNI/Host from the same
+   address, and records its progress: a goodput measured on purpose, plus an innocuous-SNI
+   handshake to the same address (``x_diag=throughput_sni``).
 
 :func:`latency_excess` (clues 1-3), :func:`follow_up_goodput` (4), :func:`baseline_vetoes`
 (a slow transfer as slow as the link itself is no throttling) and :func:`slow_link` give the
