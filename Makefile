@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 REFSTAMP := $(REFVENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv native run test check lint typecheck pytest bench demo clean help
+.PHONY: venv native run test check system lint typecheck pytest bench demo clean help
 
 help:
 	@echo "make run        measure the default target list (targets/default.txt)"
 	@echo "make test       the whole test suite: ruff, mypy --strict, pytest (lab tests need root)"
+	@echo "make system     install the Debian packages the tests need (root), or name them"
 	@echo "make check      same as make test"
 	@echo "make bench      benchmarks (figures printed, never asserted)"
 	@echo "make native     compile the analysis hot path with mypyc (optional; make test/bench do it)"
@@ -53,7 +54,12 @@ pytest: venv native
 	$(BIN)/pytest $(PYTEST_ARGS)
 	CENSORPROBE_PURE=1 $(BIN)/pytest -q tests/unit tests/conformance $(PYTEST_ARGS)
 
-check: lint typecheck pytest
+# the Debian packages of .ci/packages.txt: installed when root, else one line naming them
+system:
+	$(PYTHON) -m tests.system ensure
+
+check: system
+	$(MAKE) lint typecheck pytest
 
 test: check
 

@@ -10,7 +10,10 @@ Flow (one :class:`~probe.trace.Trace` per target; docs/ARCHITECTURE.md):
    :class:`~probe.policy.ConnectPolicy`: for a public target a special-purpose address, from
    DNS or from a redirect's IP literal, is listed in ``x_skipped_endpoints``, never contacted;
 4. HTTP GET over the first good connection, in resolution order; redirects by hand, each hop
-   measured again through DNS/TCP/TLS/HTTP with a ``depth=N`` tag;
+   measured again through DNS/TCP/TLS/HTTP with a ``depth=N`` tag. A Location is first held
+   to the rules of a target URL (:func:`probe.inputs.target_url`; a broken one is
+   ``http_invalid_redirect_location_host``), then the connect policy decides where the hop
+   may connect (the validator says what a valid URL is, the policy where to go);
 5. diagnostics after a failure, on a NEW connection to the SAME address: a TLS handshake with an
    innocuous SNI (``x_diag=sni_retry``), an HTTP request with an innocuous Host
    (``x_diag=host_retry``). They let the analysis tell SNI/Host filtering from IP blocking;
@@ -28,7 +31,7 @@ Flow (one :class:`~probe.trace.Trace` per target; docs/ARCHITECTURE.md):
 Every decision is taken from the :class:`~probe.stages.result.StageResult` a stage returned
 (never from the trace lists, where a concurrent attempt's event may be the last one). Every
 network operation goes through ``ctx.network``. The result is a JSON-ready dict; the session
-adds verdicts (through the registry) and scrubs it.
+publishes it (:mod:`probe.privacy`) and adds verdicts computed from the published copy.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from probe.envelope import (
     resolver_ip,
 )
 from probe.failures import OpFailure, classify, failed
+from probe.inputs import InputError, target_url
 from probe.net import close_now
 from probe.netaddr import join_endpoint, parse_ip
 from probe.policy import ConnectPolicy
@@ -243,8 +247,8 @@ async def _fetch_chain(flow: _Flow, url: str, *, first_addresses: list[str]) -> 
         location = await _fetch_hop(flow, current, addresses, tags=tags)
         if location is None:
             return
-        nxt = urljoin(current, location)
-        if urlsplit(nxt).scheme not in ("http", "https") or not urlsplit(nxt).hostname:
+        nxt = _redirect_target(current, location)
+        if nxt is None:
             flow.error = failed(
                 Failure.HTTP_INVALID_REDIRECT_LOCATION_HOST, Operation.HTTP_ROUND_TRIP
             )
@@ -254,6 +258,16 @@ async def _fetch_chain(flow: _Flow, url: str, *, first_addresses: list[str]) -> 
         unknown_failure(f"stopped after {config.max_redirects} redirects"),
         Operation.HTTP_ROUND_TRIP,
     )
+
+
+def _redirect_target(current: str, location: str) -> str | None:
+    """The URL a Location leads to, held to the rules of a target URL (probe.inputs: http(s),
+    a host, a valid port, no zone id, at most 4096 characters, IDN as A-labels, credentials
+    removed); None when it breaks them (a hostile server's Location is a fact, not a crash)."""
+    try:
+        return target_url(urljoin(current, location)).url
+    except (InputError, ValueError):
+        return None
 
 
 async def _fetch_hop(flow: _Flow, url: str, addresses: list[str], *, tags: list[str]) -> str | None:

@@ -5,15 +5,19 @@
 - Each target runs under its own hard deadline (inside :func:`probe.experiment.measure_web`);
   any exception becomes a recorded failure of that target, never the end of the run.
 - Finished measurements go through a channel to a single writer task that appends whole lines
-  and flushes each one; nothing is kept after it is written (only counters and a bounded list of
-  rows for the final summary).
+  (:class:`probe.writer.LineWriter`); nothing is kept after it is written (only counters and a
+  bounded list of rows for the final summary).
+- A write error (a full disk, ``/dev/full``) stops the run at once: the writer has cut the file
+  back to its last whole line, the targets in flight are cancelled, and :attr:`Stats.write_error`
+  says how many measurements are safe; the command prints that in one line.
 - The first Ctrl-C stops starting new targets and lets the ones in flight finish; a second one
   cancels them. Either way every line in the file is whole, and ``--resume`` picks up from it.
+- ``measure`` receives the :class:`~probe.targets.Target`, whose ``notes`` (the URL as given,
+  removed credentials) belong in the measurement before it is published.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -28,6 +32,7 @@ from probe import registry
 from probe.summary import SummaryRow as SummaryRow  # re-exported: the Sink protocol uses it
 from probe.summary import summary_row, target_label
 from probe.targets import BadLine, Target
+from probe.writer import LineWriter, WriteError, read_resume_state
 
 #: how many non-accessible targets the final summary lists by name
 SUMMARY_ROWS = 50
@@ -52,26 +57,13 @@ class Stats:
     verdicts: Counter[str] = field(default_factory=Counter)
     rows: list[SummaryRow] = field(default_factory=list)
     interrupted: bool = False
+    #: set when a line could not be written: the run stopped there
+    write_error: WriteError | None = None
 
 
 def read_done_inputs(path: Path) -> set[str]:
     """Inputs already measured in a previous (possibly interrupted) output file."""
-    done: set[str] = set()
-    if not path.exists():
-        return done
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                msmt = json.loads(line)
-                value = msmt.get("input")
-                app = (msmt.get("test_keys") or {}).get("x_app")
-            except (json.JSONDecodeError, AttributeError):
-                continue  # a torn last line from a crash: measure that target again
-            if isinstance(value, str):
-                done.add(value)
-            if isinstance(app, str):  # OONI's app tests have no input: key them by app
-                done.add(f"app:{app}")
-    return done
+    return read_resume_state(path).done
 
 
 def summarize(msmt: dict[str, Any]) -> SummaryRow:
@@ -86,18 +78,21 @@ def summarize(msmt: dict[str, Any]) -> SummaryRow:
 async def run_targets(
     items: Iterable[Target | BadLine],
     *,
-    measure: Callable[[str, Callable[[], None]], Awaitable[dict[str, Any]]],
+    measure: Callable[[Target, Callable[[], None]], Awaitable[dict[str, Any]]],
     output: Path,
     concurrency: int,
     sink: Sink,
     total: int | None = None,
     done_inputs: set[str] | None = None,
-    on_error: Callable[[str, Exception], dict[str, Any]] | None = None,
+    on_error: Callable[[Target, Exception], dict[str, Any]] | None = None,
+    encode: Callable[[dict[str, Any]], bytes] | None = None,
 ) -> Stats:
     """Measure every target of ``items`` and append one JSON line per target to ``output``.
 
-    ``measure(url, release)`` is an async function returning the final measurement dict; it
-    may call ``release()`` once its active work is done to free its slot early.
+    ``measure(target, release)`` is an async function returning the final measurement dict;
+    it may call ``release()`` once its active work is done to free its slot early.
+    ``on_error(target, exc)`` is the measurement of a target whose ``measure`` raised. ``encode``
+    turns a measurement into its line (default: orjson plus a newline).
     """
     stats = Stats()
     done_inputs = done_inputs or set()
@@ -106,7 +101,8 @@ async def run_targets(
     stop_starting = trio.Event()
     sink.started(total)
 
-    async def worker(url: str, send: trio.MemorySendChannel[dict[str, Any]]) -> None:
+    async def worker(target: Target, send: trio.MemorySendChannel[dict[str, Any]]) -> None:
+        url = target.url
         released = False
 
         def release() -> None:
@@ -119,9 +115,9 @@ async def run_targets(
 
         async with send:
             try:
-                msmt = await measure(url, release)
+                msmt = await measure(target, release)
             except Exception as exc:  # never lose a target, never stop the run
-                msmt = (on_error or _error_line)(url, exc)
+                msmt = on_error(target, exc) if on_error else _error_line(url, exc)
             finally:
                 release()
             await send.send(msmt)
@@ -142,23 +138,39 @@ async def run_targets(
                 if stop_starting.is_set():
                     limiter.release_on_behalf_of(item.url)
                     break
-                workers.start_soon(worker, item.url, send.clone())
+                workers.start_soon(worker, item, send.clone())
 
-    async def writer(receive: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with output.open("ab") as fh:
-            async with receive:
-                async for msmt in receive:
-                    fh.write(orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE))
-                    fh.flush()
-                    row = summarize(msmt)
-                    stats.done += 1
-                    stats.verdicts[row.verdict.split(" ", 1)[0]] += 1
-                    if "blocked" in row.verdict:
-                        stats.blocked += 1
-                    if row.verdict != "accessible" and len(stats.rows) < SUMMARY_ROWS:
-                        stats.rows.append(row)
-                    sink.finished(row, stats)
+    to_line = encode or _encode
+
+    async def writer(
+        receive: trio.MemoryReceiveChannel[dict[str, Any]], stop_all: trio.CancelScope
+    ) -> None:
+        async with receive:
+            try:
+                with LineWriter(output) as out:
+                    async for msmt in receive:
+                        out.write(_line(msmt))
+                        _count(msmt)
+            except WriteError as exc:
+                # the file ends on a whole line: cancel everything before the channel closes
+                stats.write_error = exc
+                stop_all.cancel()
+
+    def _line(msmt: dict[str, Any]) -> bytes:
+        try:
+            return to_line(msmt)
+        except Exception as exc:  # a measurement that cannot be encoded is a bug: keep the target
+            return _encode(_error_line(str(msmt.get("input")), exc))
+
+    def _count(msmt: dict[str, Any]) -> None:
+        row = summarize(msmt)
+        stats.done += 1
+        stats.verdicts[row.verdict.split(" ", 1)[0]] += 1
+        if "blocked" in row.verdict:
+            stats.blocked += 1
+        if row.verdict != "accessible" and len(stats.rows) < SUMMARY_ROWS:
+            stats.rows.append(row)
+        sink.finished(row, stats)
 
     async def interrupt_watcher(cancel_all: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -181,11 +193,15 @@ async def run_targets(
 
             nursery.start_soon(watch)
             async with trio.open_nursery() as pipeline:
-                pipeline.start_soon(writer, receive)
+                pipeline.start_soon(writer, receive, everything)
                 pipeline.start_soon(producer, send)
             watcher_scope.cancel()
     sink.close()
     return stats
+
+
+def _encode(msmt: dict[str, Any]) -> bytes:
+    return orjson.dumps(msmt, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _error_line(url: str, exc: Exception) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """One probe run: everything built once (SSL contexts, report id, fingerprints, the probe's own
-addresses to scrub) and the per-target pipeline measure -> verdict -> scrub.
+addresses to scrub) and the per-target pipeline measure -> publish (probe.privacy) -> verdict
+computed from the published copy.
 
 Geolocation (:mod:`probe.geo`) runs before the session is created: its identity is already in
 the config (so the report id, which embeds CC and ASN, is minted after it), its public address
@@ -83,27 +84,41 @@ class Session:
             probe_ips=tuple(dict.fromkeys([*local_addresses(), *public_ips])),
         )
 
-    def finish(self, msmt: dict[str, Any]) -> dict[str, Any]:
-        """Verdict keys from the test's pure analysis (looked up in the registry), then the
-        volunteer's IP scrubbed everywhere."""
-        tk = msmt.setdefault("test_keys", {})
-        test = registry.lookup(msmt.get("test_name"))
+    def finish(
+        self, msmt: dict[str, Any], *, notes: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The published facts (probe.privacy), then the verdict keys of the test's pure
+        analysis (looked up in the registry) computed from exactly those, so that anyone
+        recomputes them from the line as written. ``notes`` (the target as given, removed
+        credentials: :attr:`probe.targets.Target.notes`) go in ``test_keys.x_input`` first."""
+        if notes:
+            msmt.setdefault("test_keys", {})["x_input"] = notes
+        msmt.setdefault("test_keys", {})
+        published = scrub_measurement(
+            msmt,
+            probe_ips=self.probe_ips,
+            include_ip=self.config.privacy.include_ip,
+            decoded_cap=self.config.body_cap,
+        )
+        test = registry.lookup(published.get("test_name"))
         if test is not None:
+            tk = published["test_keys"]
             try:
                 tk.update(
                     test.analyze(
-                        msmt,
+                        published,
                         fingerprints=self.fingerprints,
                         public_ranges=self.config.public_ranges,
                     )
                 )
             except Exception as exc:  # the analysis is total; if it is not, keep the facts
                 tk["x_analysis_failure"] = classify(exc, Operation.UNKNOWN).failure
-        return scrub_measurement(
-            msmt,
-            probe_ips=self.probe_ips,
-            include_ip=self.config.privacy.include_ip,
-        )
+        return published
+
+    def continuing(self, report_id: str, test_start_time: str) -> Session:
+        """The same session writing into an existing report (``--resume``)."""
+        ctx = replace(self.ctx, report_id=report_id, test_start_time=test_start_time)
+        return replace(self, ctx=ctx)
 
     async def run(self, plan: RunPlan, output: Path) -> Stats:
         """Measure the plan's work into ``output`` (appending when the plan resumes). A URL
@@ -132,27 +147,29 @@ class Session:
         if isinstance(work, AppWork):
             apps = work.by_key()
 
-            def job(key: str) -> tuple[registry.ExperimentSpec, Any]:
-                app = apps[key]
+            def job(target: Target) -> tuple[registry.ExperimentSpec, Any]:
+                app = apps[target.url]
                 return registry.app_test(app.ooni_test), app
 
             items = work.items()
         else:
             url_test = registry.spec(work.test)
 
-            def job(key: str) -> tuple[registry.ExperimentSpec, Any]:
-                return url_test, key
+            def job(target: Target) -> tuple[registry.ExperimentSpec, Any]:
+                return url_test, target.url
 
             items = work.items()
 
-        async def measure(key: str, release: Callable[[], None]) -> dict[str, Any]:
-            test, target = job(key)
+        async def measure(target: Target, release: Callable[[], None]) -> dict[str, Any]:
+            test, subject = job(target)
             function = test.measure_function()
-            return self.finish(await function(target, ctx=self.ctx, test=test, release=release))
+            msmt = await function(subject, ctx=self.ctx, test=test, release=release)
+            return self.finish(msmt, notes=target.notes)
 
-        def failed(key: str, exc: Exception) -> dict[str, Any]:
-            test, target = job(key)
-            return self.finish(test.failed_function()(target, exc, ctx=self.ctx, test=test))
+        def failed(target: Target, exc: Exception) -> dict[str, Any]:
+            test, subject = job(target)
+            msmt = test.failed_function()(subject, exc, ctx=self.ctx, test=test)
+            return self.finish(msmt, notes=target.notes)
 
         return await run_targets(
             items,

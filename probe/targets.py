@@ -11,6 +11,10 @@ source,notes``) is recognised by its header line.
 Reading never stops at a bad line: every problem is yielded as a :class:`BadLine` with file and
 line number, so the caller reports it, counts it and goes on. Only an unreadable file raises
 (``OSError``), before anything is measured.
+
+Every URL goes through :func:`probe.inputs.target_url`: a :class:`Target` carries the URL that is
+measured (credentials removed, IDN host as A-labels) and :attr:`Target.notes`, what to record
+about the change (the form given, that credentials were removed).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+
+from probe.inputs import InputError, TargetURL, target_url
 
 CITIZENLAB_HEADER = ("url", "category_code")
 
@@ -31,6 +37,14 @@ class Target:
     category_code: str = ""
     source: str = ""
     line: int = 0
+    #: the form given, when the URL was changed to be measured (see probe.inputs.TargetURL)
+    given: str = ""
+    credentials_removed: bool = False
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        """Recorded beside the measurement as ``test_keys.x_input`` (empty: nothing to say)."""
+        return TargetURL(self.url, self.given, self.credentials_removed).notes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,44 +58,39 @@ class BadLine:
 
 
 def validate_url(url: str) -> str | None:
-    """Return why ``url`` cannot be measured, or None when it is a valid http(s) URL."""
-    if not url:
-        return "empty URL"
-    if any(c.isspace() for c in url):
-        return f"URL contains white space: {url!r}"
+    """Return why ``url`` cannot be measured, or None when it can (see :func:`target_url`)."""
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        return f"invalid URL {url!r}: {exc}"
-    if parts.scheme not in ("http", "https"):
-        return f"unsupported scheme in {url!r} (only http and https)"
-    host = parts.hostname
-    if not host:
-        return f"no host in {url!r}"
-    if port == 0:
-        return f"invalid port in {url!r}"
-    if not host.replace("[", "").replace("]", "").strip("."):
-        return f"invalid host in {url!r}"
-    try:
-        host.encode("idna")
-    except UnicodeError:
-        if not _is_ip_literal(host):
-            return f"host is not a valid domain name: {host!r}"
+        target_url(url)
+    except InputError as exc:
+        return str(exc)
     return None
 
 
-def _is_ip_literal(host: str) -> bool:
-    from probe.netaddr import parse_ip
+def make_target(url: str, *, category_code: str = "", source: str = "", line: int = 0) -> Target:
+    """A target for ``url`` normalised by :func:`target_url` (raises InputError)."""
+    checked = target_url(url)
+    return Target(
+        url=checked.url,
+        category_code=category_code,
+        source=source,
+        line=line,
+        given=checked.given,
+        credentials_removed=checked.credentials_removed,
+    )
 
-    return parse_ip(host) is not None
+
+def _target_or_bad(
+    url: str, *, source: str, line: int, category_code: str = ""
+) -> Target | BadLine:
+    try:
+        return make_target(url, category_code=category_code, source=source, line=line)
+    except InputError as exc:
+        return BadLine(source, line, str(exc))
 
 
 def read_urls(urls: Iterable[str], *, source: str = "--input") -> Iterator[Target | BadLine]:
     for n, url in enumerate(urls, start=1):
-        url = url.strip()
-        why = validate_url(url)
-        yield BadLine(source, n, why) if why else Target(url=url, source=source, line=n)
+        yield _target_or_bad(url.strip(), source=source, line=n)
 
 
 def read_list(path: Path) -> Iterator[Target | BadLine]:
@@ -115,13 +124,8 @@ def _read_plain(lines: Iterable[str], source: str) -> Iterator[Target | BadLine]
         if len(fields) > 2:
             yield BadLine(source, n, f"expected 'URL [CATEGORY]', got {len(fields)} fields")
             continue
-        url = fields[0]
-        why = validate_url(url)
-        if why:
-            yield BadLine(source, n, why)
-            continue
         category = fields[1] if len(fields) == 2 else ""
-        yield Target(url=url, category_code=category, source=source, line=n)
+        yield _target_or_bad(fields[0], category_code=category, source=source, line=n)
 
 
 def _read_citizenlab(
@@ -136,12 +140,7 @@ def _read_citizenlab(
         if len(row) != width:
             yield BadLine(source, n, f"expected {width} CSV fields, got {len(row)}")
             continue
-        url = row[0].strip()
-        why = validate_url(url)
-        if why:
-            yield BadLine(source, n, why)
-            continue
-        yield Target(url=url, category_code=row[1].strip(), source=source, line=n)
+        yield _target_or_bad(row[0].strip(), category_code=row[1].strip(), source=source, line=n)
 
 
 def select(

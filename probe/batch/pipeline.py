@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from probe import native
 from probe.batch.dataset import PartitionedWriter
 from probe.batch.heap import keep_large_blocks
-from probe.batch.reader import Chunk, discover, iter_chunks
+from probe.batch.reader import Chunk, InputFile, UnreadableInput, discover, iter_chunks
 from probe.batch.schema import (
     DICTIONARY_COLUMNS,
     MEASUREMENTS,
@@ -136,11 +136,13 @@ def run(
     writer_rows: int = 65536,
     progress: Callable[[Summary, float], None] | None = None,
     progress_every: float = 1.0,
+    warn: Callable[[str], None] | None = None,
 ) -> Summary:
     """Analyse every measurement under ``paths`` into the dataset at ``output``.
 
     ``progress(summary, elapsed_seconds)`` is called at most every ``progress_every`` seconds
-    while the run goes on (the CLI prints a status line from it)."""
+    while the run goes on (the CLI prints a status line from it). ``warn(line)`` is told of an
+    input file that could not be read to its end (the batch goes on with the next file)."""
     options = options or StepOptions()
     files = discover(paths)
     keep_large_blocks()  # this process inflates, pickles and unpickles megabytes at a time
@@ -174,7 +176,9 @@ def run(
     try:
         submit = next(executor)
         pending: deque[_Pending] = deque()
-        chunks = iter_chunks(files, max_lines=max_lines)
+        chunks = iter_chunks(
+            files, max_lines=max_lines, on_unreadable=lambda f, e: _unreadable(summary, f, e, warn)
+        )
         shown = started
 
         def consume(result: ChunkResult) -> None:
@@ -201,6 +205,22 @@ def run(
     summary.main_cpu_seconds = time.process_time() - cpu_started
     (output / "_summary.json").write_text(json.dumps(asdict(summary), indent=1) + "\n")
     return summary
+
+
+def _unreadable(
+    summary: Summary,
+    file: InputFile,
+    error: UnreadableInput,
+    warn: Callable[[str], None] | None,
+) -> None:
+    """A damaged input file: listed with its offset; the batch goes on with the next file."""
+    summary.malformed_count += 1
+    if len(summary.malformed) < MAX_LISTED:
+        summary.malformed.append(
+            {"file": file.source, "line": error.line, "kind": "unreadable", "detail": str(error)}
+        )
+    if warn is not None:
+        warn(f"{file.source}: {error}; going on")
 
 
 def _listed(problem: Problem) -> dict[str, Any]:

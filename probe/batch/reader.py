@@ -6,26 +6,36 @@ measurements; a ``.json`` file that holds JSONL is read as JSONL) and folders of
 recursively in sorted order, so the output is deterministic). Every record keeps its source
 name and 1-based line number: they make the deterministic ids and the error reports.
 
-``.gz`` files are inflated with ISA-L (``isal.igzip``, same format, several times faster than
-zlib) when the ``isal`` package is installed, else with the standard ``gzip`` module.
+``.gz`` files are inflated as a stream (concatenated members too) with ISA-L (``isal.isal_zlib``,
+same format, several times faster than zlib) when the ``isal`` package is installed, else with
+the standard ``zlib``, at most :data:`_READ_BLOCK` bytes of output at a time (a compression bomb
+among the inputs costs time, never memory).
+
+A file that cannot be read to its end (a ``.gz`` cut off or not gzip at all, corrupt deflate
+data, an I/O error) does not stop the batch: every whole line before the damage is analysed,
+the damage is reported through ``on_unreadable`` with the file, the uncompressed offset and the
+last whole line, and the next file is read.
 """
 
 from __future__ import annotations
 
-import gzip
 import importlib
 import os
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
 try:
-    _GZIP: Any = importlib.import_module("isal.igzip")
+    _ZLIB: Any = importlib.import_module("isal.isal_zlib")
 except ImportError:  # pragma: no cover - optional speed-up
-    _GZIP = gzip
+    _ZLIB = zlib
+#: what a corrupt deflate stream raises (zlib's, or ISA-L's own class)
+_ZLIB_ERRORS: tuple[type[Exception], ...] = tuple({zlib.error, getattr(_ZLIB, "error", zlib.error)})
+_GZIP_WBITS = 31
 
 #: file suffixes we read; anything else in a folder is ignored (README.md, .tsv, ...)
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
@@ -76,22 +86,91 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
     return found
 
 
-def _open(path: Path) -> BinaryIO:
-    if path.name.endswith(".gz"):
-        handle: BinaryIO = _GZIP.open(path, "rb")
-        return handle
-    return path.open("rb")
+class UnreadableInput(Exception):
+    """A file could not be read to its end; the lines before ``offset`` were read."""
+
+    def __init__(self, reason: str, *, offset: int, line: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        #: uncompressed bytes read before the damage
+        self.offset = offset
+        #: the last whole line read (0: none)
+        self.line = line
+
+    def __str__(self) -> str:
+        return f"{self.reason} at uncompressed offset {self.offset} (after line {self.line})"
+
+
+class _Damaged(Exception):
+    def __init__(self, reason: str, offset: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.offset = offset
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    """The file's (uncompressed) bytes in blocks; raises :class:`_Damaged` where they end."""
+    offset = 0
+    try:
+        with path.open("rb") as fh:
+            if not path.name.endswith(".gz"):
+                while block := fh.read(_READ_BLOCK):
+                    offset += len(block)
+                    yield block
+                return
+            for block in _inflate(fh):
+                offset += len(block)
+                yield block
+    except _Damaged as exc:
+        raise _Damaged(exc.reason, offset) from None
+    except OSError as exc:
+        raise _Damaged(f"read error: {exc.strerror or exc}", offset) from None
+
+
+def _inflate(fh: Any) -> Iterator[bytes]:
+    """Inflate gzip members one after the other, at most ``_READ_BLOCK`` bytes at a time."""
+    inflater = _ZLIB.decompressobj(_GZIP_WBITS)
+    fed = False  # whether the current member has started
+    first = fh.read(2)
+    if first and first != b"\x1f\x8b":
+        raise _Damaged("not a gzip file", 0)
+    fh.seek(0)
+    while block := fh.read(_READ_BLOCK):
+        data = block
+        while data:
+            fed = True
+            try:
+                out = inflater.decompress(data, _READ_BLOCK)
+            except _ZLIB_ERRORS as exc:
+                raise _Damaged(f"not gzip or corrupt gzip data ({exc})", 0) from None
+            if out:
+                yield out
+            if inflater.eof:
+                data = inflater.unused_data
+                inflater, fed = _ZLIB.decompressobj(_GZIP_WBITS), False
+            else:
+                data = inflater.unconsumed_tail
+    while fed and not inflater.eof:  # the input is over: drain what the member still holds
+        try:
+            out = inflater.decompress(b"", _READ_BLOCK)
+        except _ZLIB_ERRORS as exc:
+            raise _Damaged(f"corrupt gzip data ({exc})", 0) from None
+        if out:
+            yield out
+            continue
+        if not inflater.eof:
+            raise _Damaged("gzip stream cut off (no end-of-stream marker)", 0)
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line_number, line)`` for the non-blank lines of a JSONL(.gz) file, streaming."""
+    """Yield ``(line_number, line)`` for the non-blank lines of a JSONL(.gz) file, streaming.
+
+    Raises :class:`UnreadableInput` after the last whole line when the file is damaged (the
+    cut line is not yielded)."""
     number = 0
     rest = b""
-    with _open(path) as fh:
-        while True:
-            block = fh.read(_READ_BLOCK)
-            if not block:
-                break
+    try:
+        for block in _blocks(path):
             parts = block.split(b"\n")
             if rest:
                 parts[0] = rest + parts[0]  # not rest + block: that copied every block once more
@@ -100,14 +179,18 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 number += 1
                 if part.strip():
                     yield number, part
+    except _Damaged as exc:
+        raise UnreadableInput(exc.reason, offset=exc.offset - len(rest), line=number) from None
     if rest.strip():
         yield number + 1, rest
 
 
 def _json_document(path: Path) -> list[tuple[int, bytes]] | None:
     """A ``.json`` file holding one document (object or array): its records, else ``None``."""
-    with _open(path) as fh:
-        data = fh.read()
+    try:
+        data = b"".join(_blocks(path))
+    except _Damaged as exc:
+        raise UnreadableInput(exc.reason, offset=exc.offset, line=0) from None
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -128,25 +211,39 @@ def iter_records(file: InputFile) -> Iterator[tuple[int, bytes]]:
 
 
 def iter_chunks(
-    files: Iterable[InputFile], *, max_lines: int = 2000, max_bytes: int = 8 << 20
+    files: Iterable[InputFile],
+    *,
+    max_lines: int = 2000,
+    max_bytes: int = 8 << 20,
+    on_unreadable: Callable[[InputFile, UnreadableInput], None] | None = None,
 ) -> Iterator[Chunk]:
     """Group the records of each file into chunks of at most ``max_lines`` / ``max_bytes``.
 
-    A chunk never spans two files. Chunk indexes count up from 0 over the whole input.
+    A chunk never spans two files. Chunk indexes count up from 0 over the whole input. A damaged
+    file ends at its last whole line: ``on_unreadable(file, error)`` hears of it (without it
+    the error is raised) and the next file is read.
     """
     index = 0
     for file in files:
         numbers: list[int] = []
         lines: list[bytes] = []
         size = 0
-        for number, line in iter_records(file):
-            numbers.append(number)
-            lines.append(line)
-            size += len(line)
-            if len(lines) >= max_lines or size >= max_bytes:
-                yield Chunk(index, file.source, tuple(numbers), tuple(lines))
-                index += 1
-                numbers, lines, size = [], [], 0
+        damage: UnreadableInput | None = None
+        try:
+            for number, line in iter_records(file):
+                numbers.append(number)
+                lines.append(line)
+                size += len(line)
+                if len(lines) >= max_lines or size >= max_bytes:
+                    yield Chunk(index, file.source, tuple(numbers), tuple(lines))
+                    index += 1
+                    numbers, lines, size = [], [], 0
+        except UnreadableInput as exc:
+            if on_unreadable is None:
+                raise
+            damage = exc
         if lines:
             yield Chunk(index, file.source, tuple(numbers), tuple(lines))
             index += 1
+        if damage is not None and on_unreadable is not None:
+            on_unreadable(file, damage)

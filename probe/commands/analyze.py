@@ -7,7 +7,9 @@
   (:func:`probe.batch.pipeline.run`), then the run's summary on stdout.
 
 Every option means something in both forms, or is refused in the form where it cannot
-(one line, exit 2), never silently ignored:
+(one line, exit 2), never silently ignored. Paths, numbers and the measurement on stdin are
+held to :mod:`probe.inputs` (files, ``--workers``, JSON depth and number limits) before anything
+is read or written:
 
 ====================  ==========================================  ==========================
 option                ``--stdin``                                 ``PATH...``
@@ -32,12 +34,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probe import inputs
+from probe.commands.argtypes import count_arg
+
 if TYPE_CHECKING:
     from probe.analysis.fingerprints import Fingerprints
     from probe.batch.pipeline import Summary
     from probe.config import IPNetwork
 
 HELP = "compute verdicts for measurements (one on stdin, or files in batch)"
+MAX_WORKERS = 256
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +62,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="batch: the dataset directory (required); --stdin: write the verdict to this file",
     )
     parser.add_argument("--scheduler", default=None, help="Dask scheduler ADDRESS (batch)")
-    parser.add_argument("--workers", type=int, default=None, help="local worker processes (batch)")
+    parser.add_argument(
+        "--workers",
+        type=count_arg(0, MAX_WORKERS),
+        default=None,
+        help="local worker processes (batch)",
+    )
     parser.add_argument(
         "--fingerprints-dir",
         type=Path,
@@ -112,8 +123,10 @@ def _fingerprints(directory: Path | None) -> Fingerprints:
     fps = builtin()
     if directory is None:
         return fps
-    if not directory.is_dir():
-        raise UsageError(f"--fingerprints-dir: not a directory: {directory}")
+    try:
+        inputs.directory(directory, what="--fingerprints-dir")
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
     try:
         return fps.merged(load_directory(directory))
     except (ImportError, AttributeError, OSError, ValueError) as exc:
@@ -132,9 +145,13 @@ def _single(
         if getattr(args, name) is not None:
             raise UsageError(f"--{name} is for input paths (batch); --stdin analyses one")
     try:
-        measurement = json.loads(sys.stdin.read())
-    except ValueError as exc:
-        raise UsageError(f"stdin is not one JSON measurement: {exc}") from exc
+        if args.output is not None:
+            inputs.output_file(args.output, what="--output")
+        measurement = inputs.json_document(
+            sys.stdin.buffer.read(inputs.MAX_JSON_BYTES + 1), what="stdin"
+        )
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
     if not isinstance(measurement, dict):
         raise UsageError("stdin is not a JSON object")
     test = registry.lookup(measurement.get("test_name"))
@@ -184,13 +201,13 @@ def _batch(
     out: Path | None = args.output
     if out is None:
         raise UsageError("--output DIR is required with input paths")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"output {out} exists and is not an empty directory")
     for path in args.paths:
         if not path.exists():
             raise UsageError(f"no such file or folder: {path}")
-    if args.workers is not None and args.workers < 0:
-        raise UsageError("--workers must be >= 0")
+    try:
+        inputs.output_directory(out, what="--output")
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
     old = native.stale()
     if old:
         print(
@@ -207,11 +224,16 @@ def _batch(
         scheduler=args.scheduler,
         progress=_progress_printer(tty=tty),
         progress_every=1.0 if tty else 30.0,
+        warn=_warn,
     )
     if tty:
         print(file=sys.stderr)  # end the status line
     sys.stdout.write(_render_summary(summary, out, args.format))
     return 0
+
+
+def _warn(line: str) -> None:
+    print(f"probe analyze: warning: {line}", file=sys.stderr, flush=True)
 
 
 def _progress_printer(*, tty: bool) -> Any:

@@ -13,6 +13,9 @@ import os
 import sys
 from pathlib import Path
 
+from probe import inputs
+from probe.commands.argtypes import seconds_arg
+
 HELP = "manage blockpage fingerprints (download OONI and Censored Planet sets)"
 
 OONI_BASE = "https://raw.githubusercontent.com/ooni/blocking-fingerprints/main/"
@@ -33,7 +36,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--dest", type=Path, default=None, help=f"directory (default {default_dest()})")
     up.add_argument("--ooni-base-url", default=OONI_BASE, help="base URL of the OONI CSV files")
     up.add_argument("--cp-base-url", default=CP_BASE, help="base URL of Censored Planet's JSONL")
-    up.add_argument("--timeout", type=float, default=60.0, help="seconds per download")
+    up.add_argument(
+        "--timeout",
+        type=seconds_arg(3600.0),
+        default=60.0,
+        help="seconds per download",
+    )
     parser.set_defaults(func=run)
 
 
@@ -81,6 +89,18 @@ def run(args: argparse.Namespace) -> int:
         print("probe fingerprints: error: choose an action: update", file=sys.stderr)
         return 2
     dest = args.dest or default_dest()
+    try:
+        inputs.output_directory(dest, what="--dest", empty=False)
+    except inputs.InputError as exc:
+        print(f"probe fingerprints: error: {exc}", file=sys.stderr)
+        return 2
+    for url in (args.ooni_base_url, args.cp_base_url):
+        if not url.startswith(("http://", "https://")):
+            print(
+                f"probe fingerprints: error: base URLs are http(s), got {url[:60]!r}",
+                file=sys.stderr,
+            )
+            return 2
     try:
         counts = update(
             dest, ooni_base=args.ooni_base_url, cp_base=args.cp_base_url, timeout=args.timeout

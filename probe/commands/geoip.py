@@ -12,7 +12,9 @@ import ipaddress
 import sys
 from pathlib import Path
 
+from probe import inputs
 from probe.commands import usage_of
+from probe.commands.argtypes import seconds_arg
 
 HELP = "download the IP-to-ASN/country databases (DB-IP lite) and look addresses up in them"
 
@@ -38,7 +40,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "(default https://download.db-ip.com/free/)",
     )
     upd.add_argument(
-        "--timeout", type=float, default=120.0, metavar="S", help="per-request timeout (120)"
+        "--timeout",
+        type=seconds_arg(3600.0),
+        default=120.0,
+        metavar="S",
+        help="per-request timeout (120)",
     )
     upd.set_defaults(func=run_update)
     look = sub.add_parser(
@@ -65,9 +71,11 @@ def run_update(args: argparse.Namespace) -> int:
     base_url = args.base_url or DEFAULT_BASE_URL
     if not base_url.startswith(("http://", "https://")):
         return _fail(f"--base-url must be an http(s) URL, got {base_url!r}")
-    if args.timeout <= 0:
-        return _fail("--timeout must be positive")
     dest = args.dir or data_dir()
+    try:
+        inputs.output_directory(dest, what="--dir", empty=False)
+    except inputs.InputError as exc:
+        return _fail(str(exc))
     try:
         done = trio.run(lambda: update(dest, base_url=base_url, timeout=args.timeout))
     except UpdateError as exc:
@@ -85,6 +93,12 @@ def run_lookup(args: argparse.Namespace) -> int:
         ip = str(ipaddress.ip_address(args.ip))
     except ValueError:
         return _fail(f"not an IP address: {args.ip!r}")
+    try:
+        for path, what in ((args.asn_db, "--asn-db"), (args.country_db, "--country-db")):
+            if path is not None:
+                inputs.readable_file(path, what=what)
+    except inputs.InputError as exc:
+        return _fail(str(exc))
     try:
         dbs = GeoDatabases.open(asn_db=args.asn_db, country_db=args.country_db)
     except GeoDatabaseError as exc:

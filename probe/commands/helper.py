@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import argparse
 import re
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
+from probe import inputs
 from probe.commands import usage_of
+from probe.commands.argtypes import count_arg
 
 HELP = "run a control vantage (Web Connectivity test helper) that probes can query"
 
 _LISTEN = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
 _RATE = re.compile(r"(\d+(?:\.\d+)?)(?:/(s|sec|min|m|h|hour))?\Z")
+#: a higher rate is no limit at all (and a number that large is a typo)
+MAX_RATE_PER_MINUTE = 1e6
 _PER_MINUTE = {None: 1.0, "s": 60.0, "sec": 60.0, "min": 1.0, "m": 1.0, "h": 1 / 60, "hour": 1 / 60}
 
 
@@ -51,7 +56,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--max-concurrency",
-        type=int,
+        type=count_arg(1, 100_000),
         default=32,
         metavar="N",
         help="requests measured at once; more get 503 (default 32)",
@@ -64,15 +69,30 @@ def register(parser: argparse.ArgumentParser) -> None:
         "N/h; 0 disables (default 600/min: a probe at concurrency 20 asks ~5/s)",
     )
     serve.add_argument(
+        "--burst",
+        type=count_arg(1, 1_000_000),
+        default=60,
+        metavar="N",
+        help="requests a quiet client may send at once before the rate applies (default 60)",
+    )
+    serve.add_argument(
+        "--body-cap",
+        type=count_arg(1024, 64 << 20),
+        default=1 << 20,
+        metavar="BYTES",
+        help="most bytes of a target's body the helper reads (default 1048576); the worst "
+        "case memory is about 96 MiB + 5 x max-concurrency x body-cap",
+    )
+    serve.add_argument(
         "--max-body",
-        type=int,
+        type=count_arg(256, 64 << 20),
         default=64 * 1024,
         metavar="BYTES",
         help="largest request body (default 65536)",
     )
     serve.add_argument(
         "--max-endpoints",
-        type=int,
+        type=count_arg(1, 4096),
         default=32,
         metavar="N",
         help="most ip:port items per request (default 32)",
@@ -91,8 +111,11 @@ def parse_rate(text: str) -> float:
     """``"60/min"`` -> 60.0 requests per minute; raises ValueError."""
     match = _RATE.match(text.strip())
     if match is None:
-        raise ValueError(f"bad --rate-limit {text!r} (want N/s, N/min or N/h)")
-    return float(match.group(1)) * _PER_MINUTE[match.group(2)]
+        raise ValueError(f"bad --rate-limit {text[:40]!r} (want N/s, N/min or N/h)")
+    per_minute = float(match.group(1)) * _PER_MINUTE[match.group(2)]
+    if per_minute > MAX_RATE_PER_MINUTE:
+        raise ValueError(f"--rate-limit must be at most {MAX_RATE_PER_MINUTE:g}/min")
+    return per_minute
 
 
 def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
@@ -112,9 +135,10 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         raise ValueError(f"bad --listen {args.listen!r} (want HOST:PORT)")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
-    for path in (args.tls_cert, args.tls_key, args.ca_file):
-        if path is not None and not path.is_file():
-            raise ValueError(f"no such file: {path}")
+    for path, what in ((args.tls_cert, "--tls-cert"), (args.tls_key, "--tls-key"),
+                       (args.ca_file, "--ca-file"), (args.asn_db, "--asn-db")):  # fmt: skip
+        if path is not None:
+            inputs.readable_file(path, what=what)
     if args.max_concurrency < 1 or args.max_body < 256 or args.max_endpoints < 1:
         raise ValueError("--max-concurrency, --max-endpoints must be >= 1, --max-body >= 256")
     limits = ServerLimits(
@@ -122,11 +146,20 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
         max_endpoints=args.max_endpoints,
         max_concurrency=args.max_concurrency,
         rate_per_minute=parse_rate(args.rate_limit),
+        burst=float(args.burst),
+        body_cap=args.body_cap,
     )
+    if args.tls_cert is not None:
+        _check_server_pem(args.tls_cert, args.tls_key)
+    try:
+        ssl_context = make_ssl_context(ca_file=args.ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"--ca-file {args.ca_file} is not a readable PEM bundle: {exc}") from None
     settings = MeasureSettings(
         policy=AddressPolicy.of(parse_ranges(args.lab_allow_ranges)),
-        ssl_context=make_ssl_context(ca_file=args.ca_file),
+        ssl_context=ssl_context,
         max_addresses=args.max_endpoints,
+        body_cap=limits.body_cap,
     )
 
     databases = None
@@ -153,6 +186,17 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
     return app, config
 
 
+def _check_server_pem(cert: Path, key: Path) -> None:
+    """The certificate and key load into a server context (else hypercorn fails at start)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(
+            f"--tls-cert {cert} / --tls-key {key} do not load as a PEM certificate and key: {exc}"
+        ) from None
+
+
 def fill_asns(answer: dict[str, Any], databases: Any) -> None:
     """Set ``ip_info[ip]["asn"]`` from the ASN database (left 0 where it has no record)."""
     for ip, info in answer.get("ip_info", {}).items():
@@ -175,7 +219,14 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(serve, app, config)
-            print(f"probe helper: serving on {' '.join(binds)}", file=sys.stderr, flush=True)
+            mib = app.limits.worst_case_memory() >> 20
+            print(
+                f"probe helper: serving on {' '.join(binds)} (worst case about {mib} MiB: "
+                f"{app.limits.max_concurrency} requests at once x {app.limits.body_cap} bytes "
+                "of body each)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     try:
         trio.run(main)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from probe import inputs
+
 HELP = "report on a batch dataset: a self-contained HTML file, or a query as table/CSV/JSON"
 
 _QUERY_NAMES = (
@@ -28,9 +30,23 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cc", help="only this country (e.g. RU)")
     parser.add_argument("--asn", help="only this network (e.g. AS12389)")
     parser.add_argument("--target", help="only targets containing this text")
-    parser.add_argument("--since", metavar="YYYY-MM-DD")
-    parser.add_argument("--until", metavar="YYYY-MM-DD")
+    parser.add_argument("--since", type=_date, metavar="YYYY-MM-DD")
+    parser.add_argument("--until", type=_date, metavar="YYYY-MM-DD")
     parser.set_defaults(func=run)
+
+
+def _date(text: str) -> str:
+    """A ``YYYY-MM-DD`` day, for argparse (one-line error otherwise)."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text).isoformat() if len(text) == 10 else _bad_date(text)
+    except ValueError:
+        return _bad_date(text)
+
+
+def _bad_date(text: str) -> str:
+    raise argparse.ArgumentTypeError(f"want a day as YYYY-MM-DD, got {text[:40]!r}")
 
 
 def _error(message: str) -> int:
@@ -46,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.html and not args.query:
         return _error("give --html FILE or --query NAME")
+    try:
+        inputs.directory(Path(args.dataset), what="dataset")
+        if args.html:
+            inputs.output_file(Path(args.html), what="--html")
+    except inputs.InputError as exc:
+        return _error(str(exc))
     try:
         con = open_dataset(Path(args.dataset))
     except FileNotFoundError as exc:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from probe import inputs
+from probe.commands.argtypes import count_arg, seconds_arg
 
 if TYPE_CHECKING:
     from probe.plan import RunPlan
@@ -21,6 +23,8 @@ HELP = "measure targets stage by stage and write one OONI measurement per target
 
 DEFAULT_LIST = Path("targets/default.txt")
 DEFAULT_CONTROL = "https://0.th.ooni.org/"
+MAX_CONCURRENCY = 1000
+MAX_TARGETS = 10**9
 
 
 def _config_path() -> Path:
@@ -49,7 +53,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         f"(repeatable; default {DEFAULT_LIST} when no --input/--app)",
     )
     src.add_argument("--category", metavar="CODE", help="only targets of this category code")
-    src.add_argument("--limit", type=int, metavar="N", help="measure at most N targets")
+    src.add_argument(
+        "--limit",
+        type=count_arg(0, MAX_TARGETS),
+        metavar="N",
+        help="measure at most N targets",
+    )
     src.add_argument(
         "--app",
         action="append",
@@ -87,7 +96,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     net.add_argument(
         "--concurrency",
         "-c",
-        type=int,
+        type=count_arg(1, MAX_CONCURRENCY),
         default=20,
         metavar="N",
         help="targets measured at once (default 20)",
@@ -131,7 +140,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         ("target", "whole target"),
         ("geolocate", "one public-IP discovery attempt"),
     ):
-        t.add_argument(f"--timeout-{name}", type=float, metavar="S", help=f"{what} timeout")
+        t.add_argument(f"--timeout-{name}", type=seconds_arg(), metavar="S", help=f"{what} timeout")
     who = parser.add_argument_group("identity and privacy")
     who.add_argument("--probe-asn", metavar="ASN", help="your network's ASN, e.g. AS12389")
     who.add_argument("--probe-cc", metavar="CC", help="your country code, e.g. RU")
@@ -186,17 +195,33 @@ def run(args: argparse.Namespace) -> int:
     return _execute(plan)
 
 
+#: the config file's settings and their TOML types (other keys belong to other commands)
+CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "timeouts": (dict,),
+    "resolver": (str,),
+    "ca_file": (str,),
+    "control_url": (str,),
+    "probe_asn": (str, int),
+    "probe_cc": (str,),
+    "public_ranges": (str,),
+    "geolocate": (dict, bool),
+}
+
+
 def _load_config_file(args: argparse.Namespace) -> dict[str, Any]:
     path = args.config or _config_path()
     if args.config is None and not path.exists():
         return {}
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
+        table = inputs.toml_file(path, what="config file")
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
+    for name, types in CONFIG_TYPES.items():  # whatever the flags override: a typo is a typo
+        value = table.get(name)
+        if value is not None and (isinstance(value, bool) and bool not in types or
+                                  not isinstance(value, types)):  # fmt: skip
+            raise UsageError(f"config file {path}: {name} has the wrong type ({str(value)[:40]!r})")
+    return table
 
 
 def _plan(args: argparse.Namespace) -> RunPlan:
@@ -205,30 +230,34 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     from probe.plan import AppWork, ListSource, RunPlan, Source, UrlSource, WebWork
 
     file_cfg = _load_config_file(args)
-    if args.concurrency < 1 or args.concurrency > 1000:
-        raise UsageError("--concurrency must be between 1 and 1000")
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must be >= 0")
     timeouts_kw: dict[str, float] = {}
+    file_timeouts = file_cfg.get("timeouts", {})
+    if not isinstance(file_timeouts, dict):
+        raise UsageError("config file: timeouts must be a table of seconds")
     for name in ("dns", "connect", "tls", "http", "control", "target", "geolocate"):
         value = getattr(args, f"timeout_{name}")
-        if value is None:
-            value = file_cfg.get("timeouts", {}).get(name)
+        if value is None and name in file_timeouts:
+            try:
+                value = inputs.seconds(
+                    file_timeouts[name], name=f"config file: timeouts.{name}", text=False
+                )
+            except inputs.InputError as exc:
+                raise UsageError(str(exc)) from exc
         if value is not None:
-            if not isinstance(value, int | float) or value <= 0:
-                raise UsageError(f"--timeout-{name} must be a positive number of seconds")
             timeouts_kw[name] = float(value)
     resolver = args.resolver or file_cfg.get("resolver")
     if resolver:
         resolver = _parse_resolver(str(resolver), parse_ip)
-    ca_file = args.ca_file or (Path(file_cfg["ca_file"]) if "ca_file" in file_cfg else None)
+    ca_file = args.ca_file or (Path(str(file_cfg["ca_file"])) if "ca_file" in file_cfg else None)
     if ca_file is not None:
         _check_ca(ca_file)
     control = None
     if not args.no_control:
-        control = args.control or file_cfg.get("control_url") or DEFAULT_CONTROL
-        if not str(control).startswith(("http://", "https://")):
-            raise UsageError(f"--control must be an http(s) URL, got {control!r}")
+        control = str(args.control or file_cfg.get("control_url") or DEFAULT_CONTROL)
+        try:
+            control = inputs.target_url(control).url
+        except inputs.InputError as exc:
+            raise UsageError(f"--control must be an http(s) URL: {exc}") from exc
     asn = args.probe_asn or file_cfg.get("probe_asn") or "AS0"
     asn = str(asn).upper()
     if not asn.startswith("AS"):
@@ -239,7 +268,7 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     if len(cc) != 2 or not cc.isalpha() or not cc.isascii():
         raise UsageError(f"--probe-cc must be a two-letter country code, got {args.probe_cc!r}")
     try:
-        ranges = parse_ranges(args.public_ranges or file_cfg.get("public_ranges", ""))
+        ranges = parse_ranges(args.public_ranges or _text_setting(file_cfg, "public_ranges"))
     except ValueError as exc:
         raise UsageError(f"--public-ranges: {exc}") from exc
 
@@ -263,18 +292,20 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     apps = _plan_apps(args)
     sources: list[Source] = []
     if args.input:
+        for url in args.input:  # typed on the command line: refused at once, not skipped
+            try:
+                inputs.target_url(url)
+            except inputs.InputError as exc:
+                raise UsageError(f"--input: {exc}") from exc
         sources.append(UrlSource(tuple(args.input)))
     lists = list(args.list)
     if not lists and not args.input and not apps:
         lists = [DEFAULT_LIST]
     for path in lists:
         try:
-            with path.open("rb") as fh:
-                fh.read(1)
-        except OSError as exc:
-            raise UsageError(f"cannot read target list {path}: {exc.strerror or exc}") from exc
-        if path.is_dir():
-            raise UsageError(f"target list {path} is a directory")
+            inputs.check_text_file(path, what="target list")
+        except inputs.InputError as exc:
+            raise UsageError(str(exc)) from exc
         sources.append(ListSource(path))
 
     output: Path | None = args.resume or args.output
@@ -286,6 +317,11 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     else:
         work = WebWork(tuple(sources), category=args.category, limit=args.limit)
         total = work.count()
+    if total == 0 and lists and args.resume is None and args.limit != 0:
+        raise UsageError(
+            f"no measurable target in {', '.join(map(str, lists))}"
+            + (f" (category {args.category})" if args.category else "")
+        )
     return RunPlan(
         config=config,
         work=work,
@@ -296,6 +332,14 @@ def _plan(args: argparse.Namespace) -> RunPlan:
         asn_explicit=bool(args.probe_asn or file_cfg.get("probe_asn")),
         cc_explicit=bool(args.probe_cc or file_cfg.get("probe_cc")),
     )
+
+
+def _text_setting(file_cfg: dict[str, Any], name: str) -> str:
+    """A config file setting that must be text ("" when absent)."""
+    value = file_cfg.get(name, "")
+    if not isinstance(value, str):
+        raise UsageError(f"config file: {name} must be a string, got {str(value)[:40]!r}")
+    return value
 
 
 def _plan_geolocate(args: argparse.Namespace, file_cfg: dict[str, Any]) -> Any:
@@ -313,9 +357,10 @@ def _plan_geolocate(args: argparse.Namespace, file_cfg: dict[str, Any]) -> Any:
     whoami = table.get("whoami", True)
     if not isinstance(enabled, bool) or not isinstance(whoami, bool):
         raise UsageError("config file: geolocate.enabled and geolocate.whoami are booleans")
-    servers = args.stun_server or table.get("stun_servers", list(DEFAULT_STUN_SERVERS))
-    if not isinstance(servers, list | tuple) or not all(isinstance(x, str) for x in servers):
+    file_servers = table.get("stun_servers", list(DEFAULT_STUN_SERVERS))
+    if not isinstance(file_servers, list) or not all(isinstance(x, str) for x in file_servers):
         raise UsageError("config file: geolocate.stun_servers is a list of HOST:PORT strings")
+    servers = args.stun_server or file_servers
     for server in servers:
         try:
             split_host_port(server)
@@ -346,9 +391,11 @@ def _plan_apps(args: argparse.Namespace) -> list[Any]:
     from probe.apps.spec import AppSpecError, load_app_file, load_builtin_apps
 
     try:
+        for path in args.app_file:
+            inputs.text_file(path, what="app file")
         apps = load_builtin_apps(args.app) if args.app else []
         apps += [load_app_file(p) for p in args.app_file]
-    except AppSpecError as exc:
+    except (AppSpecError, inputs.InputError) as exc:
         raise UsageError(str(exc)) from exc
     return apps
 
@@ -371,10 +418,11 @@ def _check_ca(path: Path) -> None:
     import ssl
 
     try:
+        inputs.readable_file(path, what="CA file")
         ssl.create_default_context().load_verify_locations(cafile=str(path))
-    except FileNotFoundError as exc:
-        raise UsageError(f"cannot read CA file {path}: no such file") from exc
-    except (OSError, ssl.SSLError) as exc:
+    except inputs.InputError as exc:
+        raise UsageError(str(exc)) from exc
+    except (OSError, ssl.SSLError, ValueError) as exc:
         raise UsageError(f"CA file {path} is not a readable PEM bundle: {exc}") from exc
 
 
@@ -432,11 +480,23 @@ def _execute(plan: RunPlan) -> int:
     config, geo = _geolocate(plan)
     session = Session.create(config, test_name=plan.test_name, geo=geo)
     output = plan.output or _default_output_dir() / f"{session.report_id}.jsonl"
+    if plan.resume:
+        from probe.resume import ResumeRefused, continue_report
+
+        try:
+            session = continue_report(session, output)
+        except ResumeRefused as exc:
+            return _fail(str(exc))
     try:
         stats = trio.run(session.run, plan, output)
     except KeyboardInterrupt:
         print(f"probe run: aborted; whole lines kept in {output}", file=sys.stderr)
         return 130
+    if stats.write_error is not None:
+        from probe.resume import write_error_line
+
+        print(write_error_line(stats.write_error), file=sys.stderr)
+        return 1
     from probe.progress import print_summary
 
     print_summary(stats, str(output))

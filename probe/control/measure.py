@@ -182,16 +182,29 @@ async def _fetch(
         if result.status in REDIRECT_STATUSES and result.location:
             url = urllib.parse.urljoin(url, result.location)
             continue
+        body = _decoded_body(result)
         return {
-            "body_length": len(result.body),
+            "body_length": len(body),
             "discovered_h3_endpoint": "",
             "failure": None,
-            "title": p.extract_title(result.body),
+            "title": p.extract_title(body),
             "headers": p.single_value_headers(result.headers),
             "status_code": result.status,
             "x_transfer": transfer,
         }
     return p.failed_http_request(p.UNKNOWN_ERROR)  # too many redirects
+
+
+def _decoded_body(result: http.Response) -> bytes:
+    """The body with its Content-Encoding undone, as the probe publishes it (probe.privacy), so
+    that body lengths and titles compare like with like; the raw body when it cannot be."""
+    from probe.privacy.content import codings_of, decode_body
+
+    codings = codings_of(result.headers)
+    if not codings:
+        return result.body
+    decoded = decode_body(result.body, codings, cap=max(len(result.body), 1 << 19))
+    return result.body if decoded.problem is not None else decoded.data
 
 
 async def _hop(

@@ -11,7 +11,11 @@ and parsed with ``dns.message`` (no dnspython I/O). The first reply whose id mat
 answer a real stub would use; after it the socket keeps listening ``timeouts.dns_listen_window``
 and every further datagram goes to ``trace.dns_duplicates`` (tag ``x_duplicate``). A reply with
 a wrong id is never accepted: it is recorded as a duplicate with failure
-``dns_reply_with_wrong_query_id``. Two replies with different answers are the wire signature of
+``dns_reply_with_wrong_query_id``; nor is one whose question is not ours (recorded as a
+duplicate, ``dns_server_misbehaving``). :func:`parse_reply` is total: whatever the datagram
+(cut off, compression loops, records of odd classes or types), it returns a classified fact; it
+is fuzzed with hypothesis and a kept corpus of crafted replies (``tests/hostile/corpus/dns``).
+Two replies with different answers are the wire signature of
 injection. rcode -> failure: 3 nxdomain, 2 servfail, 5 refused, others server_misbehaving; an
 unparseable reply is ``dns_server_misbehaving``; NOERROR without a record of the asked type is
 ``dns_no_answer``.
@@ -28,8 +32,11 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.name
-import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
 import trio
 
 from probe.archival import DNSAnswer, DNSQuery
@@ -155,52 +162,112 @@ def system_resolver(path: Path = Path("/etc/resolv.conf")) -> str | None:
 
 # --- reply parsing (pure) -------------------------------------------------------------------
 
+#: the answer types we record, each only in class IN (an ``A`` in class CH is a different record
+#: with a different rdata: its "address" is a 16-bit number, and other classes parse as generic
+#: rdata with no address at all)
+_RECORDED = {
+    dns.rdatatype.A: "A",
+    dns.rdatatype.AAAA: "AAAA",
+    dns.rdatatype.CNAME: "CNAME",
+}
+
 
 @dataclass(frozen=True)
 class ParsedReply:
-    """What one DNS datagram says, classified. Never built from an exception escaping."""
+    """What one DNS datagram says, classified. Never built from an exception escaping.
+
+    ``accept`` is False for a datagram a stub must not take as the answer to its query (a wrong
+    id, or a question that is not the one asked): it is recorded as a duplicate and the stub
+    keeps waiting.
+    """
 
     failure: str | None
     rcode: int | None = None
     answers: list[DNSAnswer] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
+    accept: bool = True
 
 
-def parse_reply(raw: bytes, *, query_id: int, rdtype: dns.rdatatype.RdataType) -> ParsedReply:
-    """Classify a reply to the query ``query_id`` asking for ``rdtype``. Total on any bytes."""
+def parse_reply(
+    raw: bytes,
+    *,
+    query_id: int,
+    rdtype: dns.rdatatype.RdataType,
+    qname: dns.name.Name | None = None,
+) -> ParsedReply:
+    """Classify a reply to the query ``query_id`` asking for ``rdtype`` (of ``qname`` when
+    given). Total on any bytes: a datagram is always a fact, never an exception.
+
+    Malformed wire data (truncation, compression loops, rdata of the wrong length, trailing
+    junk) is ``dns_server_misbehaving``; a wrong id is ``dns_reply_with_wrong_query_id`` and a
+    question other than ours ``dns_server_misbehaving``, both not accepted. Records of other
+    classes or types are skipped; A/AAAA/CNAME in class IN become answers.
+    """
     wrong_id = len(raw) < 2 or int.from_bytes(raw[:2], "big") != query_id
     try:
         msg = dns.message.from_wire(raw)
     except Exception:  # any malformed datagram: dnspython raises many types
-        return ParsedReply(failure=Failure.DNS_SERVER_MISBEHAVING.value)
+        return ParsedReply(failure=Failure.DNS_SERVER_MISBEHAVING.value, accept=not wrong_id)
     rcode = int(msg.rcode())
-    answers: list[DNSAnswer] = []
-    addresses: list[str] = []
-    for rrset in msg.answer:
-        ttl = int(rrset.ttl)
-        for rd in rrset:
-            if isinstance(rd, dns.rdata.GenericRdata):
-                continue  # a type dnspython cannot read in this class (an A of class 257)
-            if rd.rdtype == dns.rdatatype.A:
-                answers.append(DNSAnswer(answer_type="A", ipv4=rd.address, ttl=ttl))
-            elif rd.rdtype == dns.rdatatype.AAAA:
-                answers.append(DNSAnswer(answer_type="AAAA", ipv6=rd.address, ttl=ttl))
-            elif rd.rdtype == dns.rdatatype.CNAME:
-                target = rd.target.to_text(omit_final_dot=True)
-                answers.append(DNSAnswer(answer_type="CNAME", hostname=target, ttl=ttl))
-            else:
-                continue
-            if rd.rdtype == rdtype:
-                addresses.append(str(rd.address))
+    answers, addresses = _answers(msg, rdtype)
+    accept = not wrong_id and _same_question(msg, rdtype, qname)
+    failure: str | None
     if wrong_id:
-        failure: str | None = Failure.DNS_REPLY_WITH_WRONG_QUERY_ID.value
-    elif not msg.flags & dns.flags.QR:
-        failure = Failure.DNS_SERVER_MISBEHAVING.value
+        failure = Failure.DNS_REPLY_WITH_WRONG_QUERY_ID.value
+    elif not accept or not msg.flags & dns.flags.QR:
+        failure = Failure.DNS_SERVER_MISBEHAVING.value  # not our question, or not a response
     else:
         failure = classify_dns_rcode(rcode)
         if failure is None and not addresses:
             failure = Failure.DNS_NO_ANSWER.value
-    return ParsedReply(failure=failure, rcode=rcode, answers=answers, addresses=addresses)
+    return ParsedReply(
+        failure=failure, rcode=rcode, answers=answers, addresses=addresses, accept=accept
+    )
+
+
+def _answers(
+    msg: dns.message.Message, rdtype: dns.rdatatype.RdataType
+) -> tuple[list[DNSAnswer], list[str]]:
+    """The A/AAAA/CNAME records of class IN in the answer section, and the addresses of type
+    ``rdtype`` among them. Reads only attributes those three rdata classes have."""
+    answers: list[DNSAnswer] = []
+    addresses: list[str] = []
+    for rrset in msg.answer:
+        kind = _RECORDED.get(rrset.rdtype)
+        if kind is None or rrset.rdclass != dns.rdataclass.IN:
+            continue
+        ttl = int(rrset.ttl)
+        for rd in rrset:
+            if isinstance(rd, dns.rdtypes.IN.A.A):
+                answers.append(DNSAnswer(answer_type="A", ipv4=str(rd.address), ttl=ttl))
+            elif isinstance(rd, dns.rdtypes.IN.AAAA.AAAA):
+                answers.append(DNSAnswer(answer_type="AAAA", ipv6=str(rd.address), ttl=ttl))
+            elif isinstance(rd, dns.rdtypes.ANY.CNAME.CNAME):
+                target = rd.target.to_text(omit_final_dot=True)
+                answers.append(DNSAnswer(answer_type="CNAME", hostname=target, ttl=ttl))
+                continue
+            else:
+                continue  # generic rdata of a known type: nothing we can read from it
+            if rrset.rdtype == rdtype:
+                addresses.append(str(rd.address))
+    return answers, addresses
+
+
+def _same_question(
+    msg: dns.message.Message, rdtype: dns.rdatatype.RdataType, qname: dns.name.Name | None
+) -> bool:
+    """Whether the reply repeats our question (RFC 5452 9.1: a stub drops it otherwise).
+
+    Without ``qname`` only the type is compared. A reply without a question section is accepted
+    as real servers send such replies to errors (FORMERR, NOTIMP)."""
+    if not msg.question:
+        return True
+    if len(msg.question) != 1:
+        return False
+    question = msg.question[0]
+    if question.rdtype != rdtype or question.rdclass != dns.rdataclass.IN:
+        return False
+    return qname is None or question.name == qname
 
 
 # --- UDP stub -------------------------------------------------------------------------------
@@ -311,6 +378,7 @@ async def _query(
 
     try:
         query = dns.message.make_query(host, rdtype)
+        qname = query.question[0].name
         wire = query.to_wire()
     except Exception as exc:  # an unencodable name: recorded like any other failure
         ex.error = classify(exc, op)
@@ -323,8 +391,8 @@ async def _query(
                 await sock.send(wire)
                 while ex.accepted is None:
                     raw = await sock.receive()
-                    parsed = parse_reply(raw, query_id=query.id, rdtype=rdtype)
-                    if parsed.failure == Failure.DNS_REPLY_WITH_WRONG_QUERY_ID:
+                    parsed = parse_reply(raw, query_id=query.id, rdtype=rdtype, qname=qname)
+                    if not parsed.accept:
                         trace.dns_duplicates.append(
                             event(parsed, raw, parsed.failure, (DUPLICATE_TAG,))
                         )
@@ -338,7 +406,7 @@ async def _query(
             ex.error = failed(Failure.GENERIC_TIMEOUT_ERROR, op)
         done = recorded()
         if ex.accepted is not None and sock is not None:
-            await _listen_for_duplicates(sock, query.id, rdtype, timeouts, trace, event)
+            await _listen_for_duplicates(sock, query.id, rdtype, qname, timeouts, trace, event)
     except trio.Cancelled:
         if not any(q.transaction_id == tid for q in trace.queries):
             trace.queries.append(event(None, None, Failure.INTERRUPTED.value, ()))
@@ -353,6 +421,7 @@ async def _listen_for_duplicates(
     sock: DatagramSocket,
     query_id: int,
     rdtype: dns.rdatatype.RdataType,
+    qname: dns.name.Name,
     timeouts: Timeouts,
     trace: Trace,
     event: Callable[[ParsedReply | None, bytes | None, str | None, Sequence[str]], DNSQuery],
@@ -363,5 +432,5 @@ async def _listen_for_duplicates(
                 raw = await sock.receive()
             except OSError:
                 return  # an ICMP error after the reply says nothing about the reply
-            parsed = parse_reply(raw, query_id=query_id, rdtype=rdtype)
+            parsed = parse_reply(raw, query_id=query_id, rdtype=rdtype, qname=qname)
             trace.dns_duplicates.append(event(parsed, raw, parsed.failure, (DUPLICATE_TAG,)))

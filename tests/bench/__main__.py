@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import bench_batch, bench_core, bench_verdicts
+from tests.bench import bench_batch, bench_core, bench_hostile, bench_verdicts
 
 
 def main(argv: list[str]) -> int:
@@ -19,6 +19,8 @@ def main(argv: list[str]) -> int:
     print("\n== probe core (lab) ==", flush=True)
     core_args = ["--n", "200", "--rss-lines", "5000"] if quick else []
     rc = bench_core.main(core_args)
+    print("\n== hostile suite (worst case per target) and the privacy step ==", flush=True)
+    rc = rc or bench_hostile.main(["--quick"] if quick else [])
     print("\n== batch analysis ==", flush=True)
     batch_args = ["--n", "20000", "--oonidata-sample", "5000"] if quick else []
     return rc or bench_batch.main(batch_args)

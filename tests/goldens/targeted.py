@@ -32,6 +32,7 @@ from probe import registry
 from probe.apps.runner import measure_app
 from probe.apps.spec import load_app_file
 from probe.experiment import measure_web
+from probe.privacy import scrub_measurement
 from probe.runfacts import RunFacts, nxdomain_canary
 from tests.fakes import servers as fs
 from tests.fakes.context import PUBLIC, run_context
@@ -424,10 +425,12 @@ def _with_public(ctx: Any, public: tuple[Any, ...]) -> Any:
 
 
 def _finish(measurement: dict[str, Any], *, shared: bool) -> dict[str, Any]:
-    """What ``Session.finish`` adds (the verdict keys), with the wall-clock fields fixed."""
+    """What ``Session.finish`` does (the published copy, then the verdict keys computed from
+    it), with the wall-clock fields fixed. The fake network has no volunteer address."""
     test = registry.lookup(measurement["test_name"])
     assert test is not None
     fps = tiers.fingerprints(shared)
+    measurement = scrub_measurement(measurement, probe_ips=())
     measurement["test_keys"].update(test.analyze(measurement, fingerprints=fps))
     measurement["measurement_start_time"] = START
     measurement["test_start_time"] = START

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import pytest
 
+from tests import system
 from tests.lab import lab as labmod
 from tests.lab import model as m
 
@@ -36,8 +37,12 @@ def unavailable() -> str | None:
         for t in ("ip", "iptables-restore", "tc", "nginx", "unbound", "dnsmasq", "ss")
         if shutil.which(t) is None
     ]
-    if missing:
-        return f"the lab needs these tools: {', '.join(missing)}"
+    packages = [p.name for p in system.missing(root=True)]
+    if missing or packages:
+        return (
+            f"the lab needs these Debian packages: {' '.join(packages) or 'iproute2'} "
+            f"(as root: apt-get install them, or `make test` does it)"
+        )
     return None
 
 

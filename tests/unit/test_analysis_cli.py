@@ -144,7 +144,13 @@ def test_output_in_both_forms(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "--output DIR is required" in missing.stderr
     (tmp_path / "file").write_text("x")
     not_dir = _run(str(src), "--output", str(tmp_path / "file"), stdin="")
-    assert not_dir.returncode == 2 and "not an empty directory" in not_dir.stderr
+    assert not_dir.returncode == 2 and "exists and is not a directory" in not_dir.stderr
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    full = _run(str(src), "--output", str(tmp_path / "full"), stdin="")
+    assert full.returncode == 2 and "exists and is not empty" in full.stderr
+    as_dir = _run("--stdin", "--output", str(tmp_path / "full"), stdin=text)
+    assert as_dir.returncode == 2 and "is a directory, not a file" in as_dir.stderr
 
 
 def test_workers_and_scheduler_are_batch_options(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ from probe.apps.verdict import analyze_app
 from probe.config import Config, Timeouts
 from probe.context import RunContext
 from probe.registry import app_test
-from probe.stages import tls
 from tests.conformance.check import check_with_oonidata
+from tests.hostile.context import run_context
 from tests.unit import servers as srv
 
 NGINX_404 = srv.response(b"<html>404</html>", status="404 Not Found", headers=["Server: nginx"])
@@ -57,14 +57,11 @@ def make_ctx(
         control_url=control_url,
         public_ranges=(ipaddress.ip_network("127.0.0.0/8"),),
     )
-    return RunContext(
-        config=config,
-        ssl_context=tls.make_ssl_context(ca_file=ca_file),
-        diag_ssl_context=tls.make_ssl_context(verify=False),
-        control_ssl_context=tls.make_ssl_context(ca_file=ca_file),
+    return run_context(
+        config,
         udp_resolver=resolver,
+        ca_file=ca_file,
         report_id="20240101T000000Z_telegram_ZZ_0_n0_AAAAAAAAAAAAAAAA",
-        test_start_time="2024-01-01 00:00:00",
     )
 
 

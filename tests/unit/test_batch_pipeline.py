@@ -15,6 +15,7 @@ from probe.batch.queries import QUERIES, Filters, open_dataset, render, run_quer
 from probe.batch.report import build_report
 from probe.batch.step import StepOptions
 from probe.cli import main
+from tests import system
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 INPUTS = [SHARED / "ooni-samples", SHARED / "ooni-qa"]
@@ -100,6 +101,7 @@ def test_cli_report_query_and_errors(dataset: Path, capsys: pytest.CaptureFixtur
 
 
 def test_html_report_charts_render_in_chromium(dataset: Path, tmp_path: Path) -> None:
+    system.require("chromium")
     page = tmp_path / "report.html"
     page.write_text(build_report(open_dataset(dataset), title="Test report"))
     text = page.read_text()

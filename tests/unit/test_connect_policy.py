@@ -28,6 +28,7 @@ PRIVATE = [
     "169.254.169.254", "10.0.0.1", "192.168.1.1", "172.16.0.1", "127.0.0.1", "0.0.0.0",
     "100.64.0.1", "224.0.0.1", "255.255.255.255", "192.0.2.1", "::1", "::", "fc00::1",
     "fd00::2", "fe80::1", "ff02::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1", "2002:a00:1::1",
+    "64:ff9b::a00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::7f00:1",
 ]  # fmt: skip
 
 
@@ -53,6 +54,7 @@ def test_public_target_never_allows_a_special_purpose_address(ip: str) -> None:
 def test_public_addresses_lab_ranges_and_explicit_private_targets() -> None:
     public = ConnectPolicy.for_target("www.example.com")
     assert public.allows("93.184.216.34") and public.allows("2a00:1450:4001::1")
+    assert public.allows("64:ff9b::5db8:d822")  # DNS64's answer for 93.184.216.34
     assert not public.allows("198.18.1.1")  # the lab's range is special-purpose ...
     assert ConnectPolicy.for_target("www.example.com", PUBLIC).allows("198.18.1.1")  # ... but lab
     assert not public.allows("not-an-ip") and not public.allows("")
@@ -173,5 +175,7 @@ def test_the_private_list_is_special_purpose() -> None:
     for ip in PRIVATE:
         addr = ipaddress.ip_address(ip)
         mapped = getattr(addr, "ipv4_mapped", None) or getattr(addr, "sixtofour", None)
+        if ip.startswith("64:ff9b:"):  # NAT64: the IPv4 address in the last 32 bits
+            mapped = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
         real = mapped or addr
         assert not real.is_global or real.is_multicast, ip

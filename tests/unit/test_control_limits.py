@@ -87,3 +87,13 @@ def test_logged_client_is_a_prefix() -> None:
     assert anonymize_client("2001:db8:1:2::1") == "2001:db8:1::/48"
     assert anonymize_client("::ffff:203.0.113.77") == "203.0.113.0/24"
     assert anonymize_client("garbage") == ""
+
+
+def test_burst_is_the_bucket_size_and_never_more_than_a_minute() -> None:
+    clock = Clock()
+    rl = RateLimiter(rate_per_minute=600, burst=5, clock=clock)
+    assert [rl.allow("203.0.113.9") for _ in range(7)] == [True] * 5 + [False] * 2
+    clock.now += 0.1  # 600/min is one token per 0.1 s
+    assert rl.allow("203.0.113.9") and not rl.allow("203.0.113.9")
+    slow = RateLimiter(rate_per_minute=2, burst=60, clock=clock)
+    assert [slow.allow("198.51.100.1") for _ in range(3)] == [True, True, False]

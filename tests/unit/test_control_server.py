@@ -390,3 +390,19 @@ def test_cli_rejects_bad_options() -> None:
         )
         assert out.returncode == 2, options
         assert out.stderr.startswith("probe helper: error:"), out.stderr
+
+
+async def test_a_compressed_body_is_measured_decoded_like_the_probe_publishes_it() -> None:
+    """The probe publishes a gzip body decoded (probe.privacy); the helper's body_length and
+    title must describe the same bytes, or every such site would look altered."""
+    import gzip
+
+    packed = gzip.compress(PAGE)
+    async with (
+        http_server([response(packed, headers=["Content-Encoding: gzip"])]) as site,
+        running_helper("--lab-allow-ranges", "127.0.0.0/8") as (url, _app, _records),
+    ):
+        request = {"http_request": f"http://127.0.0.1:{site.port}/", "tcp_connect": []}
+        http = (await post(url, request)).json()["http_request"]
+    assert http["body_length"] == len(PAGE) and http["title"] == "Hello Control"
+    assert http["x_transfer"]["body_length"] == len(packed)  # the bytes on the wire

@@ -45,7 +45,8 @@ async def test_concurrency_is_bounded_and_every_target_written_once(tmp_path: Pa
     in_flight = 0
     peak = 0
 
-    async def measure(url: str, release: Any) -> dict[str, Any]:
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        url = target.url
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
@@ -72,7 +73,8 @@ async def test_concurrency_is_bounded_and_every_target_written_once(tmp_path: Pa
 
 
 async def test_exception_in_a_target_is_recorded_and_run_goes_on(tmp_path: Path) -> None:
-    async def measure(url: str, release: Any) -> dict[str, Any]:
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        url = target.url
         if "boom" in url:
             raise RuntimeError("exploded near 198.18.0.7")
         return _msmt(url)
@@ -91,6 +93,32 @@ async def test_exception_in_a_target_is_recorded_and_run_goes_on(tmp_path: Path)
     assert failure.startswith("unknown_failure: ") and "198.18.0.7" not in failure
 
 
+async def test_a_failed_target_is_written_by_on_error_from_the_target(tmp_path: Path) -> None:
+    """``on_error`` gets the Target, as ``measure`` does: the failed measurement keeps what
+    the session records about the input (here: credentials removed before measuring)."""
+    seen: list[Target] = []
+
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        raise RuntimeError("exploded")
+
+    def on_error(target: Target, exc: Exception) -> dict[str, Any]:
+        seen.append(target)
+        return {"input": target.url, "test_keys": {"x_input": target.notes, "x_failure": "x"}}
+
+    out = tmp_path / "o.jsonl"
+    await run_targets(
+        read_urls(["https://u:p@boom.test/"]),
+        measure=measure,
+        output=out,
+        concurrency=1,
+        sink=ListSink(),
+        on_error=on_error,
+    )
+    assert [t.url for t in seen] == ["https://boom.test/"] and seen[0].credentials_removed
+    line = json.loads(out.read_text())
+    assert line["test_keys"]["x_input"] == {"credentials_removed": True}
+
+
 async def test_resume_measures_only_missing_targets(tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
     urls = [f"https://r{i}.test/" for i in range(6)]
@@ -100,7 +128,8 @@ async def test_resume_measures_only_missing_targets(tmp_path: Path) -> None:
     )
     measured: list[str] = []
 
-    async def measure(url: str, release: Any) -> dict[str, Any]:
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        url = target.url
         measured.append(url)
         return _msmt(url)
 
@@ -131,7 +160,8 @@ async def test_input_is_streamed_not_read_ahead(tmp_path: Path) -> None:
     gate = trio.Event()
     seen_pulled: list[int] = []
 
-    async def measure(url: str, release: Any) -> dict[str, Any]:
+    async def measure(target: Target, release: Any) -> dict[str, Any]:
+        url = target.url
         if url == "https://t0.test/":
             await trio.sleep(0.05)
             seen_pulled.append(pulled)

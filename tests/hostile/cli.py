@@ -1,0 +1,61 @@
+"""Running the ``probe`` command line in this process (the public entry point, without the cost
+of a new interpreter per case) and checking the promise on bad input: one line, status 2."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from probe.cli import main
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def probe_cli(
+    argv: Sequence[str],
+    *,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stdin: bytes = b"",
+) -> Result:
+    """``probe ARGV`` with ``stdin``; argparse's exits become a status, never a raise.
+
+    A ``run`` that is not refused would measure: it gets no control and only a loopback STUN
+    server, so that even then nothing leaves the machine."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent")
+    argv = list(argv)
+    if argv and argv[0] == "run":
+        argv += ["--no-control", "--stun-server", "127.0.0.1:9"]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 2
+    out, err = capsys.readouterr()
+    return Result(code, out, err)
+
+
+def assert_refused(result: Result, *needles: str) -> None:
+    """Status 2, exactly one line on stderr (naming ``needles``), no traceback, short."""
+    lines = result.stderr.strip().splitlines()
+    assert result.code == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(lines[0]) < 400, lines[0][:400]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def writable_tmp() -> str:
+    return os.environ.get("TMPDIR", "/tmp")
