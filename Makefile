@@ -79,4 +79,5 @@ demo: $(STAMP)
 	flock $(LAB_LOCK) sh -c '$(BIN)/python -m tests.lab up --control; \
 	$(BIN)/python -m tests.lab.demo; rc=$$?; \
 	$(BIN)/python -m tests.lab.demo_apps; rc2=$$?; \
-	$(BIN)/python -m tests.lab down; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]'
+	$(BIN)/python -m tests.lab.demo_path; rc3=$$?; \
+	$(BIN)/python -m tests.lab down; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ] && [ $$rc3 -eq 0 ]'

@@ -16,10 +16,13 @@ from probe import __version__
 
 #: (subcommand, module) in the order ``probe --help`` lists them
 COMMANDS: tuple[tuple[str, str], ...] = (
+    ("onboard", "probe.commands.onboard"),
     ("run", "probe.commands.run"),
+    ("upload", "probe.commands.upload"),
     ("analyze", "probe.commands.analyze"),
     ("report", "probe.commands.report"),
     ("helper", "probe.commands.helper"),
+    ("collector", "probe.commands.collector"),
     ("geoip", "probe.commands.geoip"),
     ("fingerprints", "probe.commands.fingerprints"),
     ("schema", "probe.commands.schema"),

@@ -6,7 +6,8 @@
   any exception becomes a recorded failure of that target, never the end of the run.
 - Finished measurements go through a channel to a single writer task that appends whole lines
   (:class:`probe.writer.LineWriter`); nothing is kept after it is written (only counters and a
-  bounded list of rows for the final summary).
+  bounded list of rows for the final summary). Each whole line is then handed to ``written``
+  (the upload's outbox): only lines that are in the file ever leave the machine.
 - A write error (a full disk, ``/dev/full``) stops the run at once: the writer has cut the file
   back to its last whole line, the targets in flight are cancelled, and :attr:`Stats.write_error`
   says how many measurements are safe; the command prints that in one line.
@@ -86,13 +87,16 @@ async def run_targets(
     done_inputs: set[str] | None = None,
     on_error: Callable[[Target, Exception], dict[str, Any]] | None = None,
     encode: Callable[[dict[str, Any]], bytes] | None = None,
+    written: Callable[[bytes], Awaitable[None]] | None = None,
 ) -> Stats:
     """Measure every target of ``items`` and append one JSON line per target to ``output``.
 
     ``measure(target, release)`` is an async function returning the final measurement dict;
     it may call ``release()`` once its active work is done to free its slot early.
     ``on_error(target, exc)`` is the measurement of a target whose ``measure`` raised. ``encode``
-    turns a measurement into its line (default: orjson plus a newline).
+    turns a measurement into its line (default: orjson plus a newline). ``written(line)``
+    receives each line's exact bytes once they are written whole (the upload's outbox,
+    :mod:`probe.upload.live`); a line the writer could not write is never handed on.
     """
     stats = Stats()
     done_inputs = done_inputs or set()
@@ -149,7 +153,10 @@ async def run_targets(
             try:
                 with LineWriter(output) as out:
                     async for msmt in receive:
-                        out.write(_line(msmt))
+                        line = _line(msmt)
+                        out.write(line)
+                        if written is not None:
+                            await written(line)
                         _count(msmt)
             except WriteError as exc:
                 # the file ends on a whole line: cancel everything before the channel closes

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,8 +120,15 @@ class Session:
         ctx = replace(self.ctx, report_id=report_id, test_start_time=test_start_time)
         return replace(self, ctx=ctx)
 
-    async def run(self, plan: RunPlan, output: Path) -> Stats:
-        """Measure the plan's work into ``output`` (appending when the plan resumes). A URL
+    async def run(
+        self,
+        plan: RunPlan,
+        output: Path,
+        *,
+        written: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> Stats:
+        """Measure the plan's work into ``output`` (appending when the plan resumes);
+        ``written(line)`` after each line is written (:func:`probe.runner.run_targets`). A URL
         run gets its run facts (:mod:`probe.runfacts`: the baseline, the NXDOMAIN canary)."""
         from probe.control.client import open_pool
 
@@ -133,9 +140,11 @@ class Session:
         )
         async with pool:
             ctx = replace(self.ctx, control_pool=pool, run_facts=facts)
-            return await replace(self, ctx=ctx)._run(plan, output)
+            return await replace(self, ctx=ctx)._run(plan, output, written)
 
-    async def _run(self, plan: RunPlan, output: Path) -> Stats:
+    async def _run(
+        self, plan: RunPlan, output: Path, written: Callable[[bytes], Awaitable[None]] | None
+    ) -> Stats:
         from probe.progress import LiveSink, LogSink
         from probe.runner import read_done_inputs
 
@@ -180,4 +189,5 @@ class Session:
             total=plan.total,
             done_inputs=done,
             on_error=failed,
+            written=written,
         )

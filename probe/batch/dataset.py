@@ -106,8 +106,11 @@ class PartitionedWriter:
         light_compression: str | None = "snappy",
         file_buffer_bytes: int = 16 << 10,
         close_threads: int = 1,
+        part_prefix: str = "part",
     ) -> None:
         self._root = root
+        #: file names are ``<part_prefix>-N.parquet`` (an incremental run names its own)
+        self._part_prefix = part_prefix
         self._schema = schema.with_metadata(metadata or {})
         self._row_group_rows = row_group_rows
         self._max_buffered = max_buffered_rows
@@ -194,7 +197,7 @@ class PartitionedWriter:
             folder.mkdir(parents=True, exist_ok=True)
         number = self._next_part.get(partition, 0)
         self._next_part[partition] = number + 1
-        path = folder / f"part-{number}.parquet"
+        path = folder / f"{self._part_prefix}-{number}.parquet"
         # a buffered stream: one write() per 16 KiB instead of a write() and an lseek() per
         # page (a tenth of the writer's time went to those syscalls with small files)
         sink = self._fs.open_output_stream(str(path), buffer_size=self._file_buffer or None)

@@ -136,15 +136,20 @@ def run(
     writer_rows: int = 65536,
     progress: Callable[[Summary, float], None] | None = None,
     progress_every: float = 1.0,
+    files: Sequence[InputFile] | None = None,
+    part_prefix: str = "part",
     warn: Callable[[str], None] | None = None,
 ) -> Summary:
     """Analyse every measurement under ``paths`` into the dataset at ``output``.
 
     ``progress(summary, elapsed_seconds)`` is called at most every ``progress_every`` seconds
-    while the run goes on (the CLI prints a status line from it). ``warn(line)`` is told of an
-    input file that could not be read to its end (the batch goes on with the next file)."""
+    while the run goes on (the CLI prints a status line from it). ``files`` replaces the
+    discovery of ``paths`` (named byte streams, e.g. a collector store's parts, see
+    :mod:`probe.store`); ``part_prefix`` names the Parquet files this run writes. ``warn(line)``
+    is told of an input file that could not be read to its end (the batch goes on with the next
+    file)."""
     options = options or StepOptions()
-    files = discover(paths)
+    files = discover(paths) if files is None else list(files)
     keep_large_blocks()  # this process inflates, pickles and unpickles megabytes at a time
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -170,6 +175,7 @@ def run(
             row_group_rows=writer_rows,
             dictionary_columns=DICTIONARY_COLUMNS[name],
             close_threads=min(os.cpu_count() or 1, 4),
+            part_prefix=part_prefix,
         )
         for name, schema in SCHEMAS.items()
     }

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -59,6 +59,10 @@ class InputFile:
 
     path: Path
     source: str
+    #: opens the file's bytes as stored (an object in a collector store, :mod:`probe.store`;
+    #: ``path`` then names its format: a ``.gz`` one is inflated and checked as a local one is);
+    #: None: the local file at ``path``
+    opener: Callable[[], BinaryIO] | None = None
 
 
 def discover(paths: Iterable[str | Path]) -> list[InputFile]:
@@ -108,11 +112,15 @@ class _Damaged(Exception):
         self.offset = offset
 
 
-def _blocks(path: Path) -> Iterator[bytes]:
-    """The file's (uncompressed) bytes in blocks; raises :class:`_Damaged` where they end."""
+def _blocks(path: Path, opener: Callable[[], BinaryIO] | None = None) -> Iterator[bytes]:
+    """The file's (uncompressed) bytes in blocks; raises :class:`_Damaged` where they end.
+
+    ``opener`` gives the bytes as stored (a collector store's part, gzip'd like a local
+    ``.gz``); without it the local file at ``path`` is read. Either way the stream is read
+    forward only (an S3 stream cannot seek)."""
     offset = 0
     try:
-        with path.open("rb") as fh:
+        with opener() if opener is not None else path.open("rb") as fh:
             if not path.name.endswith(".gz"):
                 while block := fh.read(_READ_BLOCK):
                     offset += len(block)
@@ -131,11 +139,12 @@ def _inflate(fh: Any) -> Iterator[bytes]:
     """Inflate gzip members one after the other, at most ``_READ_BLOCK`` bytes at a time."""
     inflater = _ZLIB.decompressobj(_GZIP_WBITS)
     fed = False  # whether the current member has started
-    first = fh.read(2)
-    if first and first != b"\x1f\x8b":
+    block = b""  # the magic first, read forward (no seek: a stream from S3 cannot)
+    while len(block) < 2 and (more := fh.read(2 - len(block))):
+        block += more
+    if block and block != b"\x1f\x8b":
         raise _Damaged("not a gzip file", 0)
-    fh.seek(0)
-    while block := fh.read(_READ_BLOCK):
+    while block:
         data = block
         while data:
             fed = True
@@ -150,6 +159,7 @@ def _inflate(fh: Any) -> Iterator[bytes]:
                 inflater, fed = _ZLIB.decompressobj(_GZIP_WBITS), False
             else:
                 data = inflater.unconsumed_tail
+        block = fh.read(_READ_BLOCK)
     while fed and not inflater.eof:  # the input is over: drain what the member still holds
         try:
             out = inflater.decompress(b"", _READ_BLOCK)
@@ -162,7 +172,9 @@ def _inflate(fh: Any) -> Iterator[bytes]:
             raise _Damaged("gzip stream cut off (no end-of-stream marker)", 0)
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def iter_lines(
+    path: Path, opener: Callable[[], BinaryIO] | None = None
+) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, line)`` for the non-blank lines of a JSONL(.gz) file, streaming.
 
     Raises :class:`UnreadableInput` after the last whole line when the file is damaged (the
@@ -170,7 +182,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     number = 0
     rest = b""
     try:
-        for block in _blocks(path):
+        for block in _blocks(path, opener):
             parts = block.split(b"\n")
             if rest:
                 parts[0] = rest + parts[0]  # not rest + block: that copied every block once more
@@ -185,10 +197,12 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         yield number + 1, rest
 
 
-def _json_document(path: Path) -> list[tuple[int, bytes]] | None:
+def _json_document(
+    path: Path, opener: Callable[[], BinaryIO] | None = None
+) -> list[tuple[int, bytes]] | None:
     """A ``.json`` file holding one document (object or array): its records, else ``None``."""
     try:
-        data = b"".join(_blocks(path))
+        data = b"".join(_blocks(path, opener))
     except _Damaged as exc:
         raise UnreadableInput(exc.reason, offset=exc.offset, line=0) from None
     try:
@@ -203,11 +217,11 @@ def _json_document(path: Path) -> list[tuple[int, bytes]] | None:
 def iter_records(file: InputFile) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_record)`` for one input file."""
     if file.path.name.endswith((".json", ".json.gz")):
-        records = _json_document(file.path)
+        records = _json_document(file.path, file.opener)
         if records is not None:
             yield from records
             return
-    yield from iter_lines(file.path)
+    yield from iter_lines(file.path, file.opener)
 
 
 def iter_chunks(

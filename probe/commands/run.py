@@ -11,13 +11,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probe import inputs
 from probe.commands.argtypes import count_arg, seconds_arg
 
 if TYPE_CHECKING:
+    from probe.config import Privacy
+    from probe.consent import Publishing
     from probe.plan import RunPlan
+    from probe.upload.policy import UploadPolicy
 
 HELP = "measure targets stage by stage and write one OONI measurement per target (JSONL)"
 
@@ -144,13 +147,22 @@ def register(parser: argparse.ArgumentParser) -> None:
     who = parser.add_argument_group("identity and privacy")
     who.add_argument("--probe-asn", metavar="ASN", help="your network's ASN, e.g. AS12389")
     who.add_argument("--probe-cc", metavar="CC", help="your country code, e.g. RU")
-    who.add_argument(
-        "--include-ip",
+    for name, what in (
+        ("ip", "your IP address (default off: it is scrubbed everywhere)"),
+        ("asn", "your network's ASN (default on; off: AS0)"),
+        ("cc", "your country (default on; off: ZZ)"),
+    ):
+        who.add_argument(
+            f"--include-{name}",
+            action=argparse.BooleanOptionalAction,
+            help=f"publish {what}; default: your choice in `probe onboard` ([publish])",
+        )
+    pub = parser.add_argument_group("upload (see `probe onboard`)")
+    pub.add_argument(
+        "--no-upload",
         action="store_true",
-        help="publish your IP address (off by default: it is scrubbed everywhere)",
+        help="keep this run's measurements on this computer (config: [publish] upload = false)",
     )
-    who.add_argument("--no-include-asn", action="store_true", help="withhold the ASN (AS0)")
-    who.add_argument("--no-include-cc", action="store_true", help="withhold the country (ZZ)")
     geo = parser.add_argument_group("geolocation (see docs/geolocation.md)")
     geo.add_argument(
         "--no-geolocate",
@@ -188,11 +200,17 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from probe import consent
+
+    # the file given with --config must exist (and is read as every input file is)
+    if (code := consent.require(args.config, named=args.config is not None)) is not None:
+        return code
     try:
         plan = _plan(args)
+        upload = _upload(args)
     except UsageError as exc:
         return _fail(str(exc))
-    return _execute(plan)
+    return _execute(plan, upload)
 
 
 #: the config file's settings and their TOML types (other keys belong to other commands)
@@ -205,6 +223,9 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "probe_cc": (str,),
     "public_ranges": (str,),
     "geolocate": (dict, bool),
+    "consent": (dict,),  # probe onboard's record (probe.consent)
+    "publish": (dict,),
+    "upload": (dict,),  # the upload policy's overrides (probe.upload.policy)
 }
 
 
@@ -225,7 +246,7 @@ def _load_config_file(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _plan(args: argparse.Namespace) -> RunPlan:
-    from probe.config import Config, Privacy, Timeouts, parse_ranges
+    from probe.config import Config, Timeouts, parse_ranges
     from probe.netaddr import parse_ip
     from probe.plan import AppWork, ListSource, RunPlan, Source, UrlSource, WebWork
 
@@ -275,11 +296,7 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     geolocate = _plan_geolocate(args, file_cfg)
     config = Config(
         timeouts=Timeouts(**timeouts_kw),
-        privacy=Privacy(
-            include_ip=args.include_ip,
-            include_asn=not args.no_include_asn,
-            include_cc=not args.no_include_cc,
-        ),
+        privacy=_privacy(args, file_cfg),
         resolver=resolver,
         ca_file=ca_file,
         control_url=control,
@@ -332,6 +349,68 @@ def _plan(args: argparse.Namespace) -> RunPlan:
         asn_explicit=bool(args.probe_asn or file_cfg.get("probe_asn")),
         cc_explicit=bool(args.probe_cc or file_cfg.get("probe_cc")),
     )
+
+
+def _publishing(file_cfg: dict[str, Any]) -> Publishing:
+    from probe.consent import ConsentError, read
+
+    try:
+        return read(file_cfg)[1]
+    except ConsentError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _privacy(args: argparse.Namespace, file_cfg: dict[str, Any]) -> Privacy:
+    """What the volunteer chose to publish (``[publish] include_*``), a flag winning."""
+    from probe.config import Privacy
+
+    chosen = _publishing(file_cfg)
+
+    def pick(name: str) -> bool:
+        flag: bool | None = getattr(args, f"include_{name}")
+        return bool(getattr(chosen, f"include_{name}")) if flag is None else flag
+
+    return Privacy(include_ip=pick("ip"), include_asn=pick("asn"), include_cc=pick("cc"))
+
+
+class _Upload(NamedTuple):
+    publishing: Publishing
+    policy: UploadPolicy
+
+
+def _upload(args: argparse.Namespace) -> _Upload:
+    """Where this run's measurements go besides the results file: the ``[publish]`` choices
+    (``--no-upload`` wins) and the ``[upload]`` overrides."""
+    from dataclasses import replace
+
+    from probe.upload.policy import policy_from_config
+
+    file_cfg = _load_config_file(args)
+    publishing = _publishing(file_cfg)
+    if args.no_upload:
+        publishing = replace(publishing, upload=False)
+    try:
+        policy = policy_from_config(file_cfg)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if publishing.upload:
+        _check_outbox()
+    return _Upload(publishing, policy)
+
+
+def _check_outbox() -> None:
+    """Fail before measuring when the outbox cannot be opened (as for the output file)."""
+    import sqlite3
+
+    from probe.upload.outbox import Outbox, default_path
+
+    path = default_path()
+    try:
+        Outbox(path).close()
+    except (sqlite3.Error, OSError) as exc:
+        raise UsageError(
+            f"cannot open the upload outbox {path}: {exc}; --no-upload measures without it"
+        ) from exc
 
 
 def _text_setting(file_cfg: dict[str, Any], name: str) -> str:
@@ -472,10 +551,11 @@ def _geolocate(plan: RunPlan) -> tuple[Any, Any]:
     return config, geo
 
 
-def _execute(plan: RunPlan) -> int:
+def _execute(plan: RunPlan, upload: _Upload) -> int:
     import trio
 
     from probe.session import Session
+    from probe.upload.live import LiveUpload, live_upload
 
     config, geo = _geolocate(plan)
     session = Session.create(config, test_name=plan.test_name, geo=geo)
@@ -487,17 +567,31 @@ def _execute(plan: RunPlan) -> int:
             session = continue_report(session, output)
         except ResumeRefused as exc:
             return _fail(str(exc))
+    uploads: list[LiveUpload | None] = []
+
+    async def measure_and_upload() -> Any:
+        async with live_upload(
+            upload.publishing, policy=upload.policy, ca_file=config.ca_file
+        ) as live:
+            uploads.append(live)
+            return await session.run(plan, output, written=live.add if live else None)
+
     try:
-        stats = trio.run(session.run, plan, output)
+        stats = trio.run(measure_and_upload)
     except KeyboardInterrupt:
         print(f"probe run: aborted; whole lines kept in {output}", file=sys.stderr)
         return 130
-    if stats.write_error is not None:
+    live = uploads[0] if uploads else None
+    off = "off (measurements stay on this computer)"
+    upload_line = f"upload: {live.summary(output) if live else off}"
+    if stats.write_error is not None:  # the lines written before it were queued all the same
         from probe.resume import write_error_line
 
+        print(upload_line)
         print(write_error_line(stats.write_error), file=sys.stderr)
         return 1
     from probe.progress import print_summary
 
     print_summary(stats, str(output))
+    print(upload_line)
     return 130 if stats.interrupted else 0

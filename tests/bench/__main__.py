@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import bench_batch, bench_core, bench_hostile, bench_verdicts
+from tests.bench import bench_batch, bench_collector, bench_core, bench_hostile, bench_verdicts
 
 
 def main(argv: list[str]) -> int:
@@ -23,7 +23,10 @@ def main(argv: list[str]) -> int:
     rc = rc or bench_hostile.main(["--quick"] if quick else [])
     print("\n== batch analysis ==", flush=True)
     batch_args = ["--n", "20000", "--oonidata-sample", "5000"] if quick else []
-    return rc or bench_batch.main(batch_args)
+    rc = rc or bench_batch.main(batch_args)
+    print("\n== collector and outbox ==", flush=True)
+    collector_args = ["--n", "600", "--drain", "2000", "--run", "100"] if quick else []
+    return rc or bench_collector.main(collector_args)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests import volunteer
 from tests.lab import lab as labmod
 from tests.lab import model as m
 
@@ -63,6 +64,8 @@ def _probe_argv(info: dict[str, Any], listing: Path, out: Path, *extra: str) -> 
         [
             str(PROBE),
             "run",
+            "--config",  # the lab volunteer: consent given, uploads off (tests/volunteer.py)
+            str(volunteer.lab_config(m.state_dir())),
             "--list",
             str(listing),
             "--output",

@@ -5,9 +5,10 @@
 1. Every server of the hostile zoo (``tests/hostile/zoo.py``: endless and compressed bodies,
    slowloris, giant headers, odd TLS chains, the redirect zoo) runs on loopback in this
    process; ``probe run --input URL`` measures each in its own process, with the probe's
-   default timeouts (``--quick``: 2 s). For each: wall time and peak RSS of that process
-   (``wait4``), next to the same figures for an ordinary page; then the worst peak RSS and the
-   longest wall time over the suite.
+   default timeouts (``--quick``: 2 s), as a volunteer who consented (``tests/volunteer.py``:
+   ``probe onboard --yes --no-upload`` in a home of the benchmark's own). For each: wall time
+   and peak RSS of that process (``wait4``), next to the same figures for an ordinary page;
+   then the worst peak RSS and the longest wall time over the suite.
 2. The privacy step (``probe.privacy``, run on every measurement): milliseconds per
    measurement for the lab's sample measurements and for pages of 100 KB and 512 KB (text,
    and gzip-encoded, which is decoded before it is checked).
@@ -34,6 +35,7 @@ from typing import Any
 
 import trio
 
+from tests import volunteer
 from tests.hostile.zoo import CASES, REDIRECTS, Case, RedirectCase, router, serving, url_of
 from tests.unit.servers import Certs, TCPServer, tcp_server
 
@@ -55,7 +57,9 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def _probe(url: str, out: Path, ca_file: str, quick: bool) -> tuple[float, int, int]:
+def _probe(
+    url: str, out: Path, ca_file: str, quick: bool, env: dict[str, str]
+) -> tuple[float, int, int]:
     """(wall seconds, peak RSS KiB, exit status) of one ``probe run`` (called in a thread)."""
     peak = out.with_suffix(".peak")
     argv = [sys.executable, "-c", _REPORT_PEAK, str(peak), "run", "--input", url,
@@ -63,7 +67,6 @@ def _probe(url: str, out: Path, ca_file: str, quick: bool) -> tuple[float, int, 
             "--public-ranges", "127.0.0.0/8", "--ca-file", ca_file, "--no-progress"]  # fmt: skip
     if quick:
         argv += ["--timeout-http", "2", "--timeout-tls", "2", "--timeout-connect", "2"]
-    env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent"}
     started = time.perf_counter()
     status = subprocess.run(
         argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
@@ -72,16 +75,18 @@ def _probe(url: str, out: Path, ca_file: str, quick: bool) -> tuple[float, int, 
     return wall, int(peak.read_text()) if peak.exists() else 0, status
 
 
-async def _zoo_case(case: Case, certs: Certs, tmp: Path, quick: bool) -> tuple[float, int, int]:
+async def _zoo_case(
+    case: Case, certs: Certs, tmp: Path, quick: bool, env: dict[str, str]
+) -> tuple[float, int, int]:
     async with serving(case, certs) as server:
         out = tmp / f"{case.name}.jsonl"
         return await trio.to_thread.run_sync(
-            _probe, url_of(case, server), out, str(certs.ca_file), quick
+            _probe, url_of(case, server), out, str(certs.ca_file), quick, env
         )
 
 
 async def _redirect_case(
-    case: RedirectCase, certs: Certs, tmp: Path, quick: bool
+    case: RedirectCase, certs: Certs, tmp: Path, quick: bool, env: dict[str, str]
 ) -> tuple[float, int, int]:
     holder: dict[str, TCPServer] = {}
 
@@ -92,7 +97,7 @@ async def _redirect_case(
         holder["server"] = server
         url = f"http://{server.address}/"
         return await trio.to_thread.run_sync(
-            _probe, url, tmp / f"redirect-{case.name}.jsonl", str(certs.ca_file), quick
+            _probe, url, tmp / f"redirect-{case.name}.jsonl", str(certs.ca_file), quick, env
         )
 
 
@@ -100,17 +105,18 @@ async def hostile(quick: bool) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         certs = Certs(tmp)
+        env = {**os.environ, **volunteer.home(tmp / "volunteer")}  # consent given, uploads off
         normal = Case("ordinary-page", "an ordinary page, for comparison")
         rows: list[tuple[str, float, int, int]] = []
-        normal_wall, normal_rss, status = await _zoo_case(normal, certs, tmp, quick)
+        normal_wall, normal_rss, status = await _zoo_case(normal, certs, tmp, quick, env)
         print(f"{'case':28} {'wall s':>7} {'peak RSS MiB':>13} exit", flush=True)
         print(f"{normal.name:28} {normal_wall:7.2f} {normal_rss / 1024:13.1f} {status}")
         for case in CASES:
-            wall, rss, status = await _zoo_case(case, certs, tmp, quick)
+            wall, rss, status = await _zoo_case(case, certs, tmp, quick, env)
             rows.append((case.name, wall, rss, status))
             print(f"{case.name:28} {wall:7.2f} {rss / 1024:13.1f} {status}", flush=True)
         for redirect in REDIRECTS:
-            wall, rss, status = await _redirect_case(redirect, certs, tmp, quick)
+            wall, rss, status = await _redirect_case(redirect, certs, tmp, quick, env)
             rows.append((f"redirect-{redirect.name}", wall, rss, status))
             print(f"{'redirect-' + redirect.name:28} {wall:7.2f} {rss / 1024:13.1f} {status}")
         worst_rss = max(rows, key=lambda r: r[2])

@@ -10,7 +10,6 @@ reaches the network as A-labels with the given form kept beside it.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import trio
 
 from probe.inputs import MAX_URL_LENGTH, InputError, target_url
 from probe.targets import Target, read_list, read_urls
-from tests.hostile.cli import assert_refused, probe_cli
+from tests.hostile.cli import agree, assert_refused, probe_cli
 from tests.unit.servers import http_server, response
 
 BAD_NUMBERS = ["nan", "NaN", "inf", "-inf", "-1", "1e400", "9" * 400, "", "0x10", "ten"]
@@ -70,11 +69,12 @@ def test_bad_numbers_are_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    volunteer_env: dict[str, str],
 ) -> None:
     argv = [*prefix, f"{option}={value}"]
     if prefix[0] == "run":
         argv += ["--output", str(tmp_path / "out.jsonl"), "--no-geolocate"]
-    result = probe_cli(argv, capsys=capsys, monkeypatch=monkeypatch)
+    result = probe_cli(argv, capsys=capsys, monkeypatch=monkeypatch, volunteer=volunteer_env)
     assert_refused(result, option)
     assert not (tmp_path / "out.jsonl").exists() or not (tmp_path / "out.jsonl").read_text()
 
@@ -99,13 +99,16 @@ def test_bad_numbers_in_the_config_file_are_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    volunteer_env: dict[str, str],
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f"[timeouts]\n{name} = {value}\n")
+    agree(config, capsys=capsys, monkeypatch=monkeypatch)
     result = probe_cli(
         ["run", "--input", "http://127.0.0.1:9/", "--config", str(config)],
         capsys=capsys,
         monkeypatch=monkeypatch,
+        volunteer=volunteer_env,
     )
     assert_refused(result, f"timeouts.{name}")
 
@@ -131,13 +134,16 @@ def test_settings_of_the_wrong_type_in_the_config_file_are_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    volunteer_env: dict[str, str],
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(setting + "\n")
+    agree(config, capsys=capsys, monkeypatch=monkeypatch)
     result = probe_cli(
         ["run", "--input", "http://127.0.0.1:9/", "--config", str(config)],
         capsys=capsys,
         monkeypatch=monkeypatch,
+        volunteer=volunteer_env,
     )
     assert_refused(result)
 
@@ -249,18 +255,25 @@ def test_bad_files_are_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    volunteer_env: dict[str, str],
 ) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # no geolocation database
     path = _file(tmp_path, kind)
     result = probe_cli(
-        _argv(command, option, path, tmp_path), capsys=capsys, monkeypatch=monkeypatch
+        _argv(command, option, path, tmp_path),
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+        volunteer=volunteer_env if command == "run" else None,
     )
     assert_refused(result, str(path))
     assert not (tmp_path / "out.jsonl").exists() or not (tmp_path / "out.jsonl").read_text()
 
 
 def test_binary_and_latin1_files_name_the_offset(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    volunteer_env: dict[str, str],
 ) -> None:
     for kind, needle in (("binary", "binary file (a NUL byte at offset 7)"),
                          ("latin1", "not UTF-8 text (byte 0xe9 at offset 17)")):  # fmt: skip
@@ -269,6 +282,7 @@ def test_binary_and_latin1_files_name_the_offset(
             ["run", "--input", "http://127.0.0.1:9/", "--config", str(path)],
             capsys=capsys,
             monkeypatch=monkeypatch,
+            volunteer=volunteer_env,
         )
         assert_refused(result, needle)
 
@@ -300,31 +314,40 @@ def test_bad_input_urls_are_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    volunteer_env: dict[str, str],
 ) -> None:
     out = tmp_path / "o.jsonl"
     result = probe_cli(
         ["run", "--no-geolocate", "--input", url, "--output", str(out)],
         capsys=capsys,
         monkeypatch=monkeypatch,
+        volunteer=volunteer_env,
     )
     assert_refused(result, "--input", needle)
     assert not out.exists() or not out.read_text()
 
 
 def test_a_ten_megabyte_url_is_refused_without_echoing_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    volunteer_env: dict[str, str],
 ) -> None:
     url = "http://example.org/" + "x" * (10 << 20)
     result = probe_cli(
         ["run", "--no-geolocate", "--input", url, "--output", str(tmp_path / "o.jsonl")],
         capsys=capsys,
         monkeypatch=monkeypatch,
+        volunteer=volunteer_env,
     )
     assert_refused(result, "longer than 4096")
 
 
 def test_a_list_with_no_measurable_target_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    volunteer_env: dict[str, str],
 ) -> None:
     targets = tmp_path / "list.txt"
     targets.write_text("not a url\nhttp://" + "y" * (10 << 20) + ".test/\nftp://x/\n")
@@ -332,6 +355,7 @@ def test_a_list_with_no_measurable_target_is_refused(
         ["run", "--no-geolocate", "--list", str(targets), "--output", str(tmp_path / "o.jsonl")],
         capsys=capsys,
         monkeypatch=monkeypatch,
+        volunteer=volunteer_env,
     )
     assert_refused(result, "no measurable target")
 
@@ -365,7 +389,9 @@ def test_credentials_are_stripped_and_only_their_removal_is_noted(tmp_path: Path
         target_url("http://user:pw@[fe80::1%25lo]/")
 
 
-async def test_credentials_never_reach_the_server_nor_the_measurement(tmp_path: Path) -> None:
+async def test_credentials_never_reach_the_server_nor_the_measurement(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     """A real run (subprocess) of a URL with ``user:pass@``: measured without them."""
     page = b"<html><head><title>x</title></head><body>hi</body></html>"
     out = tmp_path / "out.jsonl"
@@ -378,7 +404,7 @@ async def test_credentials_never_reach_the_server_nor_the_measurement(tmp_path: 
             capture_stdout=True,
             capture_stderr=True,
             check=False,
-            env={**os.environ, "XDG_CONFIG_HOME": "/nonexistent"},
+            env=volunteer_env,
         )  # fmt: skip
         sent = b"".join(web.requests)
     assert proc.returncode == 0, proc.stderr.decode()

@@ -2,7 +2,8 @@
 mid-run, ``/dev/full`` and a torn last line, each with real subprocesses and a real filesystem.
 
 After every kind of interruption, ``--resume`` on the same file ends with every target exactly
-once, every line a valid measurement, and one report (one ``report_id``) in the file.
+once, every line a valid measurement, and one report (one ``report_id``) in the file. The runs
+are a volunteer's who consented (``volunteer_env``: ``probe onboard --yes --no-upload``).
 """
 
 from __future__ import annotations
@@ -44,17 +45,17 @@ def _targets(tmp_path: Path, web: TCPServer, n: int) -> tuple[Path, list[str]]:
     return listing, urls
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "XDG_CONFIG_HOME": "/nonexistent", "PYTHONUNBUFFERED": "1"}
+def _env(volunteer: dict[str, str]) -> dict[str, str]:
+    return {**volunteer, "PYTHONUNBUFFERED": "1"}
 
 
-async def _run(args: Sequence[str]) -> tuple[int, str]:
+async def _run(args: Sequence[str], volunteer: dict[str, str]) -> tuple[int, str]:
     proc = await trio.run_process(
         [*PROBE, *args, *QUIET],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
-        env=_env(),
+        env=_env(volunteer),
     )
     return proc.returncode, proc.stderr.decode()
 
@@ -87,7 +88,9 @@ def _check_file(out: Path, urls: list[str]) -> list[dict[str, object]]:
     return rows
 
 
-async def test_kill_9_at_random_moments_then_resume(tmp_path: Path) -> None:
+async def test_kill_9_at_random_moments_then_resume(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
     out = tmp_path / "out.jsonl"
@@ -103,7 +106,7 @@ async def test_kill_9_at_random_moments_then_resume(tmp_path: Path) -> None:
                 with out.open("ab") as fh:  # as if killed in the middle of a write
                     fh.write(planted)
             proc = await trio.lowlevel.open_process(
-                argv, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                argv, env=_env(volunteer_env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             # kill once a random number of new lines is written, a random instant later
             start = _lines(out)
@@ -133,13 +136,15 @@ async def test_kill_9_at_random_moments_then_resume(tmp_path: Path) -> None:
         assert planted + b"\n" in side.read_bytes()
 
 
-async def test_full_disk_mid_run_stops_with_one_line_then_resumes(tmp_path: Path) -> None:
+async def test_full_disk_mid_run_stops_with_one_line_then_resumes(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     with small_disk(tmp_path / "small", "48k") as mnt:
         out = mnt / "out.jsonl"
         async with _site(delay=0.0) as web:
             listing, urls = _targets(tmp_path, web, 12)
             code, err = await _run(["--list", str(listing), "--output", str(out),
-                                    "--concurrency", "2"])  # fmt: skip
+                                    "--concurrency", "2"], volunteer_env)  # fmt: skip
             assert code == 1, err
             lines = _error_lines(err)
             assert "No space left on device" in lines[0]
@@ -150,14 +155,16 @@ async def test_full_disk_mid_run_stops_with_one_line_then_resumes(tmp_path: Path
             for line in out.read_bytes().splitlines():
                 json.loads(line)
             grow(mnt, "2m")
-            code, err = await _run(["--list", str(listing), "--resume", str(out)])
+            code, err = await _run(["--list", str(listing), "--resume", str(out)], volunteer_env)
             assert code == 0, err
         _check_file(out, urls)
 
 
-async def test_dev_full_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+async def test_dev_full_is_one_line_not_a_traceback(volunteer_env: dict[str, str]) -> None:
     async with _site(delay=0.0) as web:
-        code, err = await _run(["--input", f"http://{web.address}/", "--output", "/dev/full"])
+        code, err = await _run(
+            ["--input", f"http://{web.address}/", "--output", "/dev/full"], volunteer_env
+        )
     assert code == 1
     assert _error_lines(err) == [
         "probe run: error: cannot write to /dev/full: No space left on device; 0 measurements "
@@ -166,19 +173,21 @@ async def test_dev_full_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     ]
 
 
-async def test_resume_repairs_a_torn_line_and_continues_the_report(tmp_path: Path) -> None:
+async def test_resume_repairs_a_torn_line_and_continues_the_report(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     out = tmp_path / "out.jsonl"
     async with _site(delay=0.0) as web:
         listing, urls = _targets(tmp_path, web, 5)
         first = tmp_path / "first.txt"
         first.write_text("".join(u + "\n" for u in urls[:3]))
-        code, err = await _run(["--list", str(first), "--output", str(out)])
+        code, err = await _run(["--list", str(first), "--output", str(out)], volunteer_env)
         assert code == 0, err
         report = json.loads(out.read_text().splitlines()[0])["report_id"]
         # a crash in the middle of the next line
         last = out.read_bytes().splitlines()[-1]
         out.write_bytes(out.read_bytes()[: -len(last) - 1] + last[:100])
-        code, err = await _run(["--list", str(listing), "--resume", str(out)])
+        code, err = await _run(["--list", str(listing), "--resume", str(out)], volunteer_env)
         assert code == 0, err
         assert "moved a cut-off last line (100 bytes)" in err
     rows = _check_file(out, urls)
@@ -186,13 +195,19 @@ async def test_resume_repairs_a_torn_line_and_continues_the_report(tmp_path: Pat
     assert out.with_name("out.jsonl" + TORN_SUFFIX).read_bytes() == last[:100] + b"\n"
 
 
-async def test_resume_refuses_a_report_from_another_network(tmp_path: Path) -> None:
+async def test_resume_refuses_a_report_from_another_network(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     out = tmp_path / "out.jsonl"
     async with _site(delay=0.0) as web:
         url = f"http://{web.address}/"
-        code, err = await _run(["--input", url, "--output", str(out), "--probe-cc", "RU"])
+        code, err = await _run(
+            ["--input", url, "--output", str(out), "--probe-cc", "RU"], volunteer_env
+        )
         assert code == 0, err
-        code, err = await _run(["--input", url + "2", "--resume", str(out), "--probe-cc", "IR"])
+        code, err = await _run(
+            ["--input", url + "2", "--resume", str(out), "--probe-cc", "IR"], volunteer_env
+        )
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("probe run: error: --resume")
     assert "probe_cc RU" in err and len(out.read_text().splitlines()) == 1

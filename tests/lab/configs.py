@@ -215,7 +215,11 @@ def iptables_isp(sites: list[Site], *, delay_ms: float) -> str:
             "--queue-bypass",
         ]
     nat = ["*nat"]
-    filt = ["*filter"]
+    # the collector blocked on one of its ports (model.COLLECTOR_BLOCKED_PORT): SYNs dropped
+    filt = [
+        "*filter",
+        f"-A FORWARD -d {m.CONTROL_ADDR} -p tcp --dport {m.COLLECTOR_BLOCKED_PORT} -j DROP",
+    ]
     for s in sites:
         if s.censor in ("tproxy-blockpage", "tproxy-redirect"):
             nat.append(

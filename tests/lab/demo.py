@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests import volunteer
 from tests.lab import lab as labmod
 from tests.lab import model as m
 
@@ -95,12 +96,21 @@ def event_failure(event: dict[str, Any], stage: str) -> str | None:
 
 
 def probe_argv(
-    info: dict[str, Any], output: Path, urls: list[str], *, concurrency: int = 30
+    info: dict[str, Any],
+    output: Path,
+    urls: list[str],
+    *,
+    concurrency: int = 30,
+    config: Path | None = None,
 ) -> list[str]:
+    """``probe run`` in cp-client with the lab's facts, as the volunteer whose ``config`` it
+    reads (default: the lab volunteer: consent given, uploads off, tests/volunteer.py)."""
     probe = m.REPO / ".venv" / "bin" / "probe"
     argv = [
         str(probe),
         "run",
+        "--config",
+        str(config or volunteer.lab_config(m.state_dir())),
         "--output",
         str(output),
         "--no-progress",

@@ -41,6 +41,11 @@ PUBLIC_RESOLVER = "198.19.8.8"
 CONTROL_ADDR = "198.19.0.100"
 CONTROL_PORT = 443
 CONTROL_NAME = "control.lab.test"
+# the collector (tests/lab/collector.py) beside the control vantage, on two ports: the censor
+# drops the second one (configs.iptables_isp), so a volunteer configured with it finds the
+# collector blocked, and the upload proxy on the uncensored side still reaches it
+COLLECTOR_PORT = 8443
+COLLECTOR_BLOCKED_PORT = 8444
 APP_RANGE = "198.19.2.0/24"  # the app hosts ([[app_host]] in scenarios.toml)
 APP_ZONE = "app.lab.test"
 APPS_DIR = HERE / "apps"  # lab variants of the app files

@@ -172,7 +172,8 @@ def test_app_configs_render() -> None:
     assert f"-d 198.19.2.42 -p tcp --dport 443 -j DNAT --to-destination {m.ISP_MITM}:443" in rules
     assert "-d 198.19.2.10 -p tcp --dport 80 -j DNAT" in rules
     assert "-d 198.19.2.10 -p tcp --dport 443" not in rules
-    assert rules.count("-j DROP") == 4
+    collector = f"-d {m.CONTROL_ADDR} -p tcp --dport {m.COLLECTOR_BLOCKED_PORT} -j DROP"
+    assert rules.count("-j DROP") == 4 + rules.count(collector) == 5  # + the blocked collector
     argv = configs.dnsmasq_isp_argv(applab.app_sites(HOSTS), state)
     assert "--address=/e2.whatsapp.app.lab.test/" in argv
     assert f"--address=/edge-mqtt.facebook.app.lab.test/{m.ISP_BLOCKPAGE}" in argv

@@ -361,6 +361,7 @@ def test_censor_rules_render_every_technique() -> None:
     assert '--string "sni-drop.lab.test" -j DROP' in rules
     assert '--string "Host: host-rst.lab.test" -j REJECT --reject-with tcp-reset' in rules
     assert "-d 198.19.1.7 -j DROP" in rules
+    assert f"-d {m.CONTROL_ADDR} -p tcp --dport {m.COLLECTOR_BLOCKED_PORT} -j DROP" in rules
     assert "--queue-num 2" not in rules
     assert "--queue-num 2" in configs.iptables_isp(SITES, delay_ms=10)
     assert configs.iptables_inet(SITES).count("-j DROP") == 1

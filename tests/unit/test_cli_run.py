@@ -21,15 +21,8 @@ from tests.unit.servers import Certs, http_server, response
 PROBE = [sys.executable, "-m", "probe"]
 
 
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PROBE, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        env={**os.environ, "XDG_CONFIG_HOME": "/nonexistent"},
-    )
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PROBE, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
 @pytest.mark.parametrize(
@@ -47,10 +40,12 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
         (["--no-such-option"], "unrecognized arguments"),
     ],
 )
-def test_bad_options_fail_before_measuring(tmp_path: Path, args: list[str], needle: str) -> None:
+def test_bad_options_fail_before_measuring(
+    tmp_path: Path, args: list[str], needle: str, volunteer_env: dict[str, str]
+) -> None:
     out = tmp_path / "out.jsonl"
     extra = [] if "--output" in args or args == ["--no-such-option"] else ["--output", str(out)]
-    proc = _run("run", *args, *extra)
+    proc = _run("run", *args, *extra, env=volunteer_env)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -59,13 +54,14 @@ def test_bad_options_fail_before_measuring(tmp_path: Path, args: list[str], need
 
 
 def test_help_lists_every_subcommand() -> None:
-    proc = _run("--help")
+    proc = _run("--help", env=dict(os.environ))
     assert proc.returncode == 0
-    for name in ("run", "analyze", "report", "helper", "geoip", "fingerprints", "schema"):
+    names = ("onboard", "run", "upload", "analyze", "report", "helper", "collector", "geoip")
+    for name in (*names, "fingerprints", "schema"):
         assert f"\n    {name}" in proc.stdout
 
 
-async def test_run_against_loopback_servers(tmp_path: Path) -> None:
+async def test_run_against_loopback_servers(tmp_path: Path, volunteer_env: dict[str, str]) -> None:
     """A real run: list with a bad line, an http and an https target, a redirect, a reset."""
     certs = Certs(tmp_path)
     page = b"<html><head><title>Loopback page</title></head><body>hello</body></html>"
@@ -107,7 +103,7 @@ async def test_run_against_loopback_servers(tmp_path: Path) -> None:
             capture_stdout=True,
             capture_stderr=True,
             check=False,
-            env={**os.environ, "XDG_CONFIG_HOME": "/nonexistent"},
+            env=volunteer_env,
         )
     stderr = proc.stderr.decode()
     stdout = proc.stdout.decode()
@@ -143,7 +139,9 @@ async def test_run_against_loopback_servers(tmp_path: Path) -> None:
         assert m["report_id"] == rows[f"http://{plain.address}/"]["report_id"]
 
 
-async def test_ctrl_c_keeps_whole_lines_and_resume_finishes(tmp_path: Path) -> None:
+async def test_ctrl_c_keeps_whole_lines_and_resume_finishes(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     page = response(b"<title>slow</title>")
     async with http_server([2.0, page]) as slow:
         urls = [f"http://{slow.address}/{i}" for i in range(6)]
@@ -163,7 +161,7 @@ async def test_ctrl_c_keeps_whole_lines_and_resume_finishes(tmp_path: Path) -> N
         ]
         for u in urls:
             cmd += ["--input", u]
-        env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent"}
+        env = volunteer_env
         async with trio.open_nursery() as nursery:
             proc = await nursery.start(
                 lambda task_status=trio.TASK_STATUS_IGNORED: trio.run_process(

@@ -10,7 +10,6 @@ as a page that shows the visitor's IP does; they must come out ``[scrubbed]``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +27,7 @@ from probe.geo.db import GeoDatabases
 from probe.geo.locate import geolocate
 from probe.geo.publicip import discover, whoami, whoami_url
 from probe.stages.tls import make_ssl_context
+from tests import volunteer
 from tests.conformance.check import check_with_oonidata
 from tests.unit.servers import closed_port, http_server, response, silent, tcp_server
 from tests.unit.test_geo_db import write_asn_db, write_country_db
@@ -197,11 +197,13 @@ def test_helper_rejects_a_bad_asn_db(tmp_path: Path) -> None:
 # --- probe run --------------------------------------------------------------------------------
 
 
-async def _probe_run(*args: str, data_home: Path) -> tuple[int, str, list[dict[str, Any]], str]:
+async def _probe_run(
+    *args: str, data_home: Path, volunteer: dict[str, str]
+) -> tuple[int, str, list[dict[str, Any]], str]:
+    """``probe run`` as the volunteer (consent given: the ``volunteer_env`` fixture)."""
     out = data_home / "out.jsonl"
     env = {
-        **{k: v for k, v in os.environ.items() if "proxy" not in k.lower()},
-        "XDG_CONFIG_HOME": "/nonexistent",
+        **{k: v for k, v in volunteer.items() if "proxy" not in k.lower()},
         "XDG_DATA_HOME": str(data_home),
     }
     proc = await trio.run_process(
@@ -216,7 +218,9 @@ async def _probe_run(*args: str, data_home: Path) -> tuple[int, str, list[dict[s
     return proc.returncode, proc.stderr.decode(), rows, text
 
 
-async def test_run_scrubs_the_address_whoami_reported(tmp_path: Path) -> None:
+async def test_run_scrubs_the_address_whoami_reported(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     asn_db = write_asn_db(tmp_path / "a.mmdb", {"192.0.2.0/24": (64500, "Example Net")})
     cc_db = write_country_db(tmp_path / "c.mmdb", {"192.0.2.0/24": "DE"})
     echo = response(
@@ -243,6 +247,7 @@ async def test_run_scrubs_the_address_whoami_reported(tmp_path: Path) -> None:
             "--stun-server",
             f"127.0.0.1:{closed_port()}",
             data_home=tmp_path,
+            volunteer=volunteer_env,
         )
     assert code == 0, stderr
     assert any(r["path"] == "/x/whoami" and r["status"] == 200 for r in records)
@@ -265,7 +270,9 @@ async def test_run_scrubs_the_address_whoami_reported(tmp_path: Path) -> None:
     assert check_with_oonidata(text.splitlines()) == []
 
 
-async def test_run_with_stun_flags_and_privacy(tmp_path: Path) -> None:
+async def test_run_with_stun_flags_and_privacy(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     asn_db = write_asn_db(tmp_path / "a.mmdb", {"2001:db8::/32": (64501, "Six Net")})
     echo = response(f"seen from {PUBLIC_V6} and 2001:0db8:0000:0000:0000:0000:0000:0077".encode())
     async with http_server([echo]) as site, stun_responder(PUBLIC_V6) as stun:
@@ -285,6 +292,7 @@ async def test_run_with_stun_flags_and_privacy(tmp_path: Path) -> None:
             "RU",
             "--no-include-asn",
             data_home=tmp_path,
+            volunteer=volunteer_env,
         )
     assert code == 0, stderr
     (m,) = rows
@@ -297,9 +305,12 @@ async def test_run_with_stun_flags_and_privacy(tmp_path: Path) -> None:
     assert len(stun.requests) == 1
 
 
-async def test_config_file_turns_geolocation_off(tmp_path: Path) -> None:
+async def test_config_file_turns_geolocation_off(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text('probe_asn = "AS3"\ngeolocate = false\n', encoding="utf-8")
+    volunteer.agree(cfg)  # the volunteer's own file, consent added by `probe onboard --yes`
     async with http_server([response(b"hi")]) as site, stun_responder(PUBLIC_V4) as stun:
         code, stderr, rows, _ = await _probe_run(
             "--input",
@@ -312,6 +323,7 @@ async def test_config_file_turns_geolocation_off(tmp_path: Path) -> None:
             "--stun-server",
             stun.address,
             data_home=tmp_path,
+            volunteer=volunteer_env,
         )
     assert code == 0, stderr
     assert stun.requests == []
@@ -328,13 +340,20 @@ async def test_config_file_turns_geolocation_off(tmp_path: Path) -> None:
     ]
 
 
-async def test_bad_geolocation_options_fail_before_measuring(tmp_path: Path) -> None:
+async def test_bad_geolocation_options_fail_before_measuring(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
     for args, needle in (
         (["--stun-server", "nohost"], "--stun-server"),
         (["--asn-db", str(tmp_path / "missing.mmdb")], "geolocation database"),
     ):
         code, stderr, rows, _ = await _probe_run(
-            "--input", "http://a.test/", "--no-control", *args, data_home=tmp_path
+            "--input",
+            "http://a.test/",
+            "--no-control",
+            *args,
+            data_home=tmp_path,
+            volunteer=volunteer_env,
         )
         assert code == 2 and needle in stderr and len(stderr.strip().splitlines()) == 1
         assert rows == []
