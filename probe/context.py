@@ -14,6 +14,7 @@ from typing import Any
 
 from probe.config import Config
 from probe.net import TRIO, Network
+from probe.runfacts import RunFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class RunContext:
     annotations: dict[str, Any] = field(default_factory=dict)
     #: pooled HTTP client for the control (set by the session inside its trio run)
     control_pool: Any = None
+    #: the run's facts, one object per run (set by the session inside its trio run; None
+    #: outside a run: the web flow then records no run facts and follows nothing up)
+    run_facts: RunFacts | None = None
     innocuous_sni: str = "example.org"
     innocuous_host: str = "example.org"
     #: every connection, lookup and datagram of the run goes through it

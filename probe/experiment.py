@@ -16,7 +16,17 @@ Flow (one :class:`~probe.trace.Trace` per target; docs/ARCHITECTURE.md):
    may connect (the validator says what a valid URL is, the policy where to go);
 5. diagnostics after a failure, on a NEW connection to the SAME address: a TLS handshake with an
    innocuous SNI (``x_diag=sni_retry``), an HTTP request with an innocuous Host
-   (``x_diag=host_retry``). They let the analysis tell SNI/Host filtering from IP blocking.
+   (``x_diag=host_retry``). They let the analysis tell SNI/Host filtering from IP blocking;
+6. in a run (``ctx.run_facts``, :mod:`probe.runfacts`): the run's facts are recorded
+   (``x_run_baseline``, the stage times of the run's other finished targets, as they were when
+   this fetch ended; ``x_nxdomain_canary``) and, when they make the target *suspect* of
+   throttling (:func:`probe.analysis.throttling.follow_up_plan`: slow stage times or a crawl
+   next to the baseline and the control), the throughput follow-up runs on NEW connections to
+   the SAME address: the same URL with ``Range: bytes=0-`` :data:`FOLLOW_UP_BYTES` under the
+   same SNI/Host (``x_diag=throughput``) and a handshake with an innocuous SNI
+   (``x_diag=throughput_sni``); ``x_throughput_follow_up`` says why. The measurement then
+   joins the run's baseline (it never counts itself), before the run's slot is released: the
+   next target of a run measured one at a time sees it.
 
 Every decision is taken from the :class:`~probe.stages.result.StageResult` a stage returned
 (never from the trace lists, where a concurrent attempt's event may be the last one). Every
@@ -36,6 +46,8 @@ from urllib.parse import urljoin, urlsplit
 import trio
 
 from probe import registry
+from probe.analysis.observations import observe
+from probe.analysis.throttling import FollowUpPlan, follow_up_plan
 from probe.archival import ControlRequest
 from probe.context import RunContext, browser_headers
 from probe.control.client import query_control
@@ -57,6 +69,8 @@ from probe.trace import Trace
 from probe.vocabulary import DIAGNOSABLE, Failure, Operation, unknown_failure
 
 TEST: Final = registry.spec(registry.WEB_CONNECTIVITY)
+#: how much the throughput follow-up asks for: seconds of a throttled flow, a blink otherwise
+FOLLOW_UP_BYTES: Final = 256 * 1024
 
 
 def default_port(scheme: str) -> int:
@@ -99,6 +113,12 @@ class _Flow:
     dns_failure: str | None = None
     error: OpFailure | None = None
     release: Callable[[], None] | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: ``x_run_baseline`` as it was when the fetch ended (in a run)
+    baseline: dict[str, Any] | None = None
+    follow_up: FollowUpPlan | None = None
+    #: this target joined the run's baseline already
+    joined: bool = False
 
 
 async def measure_web(
@@ -112,7 +132,6 @@ async def measure_web(
 
     ``release`` is called when only passive listening (late DNS duplicates) remains.
     """
-    started = datetime.now(UTC)
     trace = Trace()
     flow = _Flow(trace=trace, ctx=ctx, test=test, policy=_policy(url, ctx), release=release)
     timeouts = ctx.config.timeouts
@@ -123,7 +142,10 @@ async def measure_web(
             flow.error = classify(exc, Operation.TOP_LEVEL)
     if deadline.cancelled_caught:
         flow.error = failed(Failure.GENERIC_TIMEOUT_ERROR, Operation.TOP_LEVEL)
-    return _assemble(url, flow, started=started, runtime=trace.elapsed())
+    measurement = _assemble(url, flow, runtime=trace.elapsed())
+    if not flow.joined and ctx.run_facts is not None:  # the deadline or an error came first
+        ctx.run_facts.baseline.add(measurement)
+    return measurement
 
 
 def failed_measurement(
@@ -132,7 +154,7 @@ def failed_measurement(
     """The measurement of a target whose processing raised outside the stages."""
     flow = _Flow(trace=Trace(), ctx=ctx, test=test, policy=_policy(url, ctx))
     flow.error = classify(exc, Operation.TOP_LEVEL)
-    return _assemble(url, flow, started=datetime.now(UTC), runtime=0.0)
+    return _assemble(url, flow, runtime=0.0)
 
 
 def _policy(url: str, ctx: RunContext) -> ConnectPolicy:
@@ -161,6 +183,10 @@ async def _measure(url: str, flow: _Flow) -> None:
                 endpoints = [join_endpoint(ip, port) for ip in addresses]
                 active.start_soon(_run_control, flow, url, endpoints)
             await _fetch_chain(flow, url, first_addresses=addresses)
+        await _follow_up(flow, url)
+        if ctx.run_facts is not None:
+            ctx.run_facts.baseline.add(_assemble(url, flow, runtime=flow.trace.elapsed()))
+            flow.joined = True
         if flow.release is not None:
             flow.release()
 
@@ -338,6 +364,7 @@ async def _get(
     *,
     tags: list[str],
     headers: list[tuple[str, str]] | None = None,
+    body_cap: int | None = None,
 ) -> http.HTTPResult:
     ctx = flow.ctx
     try:
@@ -349,7 +376,7 @@ async def _get(
             alpn=conn.alpn,
             headers=headers if headers is not None else browser_headers(ctx.config),
             timeouts=ctx.config.timeouts,
-            body_cap=ctx.config.body_cap,
+            body_cap=ctx.config.body_cap if body_cap is None else body_cap,
             transaction_id=conn.transaction_id,
             tags=tags,
         )
@@ -361,8 +388,11 @@ def _diag_tags(tags: list[str], name: str) -> list[str]:
     return [t for t in tags if t != "classic"] + [f"x_diag={name}"]
 
 
-async def _sni_retry(flow: _Flow, ip: str, port: int, tags: list[str]) -> None:
-    """Same address, innocuous SNI, no verification: does a ServerHello come back?"""
+async def _sni_retry(
+    flow: _Flow, ip: str, port: int, tags: list[str], *, name: str = "sni_retry"
+) -> None:
+    """Same address, innocuous SNI, no verification: does a ServerHello come back (and how
+    fast)? ``name`` is the ``x_diag`` tag."""
     ctx = flow.ctx
     attempt = await _connect(
         flow,
@@ -370,7 +400,7 @@ async def _sni_retry(flow: _Flow, ip: str, port: int, tags: list[str]) -> None:
         port,
         server_name=ctx.innocuous_sni,
         ssl_context=ctx.diag_ssl_context,
-        tags=_diag_tags(tags, "sni_retry"),
+        tags=_diag_tags(tags, name),
     )
     if attempt is not None and attempt.conn is not None:
         await close_now(attempt.conn.stream)
@@ -395,7 +425,51 @@ async def _host_retry(flow: _Flow, url: str, ip: str, port: int, tags: list[str]
     await _get(flow, parts._replace(netloc=netloc).geturl(), attempt.conn, port, tags=diag_tags)
 
 
-def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> dict[str, Any]:
+async def _follow_up(flow: _Flow, url: str) -> None:
+    """Step 6: snapshot the run baseline; follow up a suspect target (module docstring)."""
+    facts = flow.ctx.run_facts
+    if facts is None:
+        return
+    flow.baseline = facts.baseline.snapshot()
+    plan = follow_up_plan(observe(_assemble(url, flow, runtime=flow.trace.elapsed())))
+    if plan is None:
+        return
+    flow.follow_up = plan
+    ctx = flow.ctx
+    https = urlsplit(plan.url).scheme == "https"
+    tags = [f"depth={plan.depth}", "x_diag=throughput"]
+    attempt = await _connect(
+        flow, plan.ip, plan.port, server_name=plan.server_name,
+        ssl_context=ctx.ssl_context if https else None, tags=tags,
+    )  # fmt: skip
+    if attempt is not None and attempt.conn is not None:
+        headers = [*browser_headers(ctx.config), ("Range", f"bytes=0-{FOLLOW_UP_BYTES - 1}")]
+        await _get(
+            flow, plan.url, attempt.conn, plan.port, tags=tags, headers=headers,
+            body_cap=FOLLOW_UP_BYTES,
+        )  # fmt: skip
+    if https:
+        await _sni_retry(flow, plan.ip, plan.port, [f"depth={plan.depth}"], name="throughput_sni")
+
+
+def _run_keys(flow: _Flow) -> dict[str, Any]:
+    """The run's facts this measurement records (none outside a run)."""
+    facts = flow.ctx.run_facts
+    if facts is None:
+        return {}
+    keys = facts.keys(flow.baseline)
+    if flow.follow_up is not None:
+        plan = flow.follow_up
+        keys["x_throughput_follow_up"] = {
+            "url": plan.url,
+            "address": join_endpoint(plan.ip, plan.port),
+            "reasons": list(plan.reasons),
+            "range_bytes": FOLLOW_UP_BYTES,
+        }
+    return keys
+
+
+def _assemble(url: str, flow: _Flow, *, runtime: float) -> dict[str, Any]:
     ctx = flow.ctx
     dumped = dump_events(flow.trace, names=(*EVENT_LISTS, "dns_duplicates"))
     test_keys: dict[str, Any] = {
@@ -417,12 +491,13 @@ def _assemble(url: str, flow: _Flow, *, started: datetime, runtime: float) -> di
         "dns_experiment_failure": flow.dns_failure,
         "x_failure": None if flow.error is None else flow.error.failure,
         "x_failed_operation": None if flow.error is None else flow.error.operation.value,
+        **_run_keys(flow),
     }
     return envelope(
         ctx,
         flow.test,
         input=url,
-        started=started,
+        started=flow.started,
         runtime=runtime,
         test_keys=test_keys,
     )

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from probe import meta, registry
+from probe import meta, registry, runfacts
 from probe.analysis.fingerprints import Fingerprints
 from probe.analysis.fingerprints import builtin as load_bundled_fingerprints
 from probe.config import Config
@@ -135,15 +135,19 @@ class Session:
     ) -> Stats:
         """Measure the plan's work into ``output`` (appending when the plan resumes), each
         finished measurement through ``follow_up`` when there is one; ``written(line)`` after
-        each line is written (:func:`probe.runner.run_targets`)."""
+        each line is written (:func:`probe.runner.run_targets`). A URL run gets its run facts
+        (:mod:`probe.runfacts`: the baseline, the NXDOMAIN canary)."""
         from probe.control.client import open_pool
 
+        facts = None
+        if not isinstance(plan.work, AppWork):
+            facts = await runfacts.for_run(timeouts=self.config.timeouts, net=self.ctx.network)
         pool = open_pool(
             self.ctx.control_ssl_context, size=self.config.concurrency, network=self.ctx.network
         )
         async with pool:
-            session = replace(self, ctx=replace(self.ctx, control_pool=pool))
-            return await session._run(plan, output, follow_up, written)
+            ctx = replace(self.ctx, control_pool=pool, run_facts=facts)
+            return await replace(self, ctx=ctx)._run(plan, output, follow_up, written)
 
     async def _run(
         self,

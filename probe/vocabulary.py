@@ -38,6 +38,8 @@ from enum import StrEnum
 from typing import Final
 
 UNKNOWN_FAILURE_PREFIX: Final = "unknown_failure: "
+#: the word alone: older probes (ooniprobe 2.x) wrote ``unknown_failure <text>``, no colon
+UNKNOWN_FAILURE_WORD: Final = "unknown_failure"
 
 
 class Failure(StrEnum):
@@ -115,6 +117,12 @@ FAILURE_STRINGS: Final = frozenset(f.value for f in Failure)
 def is_failure_string(text: str) -> bool:
     """True for a member of the closed set or an ``unknown_failure: ...`` string."""
     return text in FAILURE_STRINGS or text.startswith(UNKNOWN_FAILURE_PREFIX)
+
+
+def is_unknown_failure(text: str) -> bool:
+    """True for ``unknown_failure: ...`` and the older probes' ``unknown_failure ...``: an
+    error the probe did not recognise as a network failure."""
+    return text.startswith(UNKNOWN_FAILURE_WORD)
 
 
 def unknown_failure(evidence: str) -> str:
@@ -229,6 +237,7 @@ class Outcome(StrEnum):
     HTTP_INVALID_REDIRECT = "http/invalid-redirect"
     HTTP_FAILURE = "http/failure"
     HTTP_THROTTLED = "http/throttled"
+    HTTP_SLOW_LINK = "http/slow-link"
     HTTP_BLOCKPAGE = "http/blockpage"
     HTTP_REDIRECT_TO_BLOCKPAGE = "http/redirect-to-blockpage"
     HTTP_DIFF = "http/diff"
@@ -246,6 +255,7 @@ class Outcome(StrEnum):
     DOWN_SERVER_ERROR = "down/server-error"
     UNKNOWN_CONTROL_UNAVAILABLE = "unknown/control-unavailable"
     UNKNOWN_PROBE_NO_IPV6 = "unknown/probe-no-ipv6"
+    UNKNOWN_PROBE_FAILURE = "unknown/probe-failure"
     UNKNOWN_UNUSABLE_INPUT = "unknown/unusable-input"
     UNKNOWN_UNDETERMINED = "unknown/undetermined"
     UNKNOWN_ANALYSIS_ERROR = "unknown/analysis-error"
@@ -279,6 +289,16 @@ BAD_REDIRECT: Final = frozenset(
 )
 NXDOMAIN: Final = frozenset(
     {Failure.DNS_NXDOMAIN_ERROR.value, Failure.ANDROID_DNS_CACHE_NO_DATA.value}
+)
+#: the control's NXDOMAIN: the test helper's legacy string (THFailure) and the modern one
+CONTROL_NXDOMAIN: Final = frozenset(
+    {THFailure.DNS_NAME_ERROR.value, Failure.DNS_NXDOMAIN_ERROR.value}
+)
+#: failures that are the probe's own doing, not the network's: LTE cancels the round trips it
+#: no longer needs once one endpoint has answered (a real 2023 measurement has 28 of them
+#: around its one 200, all newer: tests/corpus), our probe records ``interrupted``
+PROBE_CANCELLED: Final = frozenset(
+    {unknown_failure("http_request_canceled"), Failure.INTERRUPTED.value}
 )
 #: failures after which the SNI / Host diagnostics are worth one more connection
 DIAGNOSABLE: Final = RESET | TIMEOUT | EOF | REFUSED

@@ -17,6 +17,7 @@ from probe.analysis.fingerprints import Fingerprint, Fingerprints, PageMatch
 from probe.analysis.httpdiff import NOT_COMPARED, HTTPComparison, compare
 from probe.analysis.observations import DNSObs, EndpointObs, HTTPObs, Observations
 from probe.config import IPNetwork
+from probe.vocabulary import PROBE_CANCELLED
 
 # The classes below are read-only by convention, not frozen, with a written-out ``__init__``:
 # compiled, it is native code (see probe.analysis.observations).
@@ -114,7 +115,10 @@ def _final_and_depth(obs: Observations) -> tuple[HTTPObs | None, int]:
     depths += [e.depth for e in obs.endpoints if e.main]
     depths += [q.depth for q in obs.dns if q.main]
     depth = max(depths, default=0)
-    return (main_http[0] if main_http else None), depth
+    final = next((h for h in main_http if h.failure not in PROBE_CANCELLED), None)
+    if final is None and main_http:
+        final = main_http[0]
+    return final, depth
 
 
 def _control_for_endpoint(obs: Observations, e: EndpointObs, kind: str) -> bool | None:

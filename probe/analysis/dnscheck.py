@@ -7,7 +7,14 @@ Follows ooni-format.md 10.4 with two deliberate changes that remove false positi
   hand out addresses the control never sees. Only the probe's own handshakes count: the control
   reaching an address from its network says nothing about what the probe's path does to it;
 - both sides failing (any failure, not only NXDOMAIN) is consistent: the name is broken for
-  everyone, which is "down", not blocking.
+  everyone, which is "down", not blocking. A control answer that holds names only (the legacy
+  test helper lists CNAME targets in ``addrs``) and no address, while the control's own fetch
+  failed, is a failure too: the control did not resolve the name either (issue 16, item 1).
+
+``tls_vouched`` lists the answers that are consistent *only* because the probe validated a
+certificate for the host there (not seen by the control, not in its ASNs): a TLS pass-through
+proxy presents the real certificate too, so such an address vouches for the site's HTTPS,
+not for what it serves in cleartext (rule ``dns.tls_vouched_cleartext_diff``).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from dataclasses import dataclass
 
 from probe.analysis.observations import DNSObs, Observations
 from probe.config import IPNetwork
-from probe.netaddr import is_bogon
+from probe.netaddr import is_bogon, is_ip
 
 
 #: read-only by convention, not frozen, with a written-out ``__init__``: compiled, it is
@@ -31,6 +38,7 @@ class DNSCheck:
     addrs: tuple[str, ...]
     bogons: tuple[str, ...]
     unexplained: tuple[str, ...]
+    tls_vouched: tuple[str, ...]
 
     def __init__(
         self,
@@ -41,6 +49,7 @@ class DNSCheck:
         addrs: tuple[str, ...],
         bogons: tuple[str, ...],
         unexplained: tuple[str, ...],
+        tls_vouched: tuple[str, ...] = (),
     ) -> None:
         self.consistency = consistency
         self.reason = reason
@@ -49,6 +58,7 @@ class DNSCheck:
         self.addrs = addrs
         self.bogons = bogons
         self.unexplained = unexplained
+        self.tls_vouched = tls_vouched
 
 
 def depth0_lookups(obs: Observations) -> tuple[DNSObs, ...]:
@@ -84,8 +94,13 @@ def check_dns(obs: Observations, *, public_ranges: Sequence[IPNetwork] = ()) -> 
         failure = next((q.failure for q in lookups if q.failure), None)
     bogons = tuple(a for a in addrs if is_bogon(a, public_ranges))
 
-    def result(consistency: str | None, reason: str, unexplained: tuple[str, ...] = ()) -> DNSCheck:
-        return DNSCheck(consistency, reason, lookups, failure, addrs, bogons, unexplained)
+    def result(
+        consistency: str | None,
+        reason: str,
+        unexplained: tuple[str, ...] = (),
+        vouched: tuple[str, ...] = (),
+    ) -> DNSCheck:
+        return DNSCheck(consistency, reason, lookups, failure, addrs, bogons, unexplained, vouched)
 
     if obs.host_is_ip:
         return result("consistent", "ip_literal")
@@ -96,7 +111,7 @@ def check_dns(obs: Observations, *, public_ranges: Sequence[IPNetwork] = ()) -> 
     if not addrs:
         if not ctrl.dns_seen:
             return result(None, "no_control")
-        if ctrl.dns_failure is not None or not ctrl.dns_addrs:
+        if ctrl.dns_failure is not None or not ctrl.dns_addrs or control_unresolved(obs):
             return result("consistent", "both_failed")
         return result("inconsistent", "unexpected_failure")
     if not ctrl.dns_seen:
@@ -109,17 +124,31 @@ def check_dns(obs: Observations, *, public_ranges: Sequence[IPNetwork] = ()) -> 
     control_asns = {ctrl.ip_asn.get(a, 0) for a in ctrl.dns_addrs} - {0}
     probe_asns = {n for q in lookups for n in q.asns}
     unexplained = []
+    vouched = []
     for a in addrs:
-        if a in ctrl.dns_addrs or a in valid_tls:
+        if a in ctrl.dns_addrs:
             continue
         asn = ctrl.ip_asn.get(a, 0)
         if asn and asn in control_asns:
             continue
+        if a in valid_tls:
+            vouched.append(a)
+            continue
         unexplained.append(a)
     if probe_asns & control_asns and not bogons:
-        unexplained = []  # the probe's own GeoIP puts an answer in the control's network
+        # the probe's own GeoIP puts an answer in the control's network
+        unexplained, vouched = [], []
     if len(unexplained) < len(addrs) and not (set(bogons) & set(unexplained)):
-        return result("consistent", "valid_addresses", tuple(unexplained))
+        return result("consistent", "valid_addresses", tuple(unexplained), tuple(vouched))
     if ctrl.dns_failure is not None:
         return result("inconsistent", "resolved_while_control_failed", tuple(unexplained))
     return result("inconsistent", "unexpected_addresses", tuple(unexplained))
+
+
+def control_unresolved(obs: Observations) -> bool:
+    """The control's answer holds names only (no address) and its own fetch failed: it did
+    not resolve the name either (the legacy test helper lists CNAME targets in ``addrs``)."""
+    ctrl = obs.control
+    if not ctrl.dns_addrs or any(is_ip(a) for a in ctrl.dns_addrs):
+        return False
+    return ctrl.http_seen and (ctrl.http_failure is not None or ctrl.http_status <= 0)

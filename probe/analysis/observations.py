@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
+from probe.analysis.samples import StageSample, parse_baseline
 from probe.analysis.urls import BAD_PORT, url_parts
 from probe.analysis.values import (
     as_dict,
@@ -115,6 +116,9 @@ class EndpointObs:
     ctrl_tls_seen: bool
     ctrl_tls_failure: str | None
     ctrl_tls_server_name: str | None
+    #: durations (``t - t0``) of the connect and of the handshake; None when not recorded
+    tcp_time: float | None
+    tls_time: float | None
 
     def __init__(
         self,
@@ -137,6 +141,8 @@ class EndpointObs:
         ctrl_tls_seen: bool,
         ctrl_tls_failure: str | None,
         ctrl_tls_server_name: str | None,
+        tcp_time: float | None = None,
+        tls_time: float | None = None,
     ) -> None:
         self.address = address
         self.ip = ip
@@ -157,6 +163,8 @@ class EndpointObs:
         self.ctrl_tls_seen = ctrl_tls_seen
         self.ctrl_tls_failure = ctrl_tls_failure
         self.ctrl_tls_server_name = ctrl_tls_server_name
+        self.tcp_time = tcp_time
+        self.tls_time = tls_time
 
     @property
     def tcp_ok(self) -> bool:
@@ -256,6 +264,11 @@ class ControlObs:
     transfer: tuple[int, float, float] | None  # body_length, t_first_byte, t_done
     ip_asn: dict[str, int]
     ip_flags: dict[str, int]
+    #: the control's TLS handshakes, "ip:port" -> failure (None: it worked)
+    tls: dict[str, str | None]
+    #: ``x_transfer.t_connect`` / ``t_tls``: the control's own connect and handshake (seconds)
+    transfer_connect: float | None
+    transfer_tls: float | None
 
     def __init__(
         self,
@@ -273,6 +286,9 @@ class ControlObs:
         transfer: tuple[int, float, float] | None,
         ip_asn: dict[str, int],
         ip_flags: dict[str, int],
+        tls: dict[str, str | None],
+        transfer_connect: float | None,
+        transfer_tls: float | None,
     ) -> None:
         self.available = available
         self.failure = failure
@@ -288,6 +304,9 @@ class ControlObs:
         self.transfer = transfer
         self.ip_asn = ip_asn
         self.ip_flags = ip_flags
+        self.tls = tls
+        self.transfer_connect = transfer_connect
+        self.transfer_tls = transfer_tls
 
     @property
     def http_ok(self) -> bool:
@@ -343,6 +362,11 @@ class Observations:
     control_failure: str | None
     #: ``test_keys.http_experiment_failure``: legacy (MK, 0.3) data has it without ``requests``
     legacy_http_failure: str | None
+    #: ``test_keys.x_run_baseline`` samples (the other targets of the run); None: not recorded
+    baseline: tuple[StageSample, ...] | None
+    #: ``test_keys.x_nxdomain_canary.addresses``: what the probe's resolver answered, in this
+    #: run, for a random name that does not exist (empty: an honest NXDOMAIN); None: not recorded
+    canary_addrs: tuple[str, ...] | None
 
     def __init__(
         self,
@@ -361,6 +385,8 @@ class Observations:
         skipped: tuple[str, ...],
         control_failure: str | None,
         legacy_http_failure: str | None,
+        baseline: tuple[StageSample, ...] | None = None,
+        canary_addrs: tuple[str, ...] | None = None,
     ) -> None:
         self.usable = usable
         self.url = url
@@ -377,6 +403,8 @@ class Observations:
         self.skipped = skipped
         self.control_failure = control_failure
         self.legacy_http_failure = legacy_http_failure
+        self.baseline = baseline
+        self.canary_addrs = canary_addrs
 
 
 @lru_cache(maxsize=_CACHE)
@@ -416,6 +444,13 @@ def _control(tk: dict[str, Any]) -> tuple[ControlObs, dict[str, Any], dict[str, 
     )
     if bl is not None and tfb is not None and td is not None:
         transfer = (bl, tfb, td)
+    tls_results: dict[str, str | None] = {}
+    for ep, info in as_dict(ctrl.get("tls_handshake")).items():
+        info = as_dict(info)
+        fail = failure_of(info.get("failure"))
+        if fail is None and info.get("status") is False:
+            fail = _CONTROL_SAYS_NO
+        tls_results[str(ep)] = fail
     asn: dict[str, int] = {}
     flags: dict[str, int] = {}
     for ip, info in as_dict(ctrl.get("ip_info")).items():
@@ -438,6 +473,9 @@ def _control(tk: dict[str, Any]) -> tuple[ControlObs, dict[str, Any], dict[str, 
         transfer=transfer,
         ip_asn=asn,
         ip_flags=flags,
+        tls=tls_results,
+        transfer_connect=_duration_field(xt.get("t_connect")),
+        transfer_tls=_duration_field(xt.get("t_tls")),
     )
     return obs, as_dict(ctrl.get("tcp_connect")), as_dict(ctrl.get("tls_handshake"))
 
@@ -559,6 +597,7 @@ def observe(measurement: Mapping[str, Any]) -> Observations:
                 tls,
                 ctcp,
                 ctls,
+                c,
             )
         )
     for (tid, addr), (tls_i, tls) in tls_by_key.items():
@@ -570,7 +609,7 @@ def observe(measurement: Mapping[str, Any]) -> Observations:
             continue
         endpoints.append(
             _endpoint(
-                addr, ip, tport, tid, tags_of(tls), tagged, None, None, tls_i, tls, ctcp, ctls
+                addr, ip, tport, tid, tags_of(tls), tagged, None, None, tls_i, tls, ctcp, ctls, {}
             )
         )
 
@@ -646,6 +685,8 @@ def observe(measurement: Mapping[str, Any]) -> Observations:
         skipped=tuple(s for s in as_list(tk.get("x_skipped_endpoints")) if isinstance(s, str)),
         control_failure=failure_of(tk.get("control_failure")),
         legacy_http_failure=failure_of(tk.get("http_experiment_failure")),
+        baseline=parse_baseline(tk["x_run_baseline"]) if "x_run_baseline" in tk else None,
+        canary_addrs=_canary(tk["x_nxdomain_canary"]) if "x_nxdomain_canary" in tk else None,
     )
 
 
@@ -662,6 +703,7 @@ def _endpoint(
     tls: dict[str, Any],
     ctcp: dict[str, Any],
     ctls: dict[str, Any],
+    tcp_event: dict[str, Any],
 ) -> EndpointObs:
     fetch = tag_value(tags, "fetch_body") if tags else None
     depth, main, diag = _placement(tags, tagged)
@@ -688,7 +730,22 @@ def _endpoint(
         ctrl_tls_failure=failure_of(cs.get("failure"))
         or (_CONTROL_SAYS_NO if cs and cs.get("status") is False else None),
         ctrl_tls_server_name=as_str(cs.get("server_name")),
+        tcp_time=_duration(tcp_event),
+        tls_time=_duration(tls) if tls else None,
     )
+
+
+def _duration(event: dict[str, Any]) -> float | None:
+    """``t - t0`` of an event, when both are recorded and ordered."""
+    t0, t = as_float(event.get("t0")), as_float(event.get("t"))
+    if t0 is None or t is None or t < t0:
+        return None
+    return t - t0
+
+
+def _duration_field(value: object) -> float | None:
+    f = as_float(value)
+    return f if f is not None and f >= 0.0 else None
 
 
 def _split_endpoint(addr: str) -> tuple[str, int]:
@@ -719,3 +776,11 @@ def _split_url(url: str) -> tuple[str, str, int]:
     host = host.lower()
     default = {"http": 80, "https": 443}.get(scheme, 0)
     return scheme, host, port or default
+
+
+def _canary(raw: object) -> tuple[str, ...] | None:
+    """The addresses of ``x_nxdomain_canary`` (see probe.runfacts); None when unusable."""
+    d = as_dict(raw)
+    if as_int(d.get("version")) != 1 or not isinstance(d.get("addresses"), list):
+        return None
+    return tuple(a for a in as_list(d.get("addresses")) if isinstance(a, str) and _is_ip(a))

@@ -13,7 +13,9 @@ Everything is measured with the probe's own stages on a throwaway :class:`probe.
 return: DNS/TCP/HTTP failures in the TH's legacy vocabulary, TLS failures modern, as OONI's TH
 does. ``http_request.x_transfer`` (our extension) gives the final
 response's ``body_length`` and the seconds from the start of its request to the first response
-bytes (``t_first_byte``) and to the end of the body (``t_done``).
+bytes (``t_first_byte``) and to the end of the body (``t_done``), and the durations of the TCP
+connect (``t_connect``) and TLS handshake (``t_tls``, null over cleartext) of the connection
+that carried it: the throttling analysis compares the probe's stage times with these.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from probe.control.safety import AddressPolicy
 from probe.net import TRIO, Network, close_now
 from probe.netaddr import join_endpoint, parse_ip, split_endpoint
 from probe.stages import dns, http, tcp, tls
+from probe.stages.result import StageResult
 from probe.trace import Trace
 from probe.vocabulary import Failure, THFailure
 
@@ -240,14 +243,14 @@ async def _hop(
             failure = connected.failure
             continue
         return await _get_on(
-            trace, connected.value, url, ip, port, scheme, host, headers, cookies, settings, tid
+            trace, connected, url, ip, port, scheme, host, headers, cookies, settings, tid
         )
     raise _HopFailed(failure or THFailure.UNKNOWN_ERROR.value)
 
 
 async def _get_on(
     trace: Trace,
-    stream: trio.abc.Stream,
+    connected: tcp.TCPResult,
     url: str,
     ip: str,
     port: int,
@@ -259,10 +262,12 @@ async def _get_on(
     tid: int,
 ) -> tuple[http.Response, dict[str, Any]]:
     address = join_endpoint(ip, port)
-    conn: trio.abc.Stream = stream
+    assert connected.value is not None
+    conn: trio.abc.Stream = connected.value
     alpn = ""
+    handshake: tls.TLSResult | None = None
     if scheme == "https":
-        handshake = await _handshake(trace, stream, address, host, settings, tid)
+        handshake = await _handshake(trace, connected.value, address, host, settings, tid)
         if handshake.value is None:
             raise _HopFailed(handshake.failure or THFailure.UNKNOWN_ERROR.value)
         conn, alpn = handshake.value, "http/1.1"
@@ -287,7 +292,7 @@ async def _get_on(
     if result.failure is not None:
         raise _HopFailed(result.failure)
     _remember_cookies(jar, result.value.headers)
-    return result.value, _transfer(result)
+    return result.value, _transfer(result, connect=connected, tls_result=handshake)
 
 
 def _remember_cookies(jar: dict[str, str], headers: list[tuple[str, str]]) -> None:
@@ -300,8 +305,11 @@ def _remember_cookies(jar: dict[str, str], headers: list[tuple[str, str]]) -> No
             jar[key.strip()] = val.strip()
 
 
-def _transfer(result: http.HTTPResult) -> dict[str, Any]:
-    """Timing of the final transfer: request start, first response bytes, body end."""
+def _transfer(
+    result: http.HTTPResult, *, connect: StageResult[Any], tls_result: StageResult[Any] | None
+) -> dict[str, Any]:
+    """Timing of the final transfer: request start, first response bytes, body end; the
+    durations of the connect and of the TLS handshake (None over cleartext) that carried it."""
     first = result.value.t_first_byte
     if first is None:
         first = result.t
@@ -309,7 +317,13 @@ def _transfer(result: http.HTTPResult) -> dict[str, Any]:
         "body_length": len(result.value.body),
         "t_first_byte": round(max(0.0, first - result.t0), 6),
         "t_done": round(max(0.0, result.t - result.t0), 6),
+        "t_connect": _duration(connect),
+        "t_tls": None if tls_result is None else _duration(tls_result),
     }
+
+
+def _duration(result: StageResult[Any]) -> float:
+    return round(max(0.0, result.t - result.t0), 6)
 
 
 async def _handshake(

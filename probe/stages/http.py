@@ -10,11 +10,18 @@ consumed: it is closed at the end.
 Recorded, whatever happens: one ``HTTPTransaction`` (request and response with ``headers``,
 first value per name, and ``headers_list``, every pair in wire order; values and body as
 MaybeBinary), one ``write`` network event per request write, and ``bytes_received_cumulative``
-events (bytes read from the stream: headers and body) sampled at most every
-:data:`BYTES_SAMPLE_INTERVAL` plus a final one. The body is read incrementally up to
-``body_cap`` (then reading stops, ``body_is_truncated=True``). A failure in the middle of the
-body (timeout, reset, EOF) keeps the status, headers and the partial body. ``body_rate`` is
-bytes/s received after the first body chunk, over the time from that chunk to the last one.
+events sampled at most every :data:`BYTES_SAMPLE_INTERVAL` plus a final one. They count the
+bytes the *connection* received since the round trip began, as they arrive (the hook: the
+:class:`~probe.stages.tcp.CountedStream` under the stream, under TLS too, tells us after each
+receive), as OONI's sampler counts a connection's bytes: on a path throttled to a few kbit/s a
+TLS record of 16 KiB completes only after seconds, so counting the decrypted bytes the client
+reads would show no progress at all. A stream not made by the TCP stage (a test's) is counted
+in the bytes read from it. ``t_first_byte`` is when the first of those bytes arrived.
+
+The body is read incrementally up to ``body_cap`` (then reading stops,
+``body_is_truncated=True``). A failure in the middle of the body (timeout, reset, EOF) keeps
+the status, headers and the partial body. ``body_rate`` is bytes/s received after the first
+body chunk, over the time from that chunk to the last one.
 An EOF that makes httpcore raise ``RemoteProtocolError`` is recorded as ``eof_error``.
 
 :func:`get` returns a :class:`~probe.stages.result.StageResult` whose value is the
@@ -36,6 +43,7 @@ from probe.archival import HTTPRequest, HTTPResponse, HTTPTransaction, MaybeBina
 from probe.config import Timeouts
 from probe.failures import OpFailure, classify, failed
 from probe.stages.result import StageResult
+from probe.stages.tcp import counted
 from probe.trace import Trace
 from probe.vocabulary import Failure, Operation
 
@@ -88,6 +96,29 @@ class TracedStream(httpcore.AsyncNetworkStream):
         self._last_sample: float | None = None
         self._sampled_bytes = -1
         self._cut = False
+        self._raw = counted(stream)
+        if self._raw is not None:
+            base = self._raw.received
+            raw = self._raw
+
+            def arrived() -> None:
+                self._progress(raw.received - base)
+
+            self._raw.listener = arrived
+
+    def _progress(self, total: int) -> None:
+        """``total`` bytes received so far in this round trip."""
+        self.bytes_received = total
+        now = self._trace.elapsed()
+        if self.t_first_byte is None:
+            self.t_first_byte = now
+        if self._last_sample is None or now - self._last_sample >= BYTES_SAMPLE_INTERVAL:
+            self.sample(now)
+
+    def detach(self) -> None:
+        """Stop following the connection (the round trip is over)."""
+        if self._raw is not None:
+            self._raw.listener = None
 
     def cut(self) -> None:
         """Stop reading: the next read raises instead of touching the network.
@@ -104,12 +135,8 @@ class TracedStream(httpcore.AsyncNetworkStream):
             self.eof_seen = True
             return b""
         data = bytes(data)
-        self.bytes_received += len(data)
-        now = self._trace.elapsed()
-        if self.t_first_byte is None:
-            self.t_first_byte = now
-        if self._last_sample is None or now - self._last_sample >= BYTES_SAMPLE_INTERVAL:
-            self.sample(now)
+        if self._raw is None:
+            self._progress(self.bytes_received + len(data))
         return data
 
     def sample(self, now: float | None = None) -> None:
@@ -322,6 +349,7 @@ def _finish(
     transaction_id: int,
     tags: Sequence[str],
 ) -> HTTPResult:
+    net.detach()
     net.sample()
     body = bytes(prog.body or b"")
     if prog.head is not None:

@@ -3,7 +3,10 @@
 The connection comes from the :class:`~probe.net.Network` (one socket of the address's family,
 connected once) under ``timeouts.connect``. The attempt is recorded as one ``TCPConnect`` plus
 one ``connect`` network event and returned as a :class:`~probe.stages.result.StageResult`
-whose value is the stream (None on failure). Failures are classified with
+whose value is the stream (None on failure), a :class:`CountedStream`: it counts the bytes the
+connection receives below any TLS layered on it, so that the HTTP stage can follow a round
+trip's progress as the bytes arrive (a TLS record completes only with its last byte, which on
+a throttled path takes seconds). Failures are classified with
 :data:`Operation.CONNECT` (``connection_refused``, ``host_unreachable``,
 ``network_unreachable``, ``timed_out`` from the kernel, ``generic_timeout_error`` when our
 deadline fires, ``interrupted`` when an outer scope cancels us, which is then re-raised).
@@ -11,7 +14,7 @@ deadline fires, ``interrupted`` when an outer scope cancels us, which is then re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -25,6 +28,43 @@ from probe.trace import Trace
 from probe.vocabulary import Failure, Operation
 
 TCPResult = StageResult[trio.abc.HalfCloseableStream | None]
+
+
+class CountedStream(trio.abc.HalfCloseableStream):
+    """A connection that counts the bytes it received; ``listener`` (when set) is called after
+    each receive that got bytes."""
+
+    def __init__(self, stream: trio.abc.HalfCloseableStream) -> None:
+        self._stream = stream
+        self.received = 0
+        self.listener: Callable[[], None] | None = None
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self._stream.receive_some(max_bytes)
+        if data:
+            self.received += len(data)
+            if self.listener is not None:
+                self.listener()
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def counted(stream: trio.abc.Stream) -> CountedStream | None:
+    """The :class:`CountedStream` under ``stream`` (itself, or the transport of a TLS stream)."""
+    if not isinstance(stream, CountedStream):
+        stream = getattr(stream, "transport_stream", stream)
+    return stream if isinstance(stream, CountedStream) else None
 
 
 async def connect(
@@ -46,7 +86,7 @@ async def connect(
     try:
         with trio.move_on_after(timeouts.connect) as scope:
             try:
-                stream = await net.connect_tcp(ip, port)
+                stream = CountedStream(await net.connect_tcp(ip, port))
             except OSError as exc:
                 error = classify(exc, Operation.CONNECT)
         if scope.cancelled_caught:

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import bench_batch, bench_collector, bench_core, bench_hostile, bench_packet
+from tests.bench import (
+    bench_batch,
+    bench_collector,
+    bench_core,
+    bench_hostile,
+    bench_packet,
+    bench_verdicts,
+)
 
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    print("== probe core (lab) ==", flush=True)
+    print("== verdicts: agreement with OONI and the adjudicated corpus ==", flush=True)
+    bench_verdicts.main(["--quick"] if quick else [])
+    print("\n== probe core (lab) ==", flush=True)
     core_args = ["--n", "200", "--rss-lines", "5000"] if quick else []
     rc = bench_core.main(core_args)
     print("\n== packet-level test (lab) ==", flush=True)

@@ -11,7 +11,10 @@ probe opened. Building blocks:
 * :func:`th`: the control vantage, answering every POST with a fixed TH response;
 * censors: :func:`rst_after` (RST once N bytes came from the client: the ClientHello or the
   request), :func:`sni_censor` (reset/drop/close when the ClientHello names a blocked host,
-  else hand the bytes to the real server), :func:`silent` (accepts, never answers).
+  else hand the bytes to the real server), :func:`silent` (accepts, never answers);
+* links: :func:`throttle` (the bytes toward the client leave at a given rate, a segment at a
+  time: a slow link in front of every server, or, keyed on the ClientHello's server name, a
+  TSPU-like throttle of one name).
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ def _fake_end(stream: trio.abc.Stream) -> FakeStream:
     return stream
 
 
-def reset(stream: trio.abc.Stream) -> None:
-    """RST the connection under ``stream`` (plain, TLS or prepended)."""
-    _fake_end(stream).reset()
+def reset(stream: trio.abc.Stream, error: OSError | None = None) -> None:
+    """RST the connection under ``stream`` (plain, TLS or prepended); with ``error``, break
+    it that way instead (what the client's reads and writes then raise)."""
+    _fake_end(stream).reset(error)
 
 
 async def silent(stream: trio.abc.Stream) -> None:
@@ -61,12 +65,13 @@ async def _read_at_least(stream: trio.abc.Stream, count: int) -> bytes:
     return data
 
 
-def rst_after(count: int) -> Handler:
-    """A censor that resets the connection once ``count`` bytes came from the client."""
+def rst_after(count: int, *, error: OSError | None = None) -> Handler:
+    """A censor that resets the connection once ``count`` bytes came from the client (or
+    breaks it with ``error``)."""
 
     async def handler(stream: trio.abc.Stream) -> None:
         await _read_at_least(stream, count)
-        reset(stream)
+        reset(stream, error)
 
     return handler
 
@@ -235,3 +240,48 @@ def th(answer: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]) -> H
         return Reply(headers=[("Content-Type", "application/json")], body=json.dumps(body).encode())
 
     return http(respond)
+
+
+class _Paced(trio.abc.Stream):
+    """The server's end of a connection whose bytes toward the client leave at ``rate`` bytes
+    per second, ``segment`` bytes at a time (the client sees them arrive as a shaped flow)."""
+
+    def __init__(self, stream: trio.abc.Stream, rate: float, segment: int) -> None:
+        self._stream = stream
+        self._rate = rate
+        self._segment = segment
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), self._segment):
+            piece = view[start : start + self._segment]
+            await trio.sleep(len(piece) / self._rate)
+            await self._stream.send_all(piece)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self._stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def throttle(
+    rate: float, then: Handler, *, sni: Collection[str] | None = None, segment: int = 512
+) -> Handler:
+    """Serve ``then`` with every byte toward the client paced at ``rate`` bytes/s; with
+    ``sni``, only when the connection's first bytes (the ClientHello) name one of those hosts
+    (a throttle keyed on the name: an innocuous SNI to the same address is not slowed)."""
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        if sni is not None:
+            hello = await stream.receive_some()
+            stream = Prepended(stream, hello)
+            if not any(name.encode() in hello for name in sni):
+                await then(stream)
+                return
+        await then(_Paced(stream, rate, segment))
+
+    return handler

@@ -103,10 +103,11 @@ class FakeStream(trio.abc.HalfCloseableStream):
         self._in.reader_closed = True
         self._in.lot.unpark_all()
 
-    def reset(self) -> None:
-        """A RST: the connection is broken for both ends."""
+    def reset(self, error: OSError | None = None) -> None:
+        """A RST (or, with ``error``, any other way a connection breaks: ``ENETDOWN``...):
+        the connection is broken for both ends."""
         for direction in (self._in, self._out):
-            direction.break_(_reset_error())
+            direction.break_(error if error is not None else _reset_error())
         self._closed = True
 
 

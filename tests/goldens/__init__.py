@@ -1,6 +1,6 @@
 """Golden files per tier, as probe-cli's minipipeline keeps them: measurement -> observations ->
-verdict, for every lab scenario, every OONI QA case, every shared OONI sample and one targeted
-case per rule no other golden reaches.
+verdict, for every lab scenario, every OONI QA case, every shared OONI sample, every
+measurement of the real corpus and one targeted case per rule no other golden reaches.
 
 Layout (``tests/goldens/<tier>/<case>/``):
 
@@ -13,6 +13,10 @@ Layout (``tests/goldens/<tier>/<case>/``):
   (:mod:`tests.goldens.targeted`; each says why it exists);
 - ``ooni-qa/<case>/`` and ``ooni-samples/<file>/``: only the derived tiers; their
   measurements stay in ``../shared/data`` (third-party data, read from there);
+- ``corpus/<id>/``: the real corpus (tests/corpus, its manifest records each measurement's
+  provenance and adjudicated verdict): the verdict with OONI's and Censored Planet's
+  fingerprints merged (``../shared/data/fingerprints``: the corpus is adjudicated that way),
+  and the observations of the measurements no other tier holds;
 - everywhere: ``observations.json`` (what the analysis reads: the web's flat observations, the
   app engine's entries) and ``verdict.json`` (the test's verdict keys, through the registry).
 

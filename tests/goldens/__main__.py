@@ -1,12 +1,13 @@
-"""``python -m tests.goldens [--check] | capture-targeted | capture-lab [--missing]``: regenerate
-the goldens.
+"""``python -m tests.goldens [--check] | capture-targeted [NAME...] | capture-lab [--missing]``:
+regenerate the goldens.
 
 Without a command: recompute ``observations.json`` and ``verdict.json`` of every case from its
 measurement, print a unified diff of every change (a reviewable patch), write the files (or,
 with ``--check``, write nothing and exit 1 when something differs). ``capture-targeted``
-re-measures the fake-network cases; ``capture-lab`` the lab scenarios, web, apps and packet
-(``--missing``: write only the cases that have no golden yet; root, with the lab up and under
-its lock:
+re-measures the fake-network cases (only the NAMEd ones, when given: a new case without
+re-capturing the others, whose certificates would change); ``capture-lab`` the lab scenarios,
+web, apps and packet (``--missing``: write only the cases that have no golden yet; root, with
+the lab up and under its lock:
 ``flock /tmp/censorprobe-lab.lock sh -c '.venv/bin/python -m tests.lab up --control &&
 .venv/bin/python -m tests.goldens capture-lab; .venv/bin/python -m tests.lab down'``).
 Both then regenerate the derived tiers. Removed cases (a scenario gone) are deleted.
@@ -48,8 +49,7 @@ def regenerate(*, check: bool) -> int:
 
 def _stale_directories() -> list[Path]:
     known = {case.directory for case in tiers.cases()}
-    found = [d for tier in ("lab", "targeted", "ooni-qa", "ooni-samples")
-             for d in sorted((tiers.GOLDENS / tier).glob("*/"))]  # fmt: skip
+    found = [d for tier in tiers.TIERS for d in sorted((tiers.GOLDENS / tier).glob("*/"))]
     return [d for d in found if d not in known]
 
 
@@ -59,15 +59,21 @@ def _write_measurement(tier: str, name: str, measurement: dict[str, Any]) -> Non
     (directory / tiers.MEASUREMENT).write_text(tiers.dumps(measurement), encoding="utf-8")
 
 
-def capture_targeted() -> None:
+def capture_targeted(names: list[str]) -> None:
+    unknown = set(names) - {c.name for c in targeted.CASES} - {targeted.OONI_WITHOUT_STATUS["name"]}
+    if unknown:
+        raise SystemExit(f"capture-targeted: no such case: {', '.join(sorted(unknown))}")
     for case in targeted.CASES:
+        if names and case.name not in names:
+            continue
         measurement = targeted.capture(case)
         got = measurement["test_keys"].get("x_rule_id")
         if got != case.rule_id:
             raise SystemExit(f"targeted/{case.name}: expected rule {case.rule_id}, got {got}")
         _write_measurement("targeted", case.name, measurement)
     extra = targeted.OONI_WITHOUT_STATUS
-    _write_measurement("targeted", str(extra["name"]), targeted.ooni_without_status())
+    if not names or extra["name"] in names:
+        _write_measurement("targeted", str(extra["name"]), targeted.ooni_without_status())
 
 
 def capture_lab(*, missing: bool = False) -> None:
@@ -106,8 +112,8 @@ def capture_lab(*, missing: bool = False) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["capture-targeted"]:
-        capture_targeted()
+    if argv[:1] == ["capture-targeted"]:
+        capture_targeted(argv[1:])
     elif argv in (["capture-lab"], ["capture-lab", "--missing"]):
         capture_lab(missing=argv[1:] == ["--missing"])
     elif argv not in ([], ["--check"]):

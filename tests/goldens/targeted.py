@@ -6,15 +6,22 @@ with the real orchestrator and stages on :mod:`tests.fakes` (virtual time, trust
 scripted test helper answering through the same network), applies the registry's analysis as
 ``Session.finish`` does, and fixes the wall-clock fields so that a re-capture only differs
 where the facts do (certificates are new each time: re-capture on purpose, not routinely).
+A :class:`Web` case with ``before`` URLs is the last target of a run (:mod:`probe.runfacts`:
+those are measured first and teach it its baseline; the canary's name comes from a seeded
+generator). Issue 16 item 4 keeps three servers that misbehave without any censor, measured
+with no control: none of them may be called IP blocking.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
+import random
 import ssl
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,7 @@ from probe.apps.runner import measure_app
 from probe.apps.spec import load_app_file
 from probe.experiment import measure_web
 from probe.privacy import scrub_measurement
+from probe.runfacts import RunFacts, nxdomain_canary
 from tests.fakes import servers as fs
 from tests.fakes.context import PUBLIC, run_context
 from tests.fakes.network import Host, fake_network, serve, unreachable
@@ -47,9 +55,11 @@ def th_answer(
     http_failure: str | None = None,
     title: str = "Site",
     body_length: int = 500,
+    transfer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A TH answer for ``request``: every endpoint connects (or fails with ``tcp``), TLS on the
-    https ones (``tls``), the fetch gets ``status`` (or ``http_failure``)."""
+    https ones (``tls``), the fetch gets ``status`` (or ``http_failure``), with our helper's
+    ``x_transfer`` timings when given."""
     tcp_results: dict[str, Any] = {}
     tls_results: dict[str, Any] = {}
     for ep in request.get("tcp_connect") or []:
@@ -70,6 +80,8 @@ def th_answer(
             "body_length": body_length, "discovered_h3_endpoint": "", "failure": None,
             "title": title, "headers": {"Content-Type": "text/html"}, "status_code": status,
         }  # fmt: skip
+        if transfer is not None:
+            http["x_transfer"] = {"body_length": body_length, **transfer}
     return {
         "tcp_connect": tcp_results,
         "tls_handshake": tls_results,
@@ -93,6 +105,8 @@ class Web:
     hosts: Mapping[str, Any]
     answer: Answer | None = None
     probe_cc: str = "ZZ"
+    #: measured first, in the same run (the baseline of ``url``)
+    before: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,49 @@ def _eacces() -> Any:
     return unreachable(13)  # EACCES: a local firewall said no
 
 
+def _raw(answer: bytes, *, then: str) -> fs.Handler:
+    """A server that reads the request head, writes ``answer`` as it is (no HTTP framing),
+    then closes (``then="close"``) or never says anything more (:data:`fs.HANG`)."""
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await stream.receive_some()
+            if not chunk:
+                return
+            head += chunk
+        if answer:
+            await stream.send_all(answer)
+        if then == fs.HANG:
+            await trio.sleep_forever()
+        await stream.aclose()
+
+    return handler
+
+
+#: a request line some servers refuse outright (16 kB)
+LONG_PATH = "/search?q=" + "x" * 16000
+#: the open sites of a run: a 20 ms connect, a 60 kB page at 1 MB/s (the run's baseline)
+OPEN = {f"open{i}.test": f"198.18.1.{10 + i}" for i in range(3)}
+CONTROL_TIMES = {"t_connect": 0.005, "t_tls": 0.01, "t_first_byte": 0.02, "t_done": 0.03}
+
+
+def _run_of(certs: Certs, shaped: Mapping[str, fs.Handler]) -> dict[str, Any]:
+    """The open sites plus ``shaped`` (address -> handler), behind the same 20 ms connect."""
+    out: dict[str, Any] = {}
+    for name, ip in OPEN.items():
+        site = fs.tls(certs.server_context(name), fs.http(fs.page(name, size=60_000)))
+        out[f"{ip}:443"] = serve(fs.throttle(1_000_000, site), delay=0.02)
+    for ip, shape in shaped.items():
+        out[f"{ip}:443"] = serve(shape, delay=0.02)
+    return out
+
+
+def _sni_capped(certs: Certs, name: str, *, rate: float, size: int) -> fs.Handler:
+    site = fs.tls(certs.server_context(name), fs.http(fs.page(name, size=size)))
+    return fs.throttle(rate, site, sni={name})
+
+
 CASES: tuple[Targeted, ...] = (
     Targeted(
         "unusable-input", "input.unusable",
@@ -179,8 +236,9 @@ CASES: tuple[Targeted, ...] = (
         ),
     ),
     Targeted(
-        "tls-reset-any-sni", "tcp.ip_blocked_sni_diag",
-        "every handshake to the address is reset, the innocuous-SNI retry too: IP blocking",
+        "tls-reset-any-sni", "tcp.ip_blocked_sni_diag_control",
+        "every handshake to the address is reset, the innocuous-SNI retry too, while the "
+        "control's handshake there worked: IP blocking",
         Web("https://site.test/", lambda c: {f"{SITE}:443": serve(fs.rst_after(1))},
             {"site.test": [SITE]}, _answer(addrs=[SITE], tls=True)),
     ),
@@ -191,8 +249,9 @@ CASES: tuple[Targeted, ...] = (
             {"site.test": [SITE]}, _answer(addrs=[SITE])),
     ),
     Targeted(
-        "http-reset-any-host", "tcp.ip_blocked_host_diag",
-        "every request to the address is reset, with the innocuous Host too: IP-level blocking",
+        "http-reset-any-host", "tcp.ip_blocked_host_diag_control",
+        "every request to the address is reset, with the innocuous Host too, the server never "
+        "sent a byte, and the control fetched the page: IP-level blocking",
         Web("http://site.test/", lambda c: {f"{SITE}:80": serve(_host_filter(fs.RESET, "*"))},
             {"site.test": [SITE]}, _answer(addrs=[SITE])),
     ),
@@ -276,6 +335,49 @@ CASES: tuple[Targeted, ...] = (
         App('[[hosts]]\nid = "api"\nhost = "api.demo.test"\n',
             lambda c: {f"{SITE}:443": serve(fs.rst_after(1))}, {"api.demo.test": [SITE]}),
     ),
+    Targeted(
+        "http-network-down", "http.other",
+        "the connection breaks with ENETDOWN once the request is sent (no reset, timeout or "
+        "EOF) while the control fetched the page: the HTTP step's catch-all",
+        Web("http://site.test/", lambda c: {f"{SITE}:80": serve(fs.rst_after(
+            1, error=OSError(errno.ENETDOWN, os.strerror(errno.ENETDOWN))))},
+            {"site.test": [SITE]}, _answer(addrs=[SITE])),
+    ),
+    Targeted(
+        "throttled-tiny-page-stage-times", "http.throttled_stage_times",
+        "a 2 kB page behind a 16 kbit/s cap keyed on its name, after three open sites of the "
+        "run: handshake and page take over a second where the baseline and the control take "
+        "milliseconds; the follow-up crawls too but is over in under 2 s, too short for a "
+        "goodput: the stage times decide (issue 16 item 5)",
+        Web("https://capped.test/",
+            lambda c: _run_of(c, {SITE: _sni_capped(c, "capped.test", rate=2_000, size=2_000)}),
+            {**{n: [ip] for n, ip in OPEN.items()}, "capped.test": [SITE]},
+            _answer(addrs=[SITE], tls=True, transfer=CONTROL_TIMES),
+            before=tuple(f"https://{n}/" for n in OPEN)),
+    ),
+    Targeted(
+        "server-http09-no-control", "unknown.control_unavailable",
+        "no control; the server answers HTTP/0.9 (a body, no status line) and closes, to the "
+        "innocuous-Host retry too: a broken server, no evidence of IP blocking (issue 16 "
+        "item 4; tcp/ip-blocked before)",
+        Web("http://site.test/", lambda c: {f"{SITE}:80": serve(_raw(
+            b"<html><body>an HTTP/0.9 answer, no status line</body></html>", then="close"))},
+            {"site.test": [SITE]}),
+    ),
+    Targeted(
+        "server-stalls-no-control", "unknown.control_unavailable",
+        "no control; the server sends two bytes of its status line and stalls, for the "
+        "innocuous-Host retry too: a slow server, no evidence of IP blocking (issue 16 item 4)",
+        Web("http://site.test/", lambda c: {f"{SITE}:80": serve(_raw(b"HT", then=fs.HANG))},
+            {"site.test": [SITE]}),
+    ),
+    Targeted(
+        "server-resets-huge-request-no-control", "unknown.control_unavailable",
+        "no control; the server resets a 16 kB request line without answering it, the "
+        "innocuous-Host retry's too: no evidence of IP blocking (issue 16 item 4)",
+        Web(f"http://site.test{LONG_PATH}",
+            lambda c: {f"{SITE}:80": serve(fs.rst_after(16000))}, {"site.test": [SITE]}),
+    ),
 )  # fmt: skip
 
 
@@ -304,6 +406,13 @@ async def _run(case: Targeted, certs: Certs, workdir: Path) -> dict[str, Any]:
         )
         ctx = _with_public(ctx, public)
         if isinstance(spec, Web):
+            if spec.before:
+                canary = await nxdomain_canary(
+                    timeouts=ctx.config.timeouts, net=net, rng=random.Random(0)
+                )
+                ctx = replace(ctx, run_facts=RunFacts(canary=canary))
+                for url in spec.before:
+                    await measure_web(url, ctx=ctx)
             return await measure_web(spec.url, ctx=ctx)
         path = workdir / "app.toml"
         path.write_text(f'name = "demo"\ntitle = "Demo"\n{spec.app_file}', encoding="utf-8")
@@ -312,8 +421,6 @@ async def _run(case: Targeted, certs: Certs, workdir: Path) -> dict[str, Any]:
 
 
 def _with_public(ctx: Any, public: tuple[Any, ...]) -> Any:
-    from dataclasses import replace
-
     return replace(ctx, config=replace(ctx.config, public_ranges=public))
 
 

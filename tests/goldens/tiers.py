@@ -17,9 +17,9 @@ import dataclasses
 import difflib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from probe.analysis.observations import observe
 from probe.analysis.packet import observations as packet_rows
 from probe.apps.facts import entries
 from probe.apps.ooni import blocked_components, status_known
+from tests import corpus
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDENS = REPO / "tests" / "goldens"
@@ -118,6 +119,12 @@ class Case:
     source: Path
     #: for a JSONL source, the line (1-based); None: the file is one document
     line: int | None = None
+    #: the verdict also uses ../shared's fingerprints (OONI's and Censored Planet's)
+    shared: bool = False
+    #: observations.json too (False: another tier keeps this measurement's observations)
+    observations: bool = True
+    #: how the measurement is read, when not from ``source`` as it is
+    reader: Callable[[], dict[str, Any]] | None = None
 
     @property
     def directory(self) -> Path:
@@ -128,6 +135,8 @@ class Case:
         return f"{self.tier}/{self.name}"
 
     def measurement(self) -> dict[str, Any]:
+        if self.reader is not None:
+            return self.reader()
         text = self.source.read_text(encoding="utf-8")
         if self.line is not None:
             text = text.splitlines()[self.line - 1]
@@ -140,8 +149,10 @@ class Case:
     def derived(self) -> dict[str, str]:
         """The derived files' contents, recomputed now."""
         m = self.measurement()
-        shared = self.id in WITH_SHARED_FINGERPRINTS
-        return {OBSERVATIONS: dumps(observations(m)), VERDICT: dumps(verdict(m, shared=shared))}
+        shared = self.shared or self.id in WITH_SHARED_FINGERPRINTS
+        out = {OBSERVATIONS: dumps(observations(m))} if self.observations else {}
+        out[VERDICT] = dumps(verdict(m, shared=shared))
+        return out
 
 
 def _own(tier: str) -> Iterator[Case]:
@@ -178,9 +189,25 @@ def _samples() -> Iterator[Case]:
             yield Case("ooni-samples", stem, path)
 
 
+def _corpus() -> Iterator[Case]:
+    """The real corpus (tests/corpus): verdicts with ../shared's fingerprints merged, as the
+    corpus is adjudicated; observations only for the files committed there (the others are
+    shared samples or QA cases, whose observations those tiers keep)."""
+    for entry in corpus.entries():
+        yield Case(
+            "corpus", entry.id, entry.path, shared=True,
+            observations=entry.location == "corpus",
+            reader=partial(corpus.measurement, entry),
+        )  # fmt: skip
+
+
+#: every tier, in the order of cases()
+TIERS = ("lab", "targeted", "ooni-qa", "ooni-samples", "corpus")
+
+
 def cases() -> list[Case]:
     """Every golden case, in a stable order."""
-    return [*_own("lab"), *_own("targeted"), *_qa(), *_samples()]
+    return [*_own("lab"), *_own("targeted"), *_qa(), *_samples(), *_corpus()]
 
 
 def diff(case: Case, name: str, new: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from probe.runfacts import CANARY_SUFFIX
 from tests.lab import model as m
 from tests.lab.model import Site
 
@@ -54,8 +55,14 @@ def index_html(site: Site) -> str:
         f"<title>{site.title}</title></head>\n<body>\n<h1>{site.title}</h1>\n"
         f"<p>This is {site.name}, a site of the censorprobe lab served by nginx in cp-inet.</p>\n"
         f"<p>Its only job is to be measured; the censor in cp-isp may treat it differently.</p>\n"
-        "</body></html>\n"
+        f"{_padding(site.page_kib)}</body></html>\n"
     )
+
+
+def _padding(kib: int) -> str:
+    """Paragraphs that bring a page to about ``kib`` KiB (a realistic page, not a stub)."""
+    line = "<p>" + "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 2 + "</p>\n"
+    return line * ((kib * 1024) // len(line))
 
 
 def nginx_inet(sites: list[Site], state: Path) -> str:
@@ -148,7 +155,9 @@ def _unbound_common(address: str, state: Path, tag: str) -> str:
 
 
 def dnsmasq_isp_argv(sites: list[Site], state: Path) -> list[str]:
-    """The ISP resolver: forwards lab.test to the authoritative server, lies per isp_dns."""
+    """The ISP resolver: forwards lab.test to the authoritative server, lies per isp_dns, and
+    rewrites every name of the probe's NXDOMAIN canary TLD (probe.runfacts) to its own address,
+    as an ISP that sends every name that does not exist to its search page does."""
     argv = [
         "dnsmasq",
         "--keep-in-foreground",
@@ -165,6 +174,7 @@ def dnsmasq_isp_argv(sites: list[Site], state: Path) -> list[str]:
         f"--log-facility={state}/logs/isp-dns.log",
         "--log-queries",
         f"--server=/{m.LAB_ZONE}/{m.AUTH_DNS}",
+        f"--address=/{CANARY_SUFFIX}/{m.ISP_RESOLVER}",
     ]
     for site in sites:
         if site.isp_dns == "nxdomain":
@@ -196,7 +206,7 @@ def iptables_isp(sites: list[Site], *, delay_ms: float) -> str:
                 f"-A PREROUTING -i {m.ISP_CLIENT_IF} -p udp --dport 53 -m string --algo bm "
                 f'--icase --string "{label}" -j NFQUEUE --queue-num {m.INJECT_QUEUE} --queue-bypass'
             )
-    mangle = ["*mangle"]
+    mangle = ["*mangle", *_mangle_sni_throttle(sites)]
     if delay_ms > 0:
         mangle += [
             f"-A PREROUTING -i {m.ISP_CLIENT_IF} -j NFQUEUE --queue-num {m.DELAY_QUEUE} "
@@ -365,6 +375,7 @@ def tc_isp(sites: list[Site]) -> list[list[str]]:
                 "8000",
             ]
         )
+        cmds += _tc_sni_throttle(sites, dev)
         for address in throttled:
             cmds.append(
                 [
@@ -389,3 +400,49 @@ def tc_isp(sites: list[Site]) -> list[list[str]]:
                 ]
             )
     return cmds
+
+
+# --- SNI-triggered throttling (issue 16): a TSPU-like cap keyed on the TLS server name -------
+
+#: the cap of censor "throttle-sni": a few kbit/s, in each direction (Twitter in Russia, 2021,
+#: was capped at 130-150 kbit/s; lower here so that a page of a few KiB takes seconds)
+SNI_THROTTLE_RATE = "8kbit"
+#: the connection mark of a flow whose ClientHello named a "throttle-sni" site
+SNI_THROTTLE_MARK = "0x10"
+
+
+def _mangle_sni_throttle(sites: list[Site]) -> list[str]:
+    """Mark a connection when its ClientHello (client to server, port 443) carries the name of
+    a "throttle-sni" site; every packet of a marked connection, both ways, is then classified
+    into the capped htb class (CLASSIFY sets the class the htb of tc_isp uses directly). An
+    innocuous SNI to the same address is not capped (the trigger is the name, as TSPU's).
+
+    Not a tc filter on the mark: without CONFIG_CLS_U32_MARK a ``u32 match mark`` filter
+    matches every packet, and the ``fw`` classifier is not built into every kernel."""
+    rules = []
+    for s in sites:
+        if s.censor == "throttle-sni":
+            rules.append(
+                f"-A FORWARD -i {m.ISP_CLIENT_IF} -p tcp --dport 443 -m string --algo bm "
+                f'--string "{s.name}" -j CONNMARK --set-mark {SNI_THROTTLE_MARK}'
+            )
+    if rules:
+        rules.append(
+            f"-A FORWARD -m connmark --mark {SNI_THROTTLE_MARK} -j CLASSIFY --set-class 1:30"
+        )
+    return rules
+
+
+def _tc_sni_throttle(sites: list[Site], dev: str) -> list[list[str]]:
+    """Class 1:30 at SNI_THROTTLE_RATE on ``dev`` (a child of the root htb of tc_isp) with a
+    short drop-tail queue (a policer, as TSPU drops over the rate); the packets get there by
+    their CLASSIFY priority (_mangle_sni_throttle), no filter."""
+    if not any(s.censor == "throttle-sni" for s in sites):
+        return []
+    rate = SNI_THROTTLE_RATE
+    return [
+        ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:30", "htb",
+         "rate", rate, "ceil", rate, "burst", "1600", "cburst", "1600"],
+        ["tc", "qdisc", "add", "dev", dev, "parent", "1:30", "handle", "30:", "bfifo",
+         "limit", "4000"],
+    ]  # fmt: skip

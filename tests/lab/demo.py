@@ -7,6 +7,7 @@ demo shows is what CI asserts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -99,6 +100,7 @@ def probe_argv(
     output: Path,
     urls: list[str],
     *extra: str,
+    concurrency: int = 30,
     config: Path | None = None,
 ) -> list[str]:
     """``probe run`` in cp-client over ``urls`` with the lab's facts (and ``extra`` options), as
@@ -124,7 +126,7 @@ def probe_argv(
         "--probe-cc",
         "ZZ",
         "--concurrency",
-        "30",
+        str(concurrency),
         # whoami on the lab's helper answers; should it not, the STUN fallback must stay in
         # the lab too (nothing listens there: a quick "connection_refused")
         "--stun-server",
@@ -136,29 +138,49 @@ def probe_argv(
     return labmod.client_argv(argv)
 
 
-def run_scenarios(info: dict[str, Any], output: Path) -> list[Outcome]:
-    """Run the probe over every scenario URL; one Outcome per scenario.
+@dataclass(frozen=True)
+class Batch:
+    """One ``probe run``: its scenarios, how many at once, the client link's rate."""
 
-    One probe run measures every scenario at once; scenarios marked ``serial`` (they share a
-    throttled link, where concurrent flows would starve each other) run afterwards, one by one.
-    """
+    scenarios: list[m.Scenario]
+    concurrency: int = 30
+    link: str | None = None
+
+
+def batches(scenarios: list[m.Scenario], runs: list[m.Run]) -> list[Batch]:
+    """The main run (every scenario at once), then each ``serial`` scenario alone (it shares a
+    throttled link, where concurrent flows would starve each other), then each [[run]]: its
+    scenarios one after the other in file order (each one's run baseline is the ones before)."""
+    main = [s for s in scenarios if not s.run and not s.extra.get("serial")]
+    out = [Batch(main)]
+    out += [Batch([s]) for s in scenarios if not s.run and s.extra.get("serial")]
+    for run in runs:
+        out.append(Batch([s for s in scenarios if s.run == run.name], 1, run.link))
+    return [b for b in out if b.scenarios]
+
+
+def run_scenarios(info: dict[str, Any], output: Path) -> list[Outcome]:
+    """Run ``probe run`` over every scenario URL (:func:`batches`); one Outcome per scenario.
+    Every measurement is appended to ``output``."""
+    from tests.lab.slowlink import slow_link
+
     _sites, scenarios = m.load()
-    batches = [[s.url for s in scenarios if not s.extra.get("serial")]]
-    batches += [[s.url] for s in scenarios if s.extra.get("serial")]
-    for urls in batches:
-        urls = list(dict.fromkeys(urls))
-        if not urls:
-            continue
-        proc = subprocess.run(
-            probe_argv(info, output, urls), capture_output=True, text=True, timeout=300
-        )
+    outcomes: dict[str, Outcome] = {}
+    for batch in batches(scenarios, m.load_runs()):
+        part = output.with_name(f"{output.stem}.{len(outcomes)}.jsonl")
+        urls = list(dict.fromkeys(s.url for s in batch.scenarios))
+        argv = probe_argv(info, part, urls, concurrency=batch.concurrency)
+        with slow_link(batch.link) if batch.link else contextlib.nullcontext():
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"probe run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    by_url = {}
-    for line in output.read_text(encoding="utf-8").splitlines():
-        msmt = json.loads(line)
-        by_url[msmt["input"]] = msmt
-    return [Outcome(s, by_url[s.url]) for s in scenarios]
+        text = part.read_text(encoding="utf-8")
+        with output.open("a", encoding="utf-8") as out:
+            out.write(text)
+        by_url = {json.loads(line)["input"]: json.loads(line) for line in text.splitlines()}
+        for s in batch.scenarios:
+            outcomes[s.id] = Outcome(s, by_url[s.url])
+    return [outcomes[s.id] for s in scenarios]
 
 
 def _fmt(value: Any) -> str:

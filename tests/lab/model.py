@@ -162,6 +162,7 @@ class Site:
     status: int = 200
     inet_drop: bool = False
     role: str = "site"
+    page_kib: int = 0  # pad index.html to about this many KiB (0: the short page)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,25 @@ class Scenario:
     accessible: bool | None
     x_outcome: str
     note: str = ""
+    #: the [[run]] that measures it ("": the main run, every such scenario at once)
+    run: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A probe run of its own ([[run]]): its scenarios one after the other, in file order."""
+
+    name: str
+    #: the client link's rate for every site during the run (tc syntax), None: unchanged
+    link: str | None = None
+    note: str = ""
+
+
+def load_runs(path: Path = SCENARIOS_FILE) -> list[Run]:
+    """The [[run]] tables of scenarios.toml."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return [Run(**raw) for raw in data.get("run", [])]
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,9 @@ OUTCOMES = {
     "http/blockpage",
     "http/redirect-to-blockpage",
     "http/throttled",
+    "http/slow-link",
     "down/everywhere",
+    "down/server-error",
     "ok",
 }
 
@@ -392,13 +394,16 @@ def test_scenarios_file_is_consistent() -> None:
     assert len({s.address for s in SITES}) == len(SITES), "one address per site"
     ids = [sc.id for sc in SCENARIOS]
     assert len(set(ids)) == len(ids)
+    runs = {r.name for r in m.load_runs()}
     for sc in SCENARIOS:
         host = sc.url.split("/")[2]
-        assert host in names, sc.id
+        assert host in names or any(host.endswith(f".{n}") for n in names), sc.id
         assert sc.x_outcome in OUTCOMES, sc.id
         assert set(sc.failures) <= {"dns", "tcp_connect", "tls_handshake", "http_request"}
         assert sc.blocking in (False, None, "dns", "tcp_ip", "http-failure", "http-diff")
-        assert (sc.accessible is True) == (sc.x_outcome == "ok"), sc.id
+        accessible = sc.x_outcome in ("ok", "http/slow-link")
+        assert (sc.accessible is True) == accessible, sc.id
+        assert not sc.run or sc.run in runs, sc.id
     for site in SITES:
         for address in configs.site_addresses(site):
             assert address.startswith(("198.18.", "198.19.")), site.name

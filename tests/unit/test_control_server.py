@@ -110,6 +110,7 @@ async def test_hello_and_response_shape_for_a_plain_http_site() -> None:
     assert http["headers"]["X-A"] == "1"  # one value per (canonical) name, the first
     xfer = http["x_transfer"]
     assert xfer["body_length"] == len(PAGE) and 0 <= xfer["t_first_byte"] <= xfer["t_done"]
+    assert xfer["t_connect"] >= 0 and xfer["t_tls"] is None  # cleartext: no handshake
     # only UA/Accept/Accept-Language are forwarded
     (head_bytes,) = [h for h in site.requests if h]  # the other connection was TCP only
     head = head_bytes.decode().lower()

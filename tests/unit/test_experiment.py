@@ -207,15 +207,17 @@ async def test_sni_retry_tells_sni_filtering(
     )  # fmt: skip
 
 
-async def test_sni_retry_that_fails_too_is_ip_blocking(
+async def test_sni_retry_that_fails_too_needs_the_control(
     autojump_clock: trio.testing.MockClock, certs: servers.Certs
 ) -> None:
+    """Without a control a server that resets every handshake looks the same as IP blocking
+    (issue 16, item 4): no verdict; targeted/tls-reset-any-sni has the control's handshake."""
     async with fake_network(
         endpoints={f"{A}:443": serve(fs.rst_after(1))}, hosts={"blocked.test": [A]}
     ) as net:
         msmt, tk = await measure("https://blocked.test/", net, certs)
     assert [e["failure"] for e in _diag(tk["tls_handshakes"], "sni_retry")] == ["connection_reset"]
-    assert analyze(msmt)["x_rule_id"] == "tcp.ip_blocked_sni_diag"
+    assert analyze(msmt)["x_rule_id"] == "unknown.control_unavailable"
 
 
 async def test_host_retry_tells_host_filtering(

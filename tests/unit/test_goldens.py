@@ -1,8 +1,9 @@
 """Golden files per tier (tests/goldens): every committed measurement gives, recomputed now,
 exactly the committed observations and verdict; every rule id (web, apps and packet) fires on
 at least one golden; every lab scenario (web, apps, packet, and each followed-up web scenario as
-`probe run --packet-level` writes it) and OONI QA case has its golden. Regenerate with
-``python -m tests.goldens`` (it prints the diff to review)."""
+`probe run --packet-level` writes it), OONI QA case and corpus measurement has its golden; our
+own measurements load strictly with OONI's parser. Regenerate with ``python -m tests.goldens``
+(it prints the diff to review)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from probe.analysis.packet import PACKET_RULES
 from probe.analysis.rules import RULES
 from probe.apps.verdict import APP_RULES
+from tests import corpus
+from tests.conformance.check import check_with_oonidata
 from tests.goldens import targeted, tiers
 from tests.lab import model as m
 from tests.lab.demo_packet import FOLLOWED_HOPS, PacketOutcome
@@ -53,9 +56,9 @@ def test_every_lab_scenario_and_qa_case_has_a_golden() -> None:
     wanted += [
         f"ooni-qa/{d.name}" for d in tiers.QA.glob("*/") if (d / "measurement.json").exists()
     ]
+    wanted += [f"corpus/{e.id}" for e in corpus.entries()]
     assert [w for w in wanted if w not in names] == []
-    tiers_dirs = [d for t in ("lab", "targeted", "ooni-qa", "ooni-samples")
-                  for d in (tiers.GOLDENS / t).glob("*/")]  # fmt: skip
+    tiers_dirs = [d for t in tiers.TIERS for d in (tiers.GOLDENS / t).glob("*/")]
     assert sorted(d for d in tiers_dirs if d not in {c.directory for c in CASES}) == []
 
 
@@ -117,3 +120,9 @@ def test_committed_measurements_hold_only_lab_addresses() -> None:
             except ValueError:
                 continue
             assert not addr.is_global or any(addr in n for n in _OURS), f"{case.id}: {found}"
+
+
+def test_our_measurements_load_strictly_with_oonidata() -> None:
+    """The run's facts and the follow-up's events keep our measurements OONI's format."""
+    ours = [c for c in CASES if c.tier in ("lab", "targeted")]
+    assert check_with_oonidata([json.dumps(c.measurement()) for c in ours]) == []

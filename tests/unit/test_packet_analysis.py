@@ -128,6 +128,8 @@ def test_followed_web_measurements_carry_the_hop() -> None:
     for m in FOLLOWED:
         verdict = analyze(m, fingerprints=builtin())
         for key in (*VERDICT_KEYS, *PACKET_KEYS):
+            if key.endswith("_version"):
+                continue  # the rules moved on since the capture (verdict.json has today's)
             assert m["test_keys"][key] == verdict[key], (m["input"], key)
 
 

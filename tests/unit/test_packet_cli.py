@@ -99,13 +99,16 @@ def test_nothing_blocked_nothing_sent(tmp_path: Path) -> None:
 RUN_NOTICE = NOTICE.replace("probe packet:", "probe run:", 1)
 
 
-def _probe_run(output: Path, *extra: str, unprivileged: bool) -> subprocess.CompletedProcess[str]:
+def _probe_run(
+    output: Path, *extra: str, unprivileged: bool, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     """`probe run` of one loopback URL nobody listens on (a special-purpose literal: the
-    user's own choice, so the connect policy lets it be contacted), no control, no geolocation."""
+    user's own choice, so the connect policy lets it be contacted), no control, no geolocation,
+    as a volunteer who consented (``env``: the ``volunteer_env`` fixture)."""
     return subprocess.run(
         [sys.executable, "-m", "probe", "run", "--input", "http://127.80.61.9:9/", "--no-control",
          "--no-geolocate", "--no-progress", "--output", str(output), *extra],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
         preexec_fn=drop_net_raw if unprivileged else None,  # noqa: PLW1509 - single-threaded
     )  # fmt: skip
 
@@ -114,9 +117,12 @@ def _timeless(text: str) -> list[str]:
     return [re.sub(r"\d+\.\d+s", "<t>", line) for line in text.splitlines()]
 
 
-def test_run_packet_level_without_raw_sockets_says_so_once(tmp_path: Path) -> None:
-    plain = _probe_run(tmp_path / "plain.jsonl", unprivileged=True)
-    packet = _probe_run(tmp_path / "packet.jsonl", "--packet-level", unprivileged=True)
+def test_run_packet_level_without_raw_sockets_says_so_once(
+    tmp_path: Path, volunteer_env: dict[str, str]
+) -> None:
+    env = volunteer_env
+    plain = _probe_run(tmp_path / "plain.jsonl", unprivileged=True, env=env)
+    packet = _probe_run(tmp_path / "packet.jsonl", "--packet-level", unprivileged=True, env=env)
     assert plain.returncode == packet.returncode == 0, packet.stderr
     assert _timeless(packet.stderr) == [RUN_NOTICE, *_timeless(plain.stderr)]
     assert _timeless(packet.stdout.replace("packet.jsonl", "plain.jsonl")) == _timeless(
@@ -129,7 +135,13 @@ def test_run_packet_level_without_raw_sockets_says_so_once(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["packet.jsonl", "plain.jsonl"]
 
 
-def test_run_packet_level_follows_web_targets_only(capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_packet_level_follows_web_targets_only(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    volunteer_env: dict[str, str],
+) -> None:
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):  # a volunteer who consented
+        monkeypatch.setenv(name, volunteer_env[name])
     assert main(["run", "--app", "signal", "--packet-level", "--no-geolocate"]) == 2
     assert capsys.readouterr().err == (
         "probe run: error: --packet-level follows up web targets (--input, --list), not --app\n"

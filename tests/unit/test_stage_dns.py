@@ -267,6 +267,16 @@ def test_parse_reply_never_crashes(raw: bytes, qid: int) -> None:
         assert parsed.addresses
 
 
+def test_parse_reply_skips_records_of_a_class_it_cannot_read() -> None:
+    """An A record of class 257 is opaque to dnspython (GenericRdata, no address): found by
+    the mutation test below (byte 38 = the answer's class)."""
+    query = dns.message.make_query("www.example.test", "A")
+    wire = bytearray(servers.answer(query, "192.0.2.1").to_wire())
+    wire[38] = 1
+    parsed = parse_reply(bytes(wire), query_id=query.id, rdtype=dns.rdatatype.A)
+    assert (parsed.failure, parsed.addresses) == ("dns_no_answer", [])
+
+
 @given(data=st.data())
 def test_parse_reply_on_mutated_real_replies(data: st.DataObject) -> None:
     query = dns.message.make_query("www.example.test", "A")

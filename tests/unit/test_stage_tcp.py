@@ -7,7 +7,7 @@ import trio
 
 from probe.config import Timeouts
 from probe.netaddr import join_endpoint
-from probe.stages.tcp import connect
+from probe.stages.tcp import CountedStream, connect
 from probe.trace import Trace
 from tests.unit import servers
 
@@ -22,10 +22,9 @@ async def test_connect_success(host: str) -> None:
             trace, host, srv.port, timeouts=T, transaction_id=7, tags=["depth=0"]
         )
         stream = result.value
-        assert isinstance(stream, trio.SocketStream)
+        assert isinstance(stream, CountedStream) and stream.received == 0
         assert (result.ok, result.failure, result.transaction_id) == (True, None, 7)
         assert result.operation == "connect"
-        assert stream.socket.getpeername()[1] == srv.port
         await stream.aclose()
     (ev,) = trace.tcp_connect
     assert (ev.ip, ev.port, ev.status.success, ev.status.failure) == (host, srv.port, True, None)

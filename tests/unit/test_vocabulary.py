@@ -117,7 +117,6 @@ def test_rules_and_retired_ids_are_documented() -> None:
     docs = (REPO / "docs" / "verdicts.md").read_text(encoding="utf-8")
     for rule in RULES:
         assert f"| `{rule.rule_id}` | `{rule.outcome}` |" in docs, rule.rule_id
-    active = {r.rule_id for r in RULES}
-    for rule_id, (version, _) in RETIRED.items():
-        assert rule_id not in active
-        assert f"| `{rule_id}` | {version} |" in docs, rule_id
+    retired = docs.split("## Retired rules", 1)[1].split("\n## ", 1)[0]
+    for r in RETIRED:
+        assert f"| `{r.rule_id}` | {r.last_version} |" in retired, r.rule_id
