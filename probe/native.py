@@ -33,9 +33,13 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: the compiled modules: the verdict engine and the batch step (repo-relative paths)
+#: the compiled modules: the verdict engine, the batch step and the privacy walk that every
+#: measurement goes through before it is written (repo-relative paths)
 MODULES = (
     "probe/netaddr.py",
+    "probe/privacy/forms.py",
+    "probe/privacy/scrubber.py",
+    "probe/privacy/publish.py",
     "probe/analysis/values.py",
     "probe/analysis/urls.py",
     "probe/analysis/needles.py",
