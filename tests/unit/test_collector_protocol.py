@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -16,6 +17,7 @@ from probe.collector.protocol import ProtocolError
 from tests.unit.collectors import UID_RE, measurements, ooni, ours, template_of
 
 NOW = datetime(2026, 12, 5, 10, 11, 12, 345678, tzinfo=UTC)
+GOLDENS = Path(__file__).resolve().parents[1] / "goldens" / "lab"
 
 #: bk-003 3.1's example template (mkcollector)
 SPEC_TEMPLATE = {
@@ -165,6 +167,19 @@ def test_our_own_measurements_get_the_full_typed_model() -> None:
     assert "queries" in info.value.message
     foreign = {**msmt, "software_name": "someprobe"}  # others' test_keys are not judged
     protocol.parse_submission(msmt["report_id"], _submission(foreign))
+
+
+@pytest.mark.parametrize("case", ["packet-border-sni-rst", "packet-private-address"])
+def test_our_packet_level_traces_are_accepted(case: str) -> None:
+    """``probe run --packet-level`` uploads its censor_trace report beside the web one: the
+    collector takes those measurements (our own: the full typed model) in a report of their own."""
+    msmt = json.loads((GOLDENS / case / "measurement.json").read_text(encoding="utf-8"))
+    assert msmt["test_name"] == "censor_trace"
+    template = protocol.parse_open(json.dumps(template_of(msmt)).encode())
+    report_id = protocol.report_id_for(template, now=NOW, collector_id=1)
+    msmt = {**msmt, "report_id": report_id}
+    sub = protocol.parse_submission(report_id, _submission(msmt))
+    assert protocol.measurement_uid(NOW, sub).split("_")[2] == "censortrace"
 
 
 def test_digest_ignores_key_order_report_id_and_backend_keys() -> None:
