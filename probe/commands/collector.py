@@ -18,13 +18,24 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from probe import inputs
 from probe.commands import usage_of
+from probe.commands.argtypes import argtype, count_arg, seconds_arg
 from probe.configfile import data_dir
 
 HELP = "run an OONI-compatible collector that probes upload measurements to"
 
 DEFAULT_LISTEN = "127.0.0.1:8090"
 _LISTEN = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
+
+
+#: --dedup-days: more than 0, at most ten years
+_days = argtype(
+    lambda text: inputs.number(
+        text, name="value", minimum=0.0, maximum=3650.0, exclusive_minimum=True
+    ),
+    "days",
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +66,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--tls-key", type=Path, metavar="PEM", help="serve HTTPS: private key")
     serve.add_argument(
         "--collector-id",
-        type=int,
+        type=count_arg(0, 9999),
         default=1,
         metavar="N",
         help="this collector's number in part names (n<N>); unique per collector sharing a "
@@ -63,35 +74,35 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--roll-size",
-        type=int,
+        type=count_arg(1024, 1 << 40),
         default=64 << 20,
         metavar="BYTES",
         help="roll the journal into parts once it holds this much (default 64 MiB)",
     )
     serve.add_argument(
         "--roll-interval",
-        type=float,
+        type=seconds_arg(),
         default=300.0,
         metavar="SECONDS",
         help="... or once its oldest measurement is this old (default 300)",
     )
     serve.add_argument(
         "--dedup-days",
-        type=float,
+        type=_days,
         default=30.0,
         metavar="DAYS",
         help="how long a measurement is remembered to refuse its duplicates (default 30)",
     )
     serve.add_argument(
         "--max-body",
-        type=int,
+        type=count_arg(4096, 1 << 31),
         default=8 << 20,
         metavar="BYTES",
         help="largest submission (default 8 MiB)",
     )
     serve.add_argument(
         "--max-concurrency",
-        type=int,
+        type=count_arg(1, 100_000),
         default=256,
         metavar="N",
         help="requests handled at once; more get 503 (default 256)",
@@ -133,12 +144,6 @@ def build(args: argparse.Namespace, *, log: Any = None) -> tuple[Any, Any]:
     for path in (args.tls_cert, args.tls_key):
         if path is not None and not path.is_file():
             raise ValueError(f"no such file: {path}")
-    if not 0 <= args.collector_id < 10000:
-        raise ValueError("--collector-id must be between 0 and 9999")
-    if args.roll_size < 1024 or args.roll_interval <= 0 or args.dedup_days <= 0:
-        raise ValueError("--roll-size >= 1024, --roll-interval and --dedup-days > 0")
-    if args.max_body < 4096 or args.max_concurrency < 1:
-        raise ValueError("--max-body must be >= 4096, --max-concurrency >= 1")
     try:
         store = open_store(
             args.store, s3=S3Settings.from_env(endpoint=args.s3_endpoint, region=args.s3_region)

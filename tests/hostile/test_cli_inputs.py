@@ -37,6 +37,19 @@ NUMERIC_OPTIONS: list[tuple[list[str], str]] = [
     (["helper", "serve"], "--max-endpoints"),
     (["helper", "serve"], "--burst"),
     (["helper", "serve"], "--body-cap"),
+    # a bad --listen too: should an option's value get through, the refusal names --listen
+    # (and the test fails) rather than a collector starting to serve
+    *[
+        (["collector", "serve", "--store", "/nonexistent-store", "--listen", "bad"], option)
+        for option in (
+            "--collector-id",
+            "--roll-size",
+            "--roll-interval",
+            "--dedup-days",
+            "--max-body",
+            "--max-concurrency",
+        )
+    ],  # fmt: skip
     (["geoip", "update", "--base-url", "http://127.0.0.1:9/"], "--timeout"),
     (["fingerprints", "update", "--ooni-base-url", "http://127.0.0.1:9/"], "--timeout"),
     *[
