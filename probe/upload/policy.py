@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from probe import inputs
+
 
 @dataclass(frozen=True, slots=True)
 class UploadPolicy:
@@ -38,6 +40,21 @@ class UploadPolicy:
     ack_batch: int = 64
 
 
+#: the range of each field in the config file (finite numbers only: probe.inputs.number)
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "connect_timeout": (0.0, inputs.MAX_SECONDS),
+    "request_timeout": (0.0, inputs.MAX_SECONDS),
+    "base_delay": (0.0, inputs.MAX_SECONDS),
+    "max_delay": (0.0, inputs.MAX_SECONDS),
+    "jitter": (0.0, 1.0),
+    "max_failures": (1, 1000),
+    "parallel": (1, 64),
+    "ack_batch": (1, 10_000),
+}
+#: fields that must be more than their minimum (a timeout of 0 would fail every request)
+_MORE_THAN_ZERO = frozenset({"connect_timeout", "request_timeout"})
+
+
 def backoff_delay(
     failures: int,
     *,
@@ -56,7 +73,8 @@ def backoff_delay(
 
 def policy_from_config(cfg: Mapping[str, Any]) -> UploadPolicy:
     """The policy with the config file's ``[upload]`` overrides (e.g. longer timeouts for a
-    slow Tor circuit); raises ValueError naming a bad key."""
+    slow Tor circuit); raises ValueError (:class:`probe.inputs.InputError`) naming a bad key:
+    not a number, not finite (TOML has ``nan`` and ``inf``), or out of its range."""
     table = cfg.get("upload", {})
     if not isinstance(table, Mapping):
         raise ValueError("config file: upload must be a table")
@@ -64,13 +82,18 @@ def policy_from_config(cfg: Mapping[str, Any]) -> UploadPolicy:
     for spec in fields(UploadPolicy):
         if spec.name not in table:
             continue
-        value = table[spec.name]
-        kind = int if spec.type in ("int", int) else float
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"config file: upload.{spec.name} must be a positive number")
-        if kind is int and not isinstance(value, int):
-            raise ValueError(f"config file: upload.{spec.name} must be a whole number")
-        changes[spec.name] = kind(value)
+        low, high = _BOUNDS[spec.name]
+        integer = spec.type in ("int", int)
+        value = inputs.number(
+            table[spec.name],
+            name=f"config file: upload.{spec.name}",
+            minimum=low,
+            maximum=high,
+            integer=integer,
+            exclusive_minimum=spec.name in _MORE_THAN_ZERO,
+            text=False,
+        )
+        changes[spec.name] = int(value) if integer else float(value)
     unknown = set(table) - {spec.name for spec in fields(UploadPolicy)}
     if unknown:
         raise ValueError(f"config file: unknown upload.{sorted(unknown)[0]}")

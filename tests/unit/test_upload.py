@@ -4,6 +4,7 @@ a blockpage instead of the collector, `probe upload` killed with `kill -9` mid-d
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -83,7 +84,18 @@ def test_backoff_is_exponential_jittered_and_bounded(
 def test_policy_overrides_from_the_config_file() -> None:
     policy = policy_from_config({"upload": {"request_timeout": 120, "max_failures": 2}})
     assert policy.request_timeout == 120.0 and policy.max_failures == 2
-    for bad in ({"max_failures": 1.5}, {"base_delay": -1}, {"nope": 1}, {"parallel": True}):
+    for bad in (
+        {"max_failures": 1.5},
+        {"base_delay": -1},
+        {"nope": 1},
+        {"parallel": True},
+        {"connect_timeout": math.nan},
+        {"request_timeout": math.inf},
+        {"connect_timeout": 0},
+        {"jitter": 2.0},
+        {"parallel": 0},
+        {"max_delay": 1e400},
+    ):
         with pytest.raises(ValueError):
             policy_from_config({"upload": bad})
 
